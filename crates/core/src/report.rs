@@ -1,0 +1,357 @@
+//! Report maths: groups facts (token counts per identity, model, region, operation, time bucket
+//! and price class) by the keys a user asks for, attributes and prices them, and sums.
+//!
+//! Money is derived here, at read time, from the catalog: a catalog change reprices history.
+//! Sums are integer pico-dollars, rounded to nano-dollars once per row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::attribution::{Attribution, Attributor, Identity, Via};
+use crate::money::NanoUsd;
+use crate::pricing::{normalize_model_id, ModelName, PriceCatalog, Unpriced};
+use crate::record::Tokens;
+use crate::time::{day_label, month_label, week_label, Zone, MS_PER_DAY};
+
+/// What a report can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupKey {
+    Developer,
+    Team,
+    CostCenter,
+    Model,
+    Principal,
+    Operation,
+    Region,
+    Day,
+    Week,
+    Month,
+}
+
+impl GroupKey {
+    pub const ALL: [GroupKey; 10] = [
+        GroupKey::Developer,
+        GroupKey::Team,
+        GroupKey::CostCenter,
+        GroupKey::Model,
+        GroupKey::Principal,
+        GroupKey::Operation,
+        GroupKey::Region,
+        GroupKey::Day,
+        GroupKey::Week,
+        GroupKey::Month,
+    ];
+
+    pub fn parse(s: &str) -> Option<GroupKey> {
+        GroupKey::ALL.into_iter().find(|k| k.cli_name() == s || k.field_name() == s)
+    }
+
+    /// As written after `--by`.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            GroupKey::CostCenter => "cost-center",
+            k => k.field_name(),
+        }
+    }
+
+    /// As a JSON field or CSV column.
+    pub fn field_name(self) -> &'static str {
+        match self {
+            GroupKey::Developer => "developer",
+            GroupKey::Team => "team",
+            GroupKey::CostCenter => "cost_center",
+            GroupKey::Model => "model",
+            GroupKey::Principal => "principal",
+            GroupKey::Operation => "operation",
+            GroupKey::Region => "region",
+            GroupKey::Day => "day",
+            GroupKey::Week => "week",
+            GroupKey::Month => "month",
+        }
+    }
+
+    fn is_time(self) -> bool {
+        matches!(self, GroupKey::Day | GroupKey::Week | GroupKey::Month)
+    }
+}
+
+/// Aggregated facts of one (bucket, identity, model, region, operation, price class).
+#[derive(Debug, Clone)]
+pub struct Fact<'a> {
+    /// Any instant inside the fact's time bucket (buckets never straddle a UTC day or a local
+    /// quarter hour).
+    pub bucket_ms: i64,
+    /// Index into the identity table given to [`ReportBuilder::new`].
+    pub identity: usize,
+    /// Index into the model-id table.
+    pub model: usize,
+    pub region: &'a str,
+    pub operation: &'a str,
+    /// The calls' input sides exceeded the long-context threshold.
+    pub long_context: bool,
+    pub calls: u64,
+    pub errors: u64,
+    pub tokens: Tokens,
+}
+
+/// Which facts a report keeps (after attribution).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub developers: Vec<String>,
+    pub teams: Vec<String>,
+    /// Matches the normalized model key (`claude-sonnet-4-5`), as a substring, or the raw id.
+    pub models: Vec<String>,
+}
+
+/// The figures of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub calls: u64,
+    pub errors: u64,
+    pub tokens: Tokens,
+    /// Cost of the priced calls.
+    pub cost: NanoUsd,
+    pub unpriced_calls: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    calls: u64,
+    errors: u64,
+    tokens: Tokens,
+    pico: i128,
+    unpriced_calls: u64,
+}
+
+impl Acc {
+    fn figures(&self) -> Figures {
+        Figures { calls: self.calls, errors: self.errors, tokens: self.tokens, cost: NanoUsd::from_pico(self.pico), unpriced_calls: self.unpriced_calls }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// One value per group key; `None` where the key has no value (a developer with no team).
+    pub keys: Vec<Option<String>>,
+    pub figures: Figures,
+}
+
+/// A model that could not be priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpricedModel {
+    pub model_id: String,
+    pub reason: String,
+    pub calls: u64,
+}
+
+/// A principal whose calls could not be told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPrincipal {
+    pub principal: String,
+    pub reason: String,
+    pub calls: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageReport {
+    pub keys: Vec<GroupKey>,
+    pub rows: Vec<ReportRow>,
+    pub total: Figures,
+    pub unpriced: Vec<UnpricedModel>,
+    pub shared: Vec<SharedPrincipal>,
+}
+
+struct ModelInfo {
+    name: ModelName,
+    label: String,
+}
+
+/// Builds a [`UsageReport`] from facts.
+pub struct ReportBuilder<'a> {
+    keys: Vec<GroupKey>,
+    zone: Zone,
+    filters: Filters,
+    catalog: &'a PriceCatalog,
+    model_ids: &'a [String],
+    models: Vec<ModelInfo>,
+    attributions: Vec<Attribution>,
+    identities: &'a [Identity],
+    attributor: &'a Attributor<'a>,
+    day_labels: HashMap<i64, i64>,
+    groups: HashMap<Vec<Option<String>>, Acc>,
+    total: Acc,
+    unpriced: BTreeMap<String, (String, u64)>,
+    shared: BTreeMap<String, u64>,
+}
+
+impl<'a> ReportBuilder<'a> {
+    pub fn new(
+        keys: Vec<GroupKey>,
+        zone: Zone,
+        filters: Filters,
+        catalog: &'a PriceCatalog,
+        attributor: &'a Attributor<'a>,
+        identities: &'a [Identity],
+        model_ids: &'a [String],
+        app_profiles: &HashMap<String, String>,
+    ) -> ReportBuilder<'a> {
+        let models = model_ids
+            .iter()
+            .map(|id| {
+                let name = normalize_model_id(id, app_profiles);
+                let label = name.key.clone().unwrap_or_else(|| id.clone());
+                ModelInfo { name, label }
+            })
+            .collect();
+        let attributions = identities.iter().map(|i| attributor.attribute(i)).collect();
+        ReportBuilder {
+            keys,
+            zone,
+            filters,
+            catalog,
+            model_ids,
+            models,
+            attributions,
+            identities,
+            attributor,
+            day_labels: HashMap::new(),
+            groups: HashMap::new(),
+            total: Acc::default(),
+            unpriced: BTreeMap::new(),
+            shared: BTreeMap::new(),
+        }
+    }
+
+    fn keep(&self, a: &Attribution, m: &ModelInfo, raw: &str) -> bool {
+        let f = &self.filters;
+        (f.developers.is_empty() || f.developers.iter().any(|d| *d == a.developer))
+            && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref()))
+            && (f.models.is_empty() || f.models.iter().any(|q| raw == q || m.label.contains(q.as_str())))
+    }
+
+    pub fn add(&mut self, fact: &Fact) {
+        let a = &self.attributions[fact.identity];
+        let m = &self.models[fact.model];
+        let raw = &self.model_ids[fact.model];
+        if !self.keep(a, m, raw) {
+            return;
+        }
+        let utc_day = fact.bucket_ms.div_euclid(MS_PER_DAY);
+        let priced = self
+            .catalog
+            .decide(&m.name, raw, utc_day, fact.long_context)
+            .and_then(|d| d.rates.cost_pico(&fact.tokens).ok_or(Unpriced::NoOneHourRate(d.key)));
+        let (pico, unpriced_calls) = match priced {
+            Ok(p) => (p, 0),
+            Err(why) => {
+                // Calls that failed with no tokens cost nothing whatever the model: they are not
+                // "unpriced" in any way that matters to a bill.
+                if fact.tokens.total() == 0 {
+                    (0, 0)
+                } else {
+                    let e = self.unpriced.entry(raw.clone()).or_insert_with(|| (why.to_string(), 0));
+                    e.1 += fact.calls;
+                    (0, fact.calls)
+                }
+            }
+        };
+        if a.via == Via::Shared {
+            *self.shared.entry(self.identities[fact.identity].principal.clone()).or_default() += fact.calls;
+        }
+        let local_day = if self.keys.iter().any(|k| k.is_time()) {
+            let zone = &self.zone;
+            *self.day_labels.entry(fact.bucket_ms).or_insert_with(|| zone.local_day(fact.bucket_ms))
+        } else {
+            0
+        };
+        let key: Vec<Option<String>> = self
+            .keys
+            .iter()
+            .map(|k| match k {
+                GroupKey::Developer => Some(a.developer.clone()),
+                GroupKey::Team => a.team.clone(),
+                GroupKey::CostCenter => a.cost_center.clone(),
+                GroupKey::Model => Some(m.label.clone()),
+                GroupKey::Principal => {
+                    let p = &self.identities[fact.identity].principal;
+                    Some(if p.is_empty() { "unknown".to_string() } else { p.clone() })
+                }
+                GroupKey::Operation => Some(fact.operation.to_string()).filter(|s| !s.is_empty()),
+                GroupKey::Region => Some(fact.region.to_string()).filter(|s| !s.is_empty()),
+                GroupKey::Day => Some(day_label(local_day)),
+                GroupKey::Week => Some(week_label(local_day)),
+                GroupKey::Month => Some(month_label(local_day)),
+            })
+            .collect();
+        for acc in [self.groups.entry(key).or_default(), &mut self.total] {
+            acc.calls += fact.calls;
+            acc.errors += fact.errors;
+            acc.tokens.add(&fact.tokens);
+            acc.pico += pico;
+            acc.unpriced_calls += unpriced_calls;
+        }
+    }
+
+    pub fn finish(self) -> UsageReport {
+        let time_first = self.keys.iter().any(|k| k.is_time());
+        let mut rows: Vec<ReportRow> = self.groups.into_iter().map(|(keys, acc)| ReportRow { keys, figures: acc.figures() }).collect();
+        if time_first {
+            rows.sort_by(|a, b| a.keys.cmp(&b.keys));
+        } else {
+            rows.sort_by(|a, b| {
+                b.figures.cost.cmp(&a.figures.cost).then(b.figures.calls.cmp(&a.figures.calls)).then(a.keys.cmp(&b.keys))
+            });
+        }
+        let attributor = self.attributor;
+        UsageReport {
+            keys: self.keys,
+            rows,
+            total: self.total.figures(),
+            unpriced: self.unpriced.into_iter().map(|(model_id, (reason, calls))| UnpricedModel { model_id, reason, calls }).collect(),
+            shared: self
+                .shared
+                .into_iter()
+                .map(|(principal, calls)| SharedPrincipal {
+                    reason: attributor.shared_reasons.get(&principal).cloned().unwrap_or_default(),
+                    principal,
+                    calls,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::time::parse_timestamp_ms;
+
+    #[test]
+    fn groups_prices_and_flags() {
+        let config = Config::defaults();
+        let identities = vec![
+            Identity { principal: "arn:aws:iam::1:user/alice".into(), signal: None },
+            Identity { principal: "arn:aws:sts::1:assumed-role/r/i-0a1b2c3d4e5f67890".into(), signal: None },
+        ];
+        let models = vec!["global.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(), "anthropic.claude-9".to_string()];
+        let attributor = Attributor::new(&config, &identities);
+        let catalog = PriceCatalog::embedded();
+        let mut b = ReportBuilder::new(vec![GroupKey::Developer], Zone::utc(), Filters::default(), &catalog, &attributor, &identities, &models, &HashMap::new());
+        let ts = parse_timestamp_ms("2026-11-03T10:00:00Z").expect("ts");
+        let million = Tokens { input: 1_000_000, ..Default::default() };
+        let fact = |identity, model, calls| Fact { bucket_ms: ts, identity, model, region: "us-east-1", operation: "Converse", long_context: false, calls, errors: 0, tokens: million };
+        b.add(&fact(0, 0, 2));
+        b.add(&fact(0, 1, 1));
+        b.add(&fact(1, 0, 1));
+        let r = b.finish();
+        assert_eq!(r.rows.len(), 2);
+        let alice = r.rows.iter().find(|row| row.keys[0].as_deref() == Some("alice")).expect("alice");
+        assert_eq!(alice.figures.calls, 3);
+        assert_eq!(alice.figures.cost, NanoUsd(3_000_000_000));
+        assert_eq!(alice.figures.unpriced_calls, 1);
+        assert_eq!(r.unpriced.len(), 1);
+        assert_eq!(r.shared.len(), 1);
+        assert_eq!(r.total.cost, NanoUsd(6_000_000_000));
+        assert!(r.rows.iter().any(|row| row.keys[0].as_deref() == Some("shared:r/i-0a1b2c3d4e5f67890")));
+    }
+}
