@@ -113,9 +113,10 @@ pub fn normalize_model_id(model_id: &str, app_profiles: &HashMap<String, String>
 fn strip_version(name: &str) -> String {
     // Everything after the first ':' is a version or context-window qualifier.
     let mut s = name.split(':').next().unwrap_or(name).to_ascii_lowercase();
-    // A trailing `-vN`.
+    // A trailing `-vN`, unless it is the model's own name (`claude-v2`, `claude-instant-v1`):
+    // a versioned id keeps a digit (generation or date) before it.
     if let Some(i) = s.rfind("-v") {
-        if s[i + 2..].chars().all(|c| c.is_ascii_digit()) && i + 2 < s.len() {
+        if i + 2 < s.len() && s[i + 2..].chars().all(|c| c.is_ascii_digit()) && s[..i].chars().any(|c| c.is_ascii_digit()) {
             s.truncate(i);
         }
     }
@@ -468,6 +469,8 @@ mod tests {
             ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", IdForm::ApplicationProfileArn, Geography::InRegion, None),
             ("anthropic.claude-opus-4-6-v1", IdForm::Plain, Geography::InRegion, Some("claude-opus-4-6")),
             ("anthropic.claude-sonnet-4-6", IdForm::Plain, Geography::InRegion, Some("claude-sonnet-4-6")),
+            ("anthropic.claude-v2:1", IdForm::Plain, Geography::InRegion, Some("claude-v2")),
+            ("anthropic.claude-instant-v1", IdForm::Plain, Geography::InRegion, Some("claude-instant-v1")),
             ("anthropic.claude-3-5-sonnet-20240620-v1:0:200k", IdForm::Plain, Geography::InRegion, Some("claude-3-5-sonnet")),
         ];
         for (id, form, geo, key) in cases {

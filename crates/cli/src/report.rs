@@ -1,0 +1,235 @@
+//! `report`: checks the report flags, reads facts from the store, runs the core's report maths
+//! and prints the result. Warnings (unpriced models, shared principals) go to stderr.
+
+use anyhow::{bail, Result};
+use bedrock_usage_core::money::group_thousands;
+use bedrock_usage_core::report::{Fact, Filters, GroupKey, ReportBuilder, UsageReport};
+use bedrock_usage_core::time::{parse_date, parse_timestamp_ms, Zone, MS_PER_DAY};
+use bedrock_usage_core::{Attributor, Config, PriceCatalog};
+
+use crate::output::{emit, Cell, Format, Records, Table};
+use crate::store::Store;
+
+/// A checked report request.
+pub struct ReportRequest {
+    pub keys: Vec<GroupKey>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub zone: Zone,
+    pub filters: Filters,
+}
+
+impl ReportRequest {
+    pub fn all_by(keys: Vec<GroupKey>) -> ReportRequest {
+        ReportRequest { keys, since: None, until: None, zone: Zone::utc(), filters: Filters::default() }
+    }
+
+    pub fn from_args(
+        by: &[String],
+        since: Option<&str>,
+        until: Option<&str>,
+        tz: &str,
+        developers: &[String],
+        teams: &[String],
+        models: &[String],
+    ) -> Result<ReportRequest> {
+        let mut keys = Vec::new();
+        for k in by.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            match GroupKey::parse(k) {
+                Some(g) if keys.contains(&g) => bail!("--by: `{k}` is given twice"),
+                Some(g) => keys.push(g),
+                None => bail!(
+                    "--by: unknown key `{k}`; the keys are {}",
+                    GroupKey::ALL.iter().map(|k| k.cli_name()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        if keys.is_empty() {
+            bail!("--by: give at least one key");
+        }
+        let zone = Zone::named(tz)?;
+        let now = now_ms();
+        let since = since.map(|s| parse_when(s, &zone, now, false, "--since")).transpose()?;
+        let until = until.map(|s| parse_when(s, &zone, now, true, "--until")).transpose()?;
+        if let (Some(a), Some(b)) = (since, until) {
+            if a >= b {
+                bail!("--since must be before --until");
+            }
+        }
+        Ok(ReportRequest {
+            keys,
+            since,
+            until,
+            zone,
+            filters: Filters { developers: developers.to_vec(), teams: teams.to_vec(), models: models.to_vec() },
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A date (local midnight in `zone`; for `--until` the whole day is included), an RFC 3339
+/// time, or a duration back from now (`30m`, `12h`, `7d`, `2w`).
+pub fn parse_when(s: &str, zone: &Zone, now: i64, is_until: bool, flag: &str) -> Result<i64> {
+    let t = s.trim();
+    if let Some(day) = parse_date(t) {
+        return Ok(zone.day_start_ms(if is_until { day + 1 } else { day }));
+    }
+    if let Some(ms) = parse_timestamp_ms(t) {
+        return Ok(ms);
+    }
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => MS_PER_DAY,
+        "w" => 7 * MS_PER_DAY,
+        _ => 0,
+    };
+    match num.parse::<i64>() {
+        Ok(n) if unit_ms > 0 => Ok(now - n.saturating_mul(unit_ms)),
+        _ => bail!("{flag}: `{s}` is not a date (2026-11-01), an RFC 3339 time (2026-11-01T09:00:00Z) or a duration (30m, 12h, 7d, 2w)"),
+    }
+}
+
+pub fn build(store: &Store, config: &Config, catalog: &PriceCatalog, req: &ReportRequest) -> Result<UsageReport> {
+    let local_periods = req.keys.iter().any(|k| matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month));
+    let utc_days_ok = !local_periods || req.zone.name() == "UTC";
+    let facts = store.facts(req.since, req.until, utc_days_ok)?;
+    let attributor = Attributor::new(config, &facts.identities);
+    let mut b = ReportBuilder::new(
+        req.keys.clone(),
+        req.zone.clone(),
+        req.filters.clone(),
+        catalog,
+        &attributor,
+        &facts.identities,
+        &facts.model_ids,
+        &config.models,
+    );
+    for r in &facts.rows {
+        b.add(&Fact {
+            bucket_ms: r.bucket_ms,
+            identity: r.identity,
+            model: r.model,
+            region: &facts.strings[r.region],
+            operation: &facts.strings[r.operation],
+            long_context: r.long_context,
+            calls: r.calls,
+            errors: r.errors,
+            tokens: r.tokens,
+        });
+    }
+    Ok(b.finish())
+}
+
+const FIGURES: [&str; 11] = [
+    "calls",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_calls",
+];
+
+/// Prints the report to stdout and, with `warn`, its warnings to stderr.
+pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
+    match format {
+        Format::Json | Format::Csv => {
+            let mut fields: Vec<String> = r.keys.iter().map(|k| k.field_name().to_string()).collect();
+            fields.extend(FIGURES.iter().map(|s| s.to_string()));
+            let rows = r
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut cells: Vec<Cell> = row.keys.iter().map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null)).collect();
+                    let f = &row.figures;
+                    let t = &f.tokens;
+                    cells.extend([
+                        Cell::int(f.calls),
+                        Cell::int(f.errors),
+                        Cell::int(t.input),
+                        Cell::int(t.output),
+                        Cell::int(t.cache_read),
+                        Cell::int(t.cache_write()),
+                        Cell::int(t.cache_write_5m),
+                        Cell::int(t.cache_write_1h),
+                        Cell::int(t.total()),
+                        Cell::Number(f.cost.to_decimal_micros()),
+                        Cell::int(f.unpriced_calls),
+                    ]);
+                    cells
+                })
+                .collect();
+            let rec = Records { fields, rows };
+            emit(&if format == Format::Json { rec.to_json() } else { rec.to_csv() })?;
+        }
+        Format::Table | Format::Markdown => {
+            let any_unpriced = r.total.unpriced_calls > 0;
+            let mut headers: Vec<String> = r.keys.iter().map(|k| k.cli_name().to_string()).collect();
+            headers.extend(["calls", "errors", "input", "output", "cache read", "cache write", "total tokens", "cost"].map(String::from));
+            if any_unpriced {
+                headers.push("unpriced calls".into());
+            }
+            let mut right = vec![false; r.keys.len()];
+            right.extend(std::iter::repeat_n(true, headers.len() - r.keys.len()));
+            let figures = |f: &bedrock_usage_core::report::Figures| {
+                let t = &f.tokens;
+                let mut v = vec![
+                    group_thousands(f.calls),
+                    group_thousands(f.errors),
+                    group_thousands(t.input),
+                    group_thousands(t.output),
+                    group_thousands(t.cache_read),
+                    group_thousands(t.cache_write()),
+                    group_thousands(t.total()),
+                    // Never show $0 for calls nobody could price.
+                    if f.unpriced_calls > 0 && f.cost.0 == 0 { "unpriced".to_string() } else { f.cost.to_display() },
+                ];
+                if any_unpriced {
+                    v.push(group_thousands(f.unpriced_calls));
+                }
+                v
+            };
+            let rows = r
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut v: Vec<String> = row.keys.iter().map(|k| k.clone().unwrap_or_else(|| "-".into())).collect();
+                    v.extend(figures(&row.figures));
+                    v
+                })
+                .collect();
+            let mut footer = vec![String::new(); r.keys.len()];
+            footer[0] = format!("total ({} rows)", r.rows.len());
+            footer.extend(figures(&r.total));
+            let t = Table { headers, right, rows, footer: Some(footer) };
+            emit(&if format == Format::Table { t.render() } else { t.render_markdown() })?;
+        }
+    }
+    if warn {
+        print_warnings(r);
+    }
+    Ok(())
+}
+
+pub fn print_warnings(r: &UsageReport) {
+    for u in &r.unpriced {
+        eprintln!("warning: {} calls of `{}` are unpriced (not counted in cost): {}", group_thousands(u.calls), u.model_id, u.reason);
+    }
+    for s in &r.shared {
+        eprintln!(
+            "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, or alias it in the config",
+            group_thousands(s.calls),
+            s.principal,
+            s.reason
+        );
+    }
+}

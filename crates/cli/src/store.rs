@@ -1,0 +1,495 @@
+//! The store: one SQLite file (WAL) of facts. No bodies, no money.
+//!
+//! Rules kept here, pinned by the CLI tests:
+//! - Exactly once: an invocation is identified by its requestId (`invocation.request_id` is the
+//!   primary key); a record already stored is ignored, wherever and whenever it comes from.
+//! - Rollups change only for rows actually inserted, in the same transaction, so they always
+//!   equal the sum of the stored invocations.
+//! - A source's checkpoint (how far a file was read) is written in the same transaction as the
+//!   rows it covers: a crash at any instant loses nothing and counts nothing twice.
+//!
+//! Rollups come at two grains: quarter hours (`rollup_q`, any time zone's local days are unions of
+//! them) and UTC days (`rollup_d`). A report reads whole UTC days from `rollup_d` where it can,
+//! quarter hours at the edges, and raw invocations only for the partial quarter hours at the very
+//! edges of a `--since`/`--until` range, so it stays exact at any boundary and fast at any size.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use bedrock_usage_core::pricing::LONG_CONTEXT_THRESHOLD;
+use bedrock_usage_core::time::MS_PER_DAY;
+use bedrock_usage_core::{Identity, Invocation, Tokens};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+pub const QUARTER_MS: i64 = 15 * 60_000;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identity (
+    id INTEGER PRIMARY KEY,
+    principal TEXT NOT NULL,
+    signal_key TEXT NOT NULL DEFAULT '',
+    signal TEXT NOT NULL DEFAULT '',
+    UNIQUE (principal, signal_key, signal)
+);
+CREATE TABLE model (id INTEGER PRIMARY KEY, model_id TEXT NOT NULL UNIQUE);
+CREATE TABLE invocation (
+    request_id TEXT PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    identity_id INTEGER NOT NULL REFERENCES identity(id),
+    model_ref INTEGER NOT NULL REFERENCES model(id),
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    inference_region TEXT,
+    operation TEXT NOT NULL,
+    error_code TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL,
+    cache_write_1h_tokens INTEGER NOT NULL,
+    request_metadata TEXT
+) WITHOUT ROWID;
+CREATE INDEX invocation_ts ON invocation (ts_ms);
+CREATE TABLE rollup_q (
+    bucket_ms INTEGER NOT NULL, identity_id INTEGER NOT NULL, model_ref INTEGER NOT NULL,
+    region TEXT NOT NULL, operation TEXT NOT NULL, long_context INTEGER NOT NULL,
+    calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL, cache_write_1h_tokens INTEGER NOT NULL,
+    PRIMARY KEY (bucket_ms, identity_id, model_ref, region, operation, long_context)
+) WITHOUT ROWID;
+CREATE TABLE rollup_d (
+    bucket_ms INTEGER NOT NULL, identity_id INTEGER NOT NULL, model_ref INTEGER NOT NULL,
+    region TEXT NOT NULL, operation TEXT NOT NULL, long_context INTEGER NOT NULL,
+    calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL, cache_write_1h_tokens INTEGER NOT NULL,
+    PRIMARY KEY (bucket_ms, identity_id, model_ref, region, operation, long_context)
+) WITHOUT ROWID;
+CREATE TABLE source (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    fingerprint_len INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    gzip INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+"#,
+];
+
+/// How far a file has been read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub path: String,
+    /// Hash of the first `fingerprint_len` bytes of the file, to tell a replaced file.
+    pub fingerprint: String,
+    pub fingerprint_len: u64,
+    pub size: u64,
+    pub gzip: bool,
+    /// Bytes consumed: of the file for plain files, of the decompressed stream for gzip.
+    pub offset: u64,
+    /// Lines consumed (for line numbers in messages on resume).
+    pub lines: u64,
+    pub complete: bool,
+    /// Records seen in this source so far (inserted or duplicate).
+    pub records: u64,
+}
+
+/// What one write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
+struct RollupKey {
+    bucket_ms: i64,
+    identity: i64,
+    model: i64,
+    region: String,
+    operation: String,
+    long_context: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct RollupDelta {
+    calls: u64,
+    errors: u64,
+    tokens: Tokens,
+}
+
+/// Facts read back for a report, with their lookup tables.
+#[derive(Debug, Default)]
+pub struct FactSet {
+    pub identities: Vec<Identity>,
+    pub model_ids: Vec<String>,
+    pub strings: Vec<String>,
+    pub rows: Vec<FactRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FactRow {
+    pub bucket_ms: i64,
+    pub identity: usize,
+    pub model: usize,
+    pub region: usize,
+    pub operation: usize,
+    pub long_context: bool,
+    pub calls: u64,
+    pub errors: u64,
+    pub tokens: Tokens,
+}
+
+pub struct Store {
+    conn: Connection,
+    identities: HashMap<(String, String, String), i64>,
+    models: HashMap<String, i64>,
+}
+
+/// The default store: `bedrock-usage/usage.db` in the user's data directory.
+pub fn default_path() -> Option<std::path::PathBuf> {
+    dirs::data_dir().map(|d| d.join("bedrock-usage").join("usage.db"))
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("cannot open the store {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL + NORMAL: a committed transaction survives a killed process; on power loss only the
+        // last few commits can roll back, and their checkpoints roll back with them.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        let mut store = Store { conn, identities: HashMap::new(), models: HashMap::new() };
+        store.migrate().with_context(|| format!("cannot prepare the store {}", path.display()))?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            anyhow::bail!("the store was written by a newer bedrock-usage (schema {version}, this one knows {})", MIGRATIONS.len());
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn checkpoint(&self, path: &str) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records FROM source WHERE path = ?1",
+                [path],
+                |r| {
+                    Ok(Checkpoint {
+                        path: r.get(0)?,
+                        fingerprint: r.get(1)?,
+                        fingerprint_len: r.get::<_, i64>(2)? as u64,
+                        size: r.get::<_, i64>(3)? as u64,
+                        gzip: r.get(4)?,
+                        offset: r.get::<_, i64>(5)? as u64,
+                        lines: r.get::<_, i64>(6)? as u64,
+                        complete: r.get(7)?,
+                        records: r.get::<_, i64>(8)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores `records` (ignoring those already stored) and the checkpoints that cover them, in
+    /// one transaction. `metadata_keys` decides which request-metadata key names a developer.
+    pub fn write(&mut self, records: &[Invocation], checkpoints: &[Checkpoint], metadata_keys: &[String]) -> Result<WriteOutcome> {
+        let result = self.write_inner(records, checkpoints, metadata_keys);
+        if result.is_err() {
+            // Ids handed out inside a rolled-back transaction must not be reused.
+            self.identities.clear();
+            self.models.clear();
+        }
+        result
+    }
+
+    fn write_inner(&mut self, records: &[Invocation], checkpoints: &[Checkpoint], metadata_keys: &[String]) -> Result<WriteOutcome> {
+        let tx = self.conn.transaction()?;
+        let mut out = WriteOutcome::default();
+        let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for inv in records {
+                let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
+                let identity = identity_id(&tx, &mut self.identities, &inv.principal, sk, sv)?;
+                let model = model_ref(&tx, &mut self.models, &inv.model_id)?;
+                let t = &inv.tokens;
+                let metadata = if inv.request_metadata.is_empty() {
+                    None
+                } else {
+                    let map: serde_json::Map<String, serde_json::Value> =
+                        inv.request_metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+                    Some(serde_json::Value::Object(map).to_string())
+                };
+                let n = insert.execute(params![
+                    inv.request_id,
+                    inv.timestamp_ms,
+                    identity,
+                    model,
+                    inv.account_id,
+                    inv.region,
+                    inv.inference_region,
+                    inv.operation,
+                    inv.error_code,
+                    t.input as i64,
+                    t.output as i64,
+                    t.cache_read as i64,
+                    t.cache_write_5m as i64,
+                    t.cache_write_1h as i64,
+                    metadata,
+                ])?;
+                if n == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.inserted += 1;
+                let key = RollupKey {
+                    bucket_ms: inv.timestamp_ms.div_euclid(QUARTER_MS) * QUARTER_MS,
+                    identity,
+                    model,
+                    region: inv.region.clone(),
+                    operation: inv.operation.clone(),
+                    long_context: t.input_side() > LONG_CONTEXT_THRESHOLD,
+                };
+                let d = quarter.entry(key).or_default();
+                d.calls += 1;
+                d.errors += inv.error_code.is_some() as u64;
+                d.tokens.add(t);
+            }
+        }
+        let mut daily: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        for (k, d) in &quarter {
+            let mut dk = k.clone();
+            dk.bucket_ms = k.bucket_ms.div_euclid(MS_PER_DAY) * MS_PER_DAY;
+            let e = daily.entry(dk).or_default();
+            e.calls += d.calls;
+            e.errors += d.errors;
+            e.tokens.add(&d.tokens);
+        }
+        upsert_rollup(&tx, "rollup_q", &quarter)?;
+        upsert_rollup(&tx, "rollup_d", &daily)?;
+        let now = now_ms();
+        for c in checkpoints {
+            tx.execute(
+                "INSERT INTO source (path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms",
+                params![c.path, c.fingerprint, c.fingerprint_len as i64, c.size as i64, c.gzip, c.offset as i64, c.lines as i64, c.complete, c.records as i64, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Facts in `[since, until)` (epoch ms), from the coarsest rollup that is exact for them.
+    /// `utc_days_ok`: whole UTC days may be read from the daily rollup (false when the report
+    /// groups by local calendar periods of a zone that is not UTC).
+    pub fn facts(&self, since: Option<i64>, until: Option<i64>, utc_days_ok: bool) -> Result<FactSet> {
+        let mut set = FactSet::default();
+        let mut identity_index = HashMap::new();
+        {
+            let mut st = self.conn.prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let key: String = r.get(2)?;
+                let signal = if key.is_empty() { None } else { Some((key, r.get(3)?)) };
+                identity_index.insert(id, set.identities.len());
+                set.identities.push(Identity { principal: r.get(1)?, signal });
+            }
+        }
+        let mut model_index = HashMap::new();
+        {
+            let mut st = self.conn.prepare("SELECT id, model_id FROM model ORDER BY id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                model_index.insert(r.get::<_, i64>(0)?, set.model_ids.len());
+                set.model_ids.push(r.get(1)?);
+            }
+        }
+        let mut strings: HashMap<String, usize> = HashMap::new();
+        let lo = since.unwrap_or(i64::MIN / 4);
+        let hi = until.unwrap_or(i64::MAX / 4);
+        if lo >= hi {
+            return Ok(set);
+        }
+        // [lo, hi) = raw head + quarter head + days + quarter tail + raw tail.
+        let q_lo = ceil_to(lo, QUARTER_MS);
+        let q_hi = floor_to(hi, QUARTER_MS);
+        let mut pieces: Vec<(&str, i64, i64)> = Vec::new();
+        if q_lo >= q_hi {
+            pieces.push(("raw", lo, hi));
+        } else {
+            pieces.push(("raw", lo, q_lo));
+            let (d_lo, d_hi) = (ceil_to(q_lo, MS_PER_DAY), floor_to(q_hi, MS_PER_DAY));
+            if utc_days_ok && d_lo < d_hi {
+                pieces.push(("rollup_q", q_lo, d_lo));
+                pieces.push(("rollup_d", d_lo, d_hi));
+                pieces.push(("rollup_q", d_hi, q_hi));
+            } else {
+                pieces.push(("rollup_q", q_lo, q_hi));
+            }
+            pieces.push(("raw", q_hi, hi));
+        }
+        for (table, a, b) in pieces {
+            if a >= b {
+                continue;
+            }
+            let sql = if table == "raw" {
+                "SELECT ts_ms, identity_id, model_ref, region, operation,
+                        (input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) > ?3,
+                        1, error_code IS NOT NULL, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                 FROM invocation WHERE ts_ms >= ?1 AND ts_ms < ?2"
+                    .to_string()
+            } else {
+                format!(
+                    "SELECT bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors,
+                            input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                     FROM {table} WHERE bucket_ms >= ?1 AND bucket_ms < ?2 AND ?3 >= 0"
+                )
+            };
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query(params![a, b, LONG_CONTEXT_THRESHOLD as i64])?;
+            while let Some(r) = rows.next()? {
+                let region = intern(&mut strings, &mut set.strings, r.get_ref(3)?.as_str()?);
+                let operation = intern(&mut strings, &mut set.strings, r.get_ref(4)?.as_str()?);
+                let identity = *identity_index.get(&r.get::<_, i64>(1)?).context("a fact names an identity the store does not have")?;
+                let model = *model_index.get(&r.get::<_, i64>(2)?).context("a fact names a model the store does not have")?;
+                set.rows.push(FactRow {
+                    bucket_ms: r.get(0)?,
+                    identity,
+                    model,
+                    region,
+                    operation,
+                    long_context: r.get(5)?,
+                    calls: r.get::<_, i64>(6)? as u64,
+                    errors: r.get::<_, i64>(7)? as u64,
+                    tokens: Tokens {
+                        input: r.get::<_, i64>(8)? as u64,
+                        output: r.get::<_, i64>(9)? as u64,
+                        cache_read: r.get::<_, i64>(10)? as u64,
+                        cache_write_5m: r.get::<_, i64>(11)? as u64,
+                        cache_write_1h: r.get::<_, i64>(12)? as u64,
+                    },
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// Distinct model ids in the store with their call counts.
+    pub fn model_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT m.model_id, SUM(r.calls) FROM rollup_d r JOIN model m ON m.id = r.model_ref GROUP BY m.model_id ORDER BY m.model_id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn invocation_count(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+fn intern(index: &mut HashMap<String, usize>, table: &mut Vec<String>, s: &str) -> usize {
+    if let Some(&i) = index.get(s) {
+        return i;
+    }
+    table.push(s.to_string());
+    index.insert(s.to_string(), table.len() - 1);
+    table.len() - 1
+}
+
+fn ceil_to(v: i64, step: i64) -> i64 {
+    let f = floor_to(v, step);
+    if f == v {
+        v
+    } else {
+        f.saturating_add(step)
+    }
+}
+
+fn floor_to(v: i64, step: i64) -> i64 {
+    v.div_euclid(step) * step
+}
+
+fn identity_id(tx: &Transaction, cache: &mut HashMap<(String, String, String), i64>, principal: &str, key: &str, signal: &str) -> Result<i64> {
+    let k = (principal.to_string(), key.to_string(), signal.to_string());
+    if let Some(&id) = cache.get(&k) {
+        return Ok(id);
+    }
+    tx.execute("INSERT OR IGNORE INTO identity (principal, signal_key, signal) VALUES (?1, ?2, ?3)", params![principal, key, signal])?;
+    let id = tx.query_row("SELECT id FROM identity WHERE principal = ?1 AND signal_key = ?2 AND signal = ?3", params![principal, key, signal], |r| r.get(0))?;
+    cache.insert(k, id);
+    Ok(id)
+}
+
+fn model_ref(tx: &Transaction, cache: &mut HashMap<String, i64>, model_id: &str) -> Result<i64> {
+    if let Some(&id) = cache.get(model_id) {
+        return Ok(id);
+    }
+    tx.execute("INSERT OR IGNORE INTO model (model_id) VALUES (?1)", [model_id])?;
+    let id = tx.query_row("SELECT id FROM model WHERE model_id = ?1", [model_id], |r| r.get(0))?;
+    cache.insert(model_id.to_string(), id);
+    Ok(id)
+}
+
+fn upsert_rollup(tx: &Transaction, table: &str, deltas: &HashMap<RollupKey, RollupDelta>) -> Result<()> {
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
+           input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+           cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+           cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+           cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens"
+    ))?;
+    for (k, d) in deltas {
+        st.execute(params![
+            k.bucket_ms,
+            k.identity,
+            k.model,
+            k.region,
+            k.operation,
+            k.long_context,
+            d.calls as i64,
+            d.errors as i64,
+            d.tokens.input as i64,
+            d.tokens.output as i64,
+            d.tokens.cache_read as i64,
+            d.tokens.cache_write_5m as i64,
+            d.tokens.cache_write_1h as i64,
+        ])?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
