@@ -91,6 +91,10 @@ impl Invocation {
 pub enum RecordError {
     #[error("invalid JSON at column {column}: {message}")]
     Json { column: usize, message: String },
+    #[error("not an invocation record: a record is a JSON object, this line is {0}")]
+    NotAnObject(&'static str),
+    #[error("field `{field}`: {message}")]
+    Field { field: String, message: String },
     #[error("not an invocation record: schemaType is `{0}`, expected `ModelInvocationLog`")]
     WrongSchema(String),
     #[error("not an invocation record: missing field `{0}`")]
@@ -375,11 +379,28 @@ impl ObjectOrSkip<IgnoredAny> {
 
 /// Parses one record (one line of a delivered log object, or one CloudWatch event's message).
 pub fn parse_record(line: &[u8]) -> Result<Invocation, RecordError> {
-    let raw: RawRecord = serde_json::from_slice(line).map_err(|e| RecordError::Json {
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    })?;
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') => return Err(RecordError::NotAnObject("an array")),
+        Some(b'"') => return Err(RecordError::NotAnObject("a string")),
+        None => return Err(RecordError::NotAnObject("empty")),
+        Some(_) => {}
+    }
+    let raw: RawRecord = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) if e.classify() == serde_json::error::Category::Data => return Err(field_error(line, e)),
+        Err(e) => return Err(RecordError::Json { column: e.column(), message: strip_position(&e.to_string()) }),
+    };
     into_invocation(raw)
+}
+
+/// A value of the wrong type: parse again (a cold path) tracking the path, to name the field.
+fn field_error(line: &[u8], e: serde_json::Error) -> RecordError {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    match serde_path_to_error::deserialize::<_, RawRecord>(&mut de) {
+        Err(pe) if pe.path().iter().next().is_some() => RecordError::Field { field: pe.path().to_string(), message: strip_position(&pe.inner().to_string()) },
+        _ => RecordError::Json { column: e.column(), message: strip_position(&e.to_string()) },
+    }
 }
 
 fn strip_position(msg: &str) -> String {
@@ -501,8 +522,11 @@ mod tests {
     fn not_records() {
         assert_eq!(parse_record(br#"{"timestamp":"2026-11-03T02:14:07Z","modelId":"m"}"#), Err(RecordError::Missing("requestId")));
         assert!(matches!(parse_record(br#"{"schemaType":"Other","requestId":"r"}"#), Err(RecordError::WrongSchema(_))));
-        assert!(matches!(parse_record(b"[1,2]"), Err(RecordError::Json { .. })));
+        assert_eq!(parse_record(b"[1,2]"), Err(RecordError::NotAnObject("an array")));
         assert!(matches!(parse_record(br#"{"requestId":"r","timestamp":"yesterday","modelId":"m"}"#), Err(RecordError::BadTimestamp(_))));
-        assert!(matches!(parse_record(br#"{"requestId":"r","timestamp":"2026-11-03T02:14:07Z","modelId":"m","input":{"inputTokenCount":-1}}"#), Err(RecordError::Json { .. })));
+        assert_eq!(
+            parse_record(br#"{"requestId":"r","timestamp":"2026-11-03T02:14:07Z","modelId":"m","input":{"inputTokenCount":-1}}"#),
+            Err(RecordError::Field { field: "input.inputTokenCount".into(), message: "invalid value: integer `-1`, expected u64".into() })
+        );
     }
 }
