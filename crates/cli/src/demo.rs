@@ -554,18 +554,24 @@ pub fn write_corpus(dir: &Path, opts: &DemoOptions) -> Result<CorpusInfo> {
     Ok(CorpusInfo { objects, bytes, ledger })
 }
 
+/// The records of `ledger` as JSON lines (bodies as `opts` says, none offloaded).
+pub fn render_jsonl(opts: &DemoOptions, ledger: &[LedgerEntry]) -> Vec<u8> {
+    let mut rng = Rng::new(opts.seed.wrapping_add(1));
+    let pool = TextPool::new(&mut rng);
+    let mut buf = Vec::new();
+    for e in ledger {
+        write_record(&mut buf, e, &pool, &mut rng, None);
+    }
+    buf
+}
+
 /// The demo: generate a month, ingest it, report.
 pub fn run_demo(db: Option<&Path>, opts: &DemoOptions, format: Format) -> Result<u8> {
     let temp = std::env::temp_dir().join(format!("bedrock-usage-demo-{}", std::process::id()));
     std::fs::create_dir_all(&temp)?;
     let cleanup = TempDir(temp.clone());
     let ledger = generate(opts);
-    let mut rng = Rng::new(opts.seed.wrapping_add(1));
-    let pool = TextPool::new(&mut rng);
-    let mut buf = Vec::new();
-    for e in &ledger {
-        write_record(&mut buf, e, &pool, &mut rng, None);
-    }
+    let buf = render_jsonl(opts, &ledger);
     let log = temp.join("invocations.jsonl");
     std::fs::write(&log, &buf)?;
     let db_path: PathBuf = db.map(Path::to_path_buf).unwrap_or_else(|| temp.join("usage.db"));

@@ -426,10 +426,13 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
         let r = fill(&mut reader, &mut buf, CHUNK);
         let at_end = !matches!(r, Ok(false));
         // Cut after the last newline; keep the rest for the next chunk.
-        let cut = match memchr::memrchr(b'\n', &buf) {
-            Some(i) => i + 1,
-            None if at_end => buf.len(),
-            None => continue, // a line longer than a chunk: read on
+        // At a clean end everything goes (an unfinished last line is judged by the parser); after a
+        // read error only whole lines do, so that a resumed read starts at a line boundary.
+        let cut = match (at_end && r.is_ok(), memchr::memrchr(b'\n', &buf)) {
+            (true, _) => buf.len(),
+            (false, Some(i)) => i + 1,
+            (false, None) if at_end => 0,
+            (false, None) => continue, // a line longer than a chunk: read on
         };
         let rest = buf.split_off(cut);
         let data = std::mem::replace(&mut buf, rest);

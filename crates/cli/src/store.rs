@@ -412,6 +412,34 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every stored invocation with its identity facts, ordered by request id: what the store
+    /// holds, for golden tests and debugging.
+    pub fn dump(&self) -> Result<Vec<serde_json::Value>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
+                    i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
+                    i.cache_write_1h_tokens, i.request_metadata
+             FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref ORDER BY i.request_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(serde_json::json!({
+                "request_id": r.get::<_, String>(0)?,
+                "timestamp": bedrock_usage_core::time::format_utc(r.get(1)?),
+                "principal": r.get::<_, String>(2)?,
+                "signal": format!("{}={}", r.get::<_, String>(3)?, r.get::<_, String>(4)?),
+                "model_id": r.get::<_, String>(5)?,
+                "account_id": r.get::<_, String>(6)?,
+                "region": r.get::<_, String>(7)?,
+                "inference_region": r.get::<_, Option<String>>(8)?,
+                "operation": r.get::<_, String>(9)?,
+                "error_code": r.get::<_, Option<String>>(10)?,
+                "tokens": [r.get::<_, i64>(11)?, r.get::<_, i64>(12)?, r.get::<_, i64>(13)?, r.get::<_, i64>(14)?, r.get::<_, i64>(15)?],
+                "request_metadata": r.get::<_, Option<String>>(16)?,
+            }))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn invocation_count(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| r.get::<_, i64>(0))? as u64)
     }

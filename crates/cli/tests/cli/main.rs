@@ -1,0 +1,19 @@
+//! The one integration-test binary of bedrock-usage: the CLI run as a user runs it.
+
+// Helpers: temp dirs, running the binary, fixtures.
+mod util;
+
+// Every input format is read into the same stored values (golden).
+mod formats;
+// Exactly once: re-runs, grown files, kill -9 at random moments.
+mod exactly_once;
+// Bad input is reported with file and line; the rest is ingested; nothing partial is stored.
+mod bad_input;
+// demo --write, ingest, report: every figure equals the generator's own ledger.
+mod end_to_end;
+// Any reordering, duplication or split of a corpus across files and runs gives identical reports.
+mod property;
+// Report flags: time ranges at any boundary, time zones, filters, formats.
+mod report;
+// pricing and config commands.
+mod pricing_config;
