@@ -317,10 +317,8 @@ pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
                     e.cache_write_5m = w - h1;
                 }
                 // Now and then a long-context request on a model with long-context rates.
-                if model.contains("sonnet-4-5") || model.contains("sonnet-4-2") {
-                    if rng.chance(30) {
-                        e.cache_read = rng.range(200_001, 400_000);
-                    }
+                if (model.contains("sonnet-4-5") || model.contains("sonnet-4-2")) && rng.chance(30) {
+                    e.cache_read = rng.range(200_001, 400_000);
                 }
             }
         }
@@ -443,9 +441,9 @@ fn write_record(out: &mut Vec<u8>, e: &LedgerEntry, pool: &TextPool, rng: &mut R
     };
     let error = e.error_code.as_ref().map(|c| format!(",\"errorCode\":\"{c}\"")).unwrap_or_default();
     let cache_in = if e.cache_read > 0 || cw > 0 { format!(",\"cacheReadInputTokenCount\":{},\"cacheWriteInputTokenCount\":{cw}", e.cache_read) } else { String::new() };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "{{\"schemaType\":\"ModelInvocationLog\",\"schemaVersion\":\"1.0\",\"timestamp\":\"{}\",\"accountId\":\"{ACCOUNT}\",\"identity\":{{\"arn\":\"{}\"}},\"region\":\"{}\"{inference_region},\"requestId\":\"{}\",\"operation\":\"{}\",\"modelId\":\"{}\"{meta}{error},\"input\":{{\"inputContentType\":\"application/json\",{input_body},\"inputTokenCount\":{}{cache_in}}},\"output\":{{\"outputContentType\":\"application/json\"{output_body},\"outputTokenCount\":{}}}}}\n",
+        "{{\"schemaType\":\"ModelInvocationLog\",\"schemaVersion\":\"1.0\",\"timestamp\":\"{}\",\"accountId\":\"{ACCOUNT}\",\"identity\":{{\"arn\":\"{}\"}},\"region\":\"{}\"{inference_region},\"requestId\":\"{}\",\"operation\":\"{}\",\"modelId\":\"{}\"{meta}{error},\"input\":{{\"inputContentType\":\"application/json\",{input_body},\"inputTokenCount\":{}{cache_in}}},\"output\":{{\"outputContentType\":\"application/json\"{output_body},\"outputTokenCount\":{}}}}}",
         format_utc(e.timestamp_ms),
         e.principal,
         e.region,

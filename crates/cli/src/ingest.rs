@@ -473,22 +473,16 @@ fn read_error(job: &Job, e: &io::Error) -> String {
 }
 
 /// Reads until `buf` holds at least `want` bytes or the stream ends. `Ok(true)` at the end.
+/// (`read_to_end` on a `Take` fills spare capacity without zeroing it first.)
 fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     while buf.len() < want {
-        let old = buf.len();
-        let room = (want - old).max(64 << 10);
-        buf.resize(old + room, 0);
-        match r.read(&mut buf[old..]) {
-            Ok(0) => {
-                buf.truncate(old);
-                return Ok(true);
-            }
-            Ok(n) => buf.truncate(old + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e);
-            }
+        let need = want - buf.len();
+        buf.reserve(need);
+        match r.take(need as u64).read_to_end(buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(false)

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use bedrock_usage_core::money::group_thousands;
-use bedrock_usage_core::report::{Fact, Filters, GroupKey, ReportBuilder, UsageReport};
+use bedrock_usage_core::report::{Fact, Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
 use bedrock_usage_core::time::{parse_date, parse_timestamp_ms, Zone, MS_PER_DAY};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
@@ -99,10 +99,9 @@ pub fn build(store: &Store, config: &Config, catalog: &PriceCatalog, req: &Repor
     let utc_days_ok = !local_periods || req.zone.name() == "UTC";
     let facts = store.facts(req.since, req.until, utc_days_ok)?;
     let attributor = Attributor::new(config, &facts.identities);
+    let spec = ReportSpec { keys: req.keys.clone(), zone: req.zone.clone(), filters: req.filters.clone() };
     let mut b = ReportBuilder::new(
-        req.keys.clone(),
-        req.zone.clone(),
-        req.filters.clone(),
+        spec,
         catalog,
         &attributor,
         &facts.identities,

@@ -403,15 +403,6 @@ impl Store {
         Ok(set)
     }
 
-    /// Distinct model ids in the store with their call counts.
-    pub fn model_counts(&self) -> Result<Vec<(String, u64)>> {
-        let mut st = self.conn.prepare(
-            "SELECT m.model_id, SUM(r.calls) FROM rollup_d r JOIN model m ON m.id = r.model_ref GROUP BY m.model_id ORDER BY m.model_id",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Every stored invocation with its identity facts, ordered by request id: what the store
     /// holds, for golden tests and debugging.
     pub fn dump(&self) -> Result<Vec<serde_json::Value>> {

@@ -165,6 +165,14 @@ struct ModelInfo {
     label: String,
 }
 
+/// What a report groups by, in which zone, keeping what.
+#[derive(Debug, Clone)]
+pub struct ReportSpec {
+    pub keys: Vec<GroupKey>,
+    pub zone: Zone,
+    pub filters: Filters,
+}
+
 /// Builds a [`UsageReport`] from facts.
 pub struct ReportBuilder<'a> {
     keys: Vec<GroupKey>,
@@ -185,9 +193,7 @@ pub struct ReportBuilder<'a> {
 
 impl<'a> ReportBuilder<'a> {
     pub fn new(
-        keys: Vec<GroupKey>,
-        zone: Zone,
-        filters: Filters,
+        spec: ReportSpec,
         catalog: &'a PriceCatalog,
         attributor: &'a Attributor<'a>,
         identities: &'a [Identity],
@@ -204,9 +210,9 @@ impl<'a> ReportBuilder<'a> {
             .collect();
         let attributions = identities.iter().map(|i| attributor.attribute(i)).collect();
         ReportBuilder {
-            keys,
-            zone,
-            filters,
+            keys: spec.keys,
+            zone: spec.zone,
+            filters: spec.filters,
             catalog,
             model_ids,
             models,
@@ -223,7 +229,7 @@ impl<'a> ReportBuilder<'a> {
 
     fn keep(&self, a: &Attribution, m: &ModelInfo, raw: &str) -> bool {
         let f = &self.filters;
-        (f.developers.is_empty() || f.developers.iter().any(|d| *d == a.developer))
+        (f.developers.is_empty() || f.developers.contains(&a.developer))
             && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref()))
             && (f.models.is_empty() || f.models.iter().any(|q| raw == q || m.label.contains(q.as_str())))
     }
@@ -336,7 +342,7 @@ mod tests {
         let models = vec!["global.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(), "anthropic.claude-9".to_string()];
         let attributor = Attributor::new(&config, &identities);
         let catalog = PriceCatalog::embedded();
-        let mut b = ReportBuilder::new(vec![GroupKey::Developer], Zone::utc(), Filters::default(), &catalog, &attributor, &identities, &models, &HashMap::new());
+        let mut b = ReportBuilder::new(ReportSpec { keys: vec![GroupKey::Developer], zone: Zone::utc(), filters: Filters::default() }, &catalog, &attributor, &identities, &models, &HashMap::new());
         let ts = parse_timestamp_ms("2026-11-03T10:00:00Z").expect("ts");
         let million = Tokens { input: 1_000_000, ..Default::default() };
         let fact = |identity, model, calls| Fact { bucket_ms: ts, identity, model, region: "us-east-1", operation: "Converse", long_context: false, calls, errors: 0, tokens: million };
