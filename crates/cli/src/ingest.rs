@@ -252,6 +252,25 @@ fn plan(store: &Store, inputs: Vec<(String, Option<PathBuf>)>, summary: &mut Ing
     Ok(jobs)
 }
 
+/// Chunk buffers, recycled: a fresh multi-megabyte buffer per chunk would cost page faults on
+/// every small file of an S3 layout.
+#[derive(Default)]
+struct BufPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufPool {
+    fn get(&self) -> Vec<u8> {
+        self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| Vec::with_capacity(CHUNK + (64 << 10)))
+    }
+    fn put(&self, mut v: Vec<u8>) {
+        v.clear();
+        if let Ok(mut p) = self.0.lock() {
+            if p.len() < 16 {
+                p.push(v);
+            }
+        }
+    }
+}
+
 /// A piece of a stream: whole lines.
 struct Chunk {
     job: usize,
@@ -305,10 +324,11 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
     let (done_tx, done_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let next_job = Arc::new(Mutex::new(0usize));
+    let pool = Arc::new(BufPool::default());
 
     let result = std::thread::scope(|s| -> Result<()> {
         for _ in 0..readers {
-            let (jobs, next_job, work_tx, done_tx) = (jobs.clone(), next_job.clone(), work_tx.clone(), done_tx.clone());
+            let (jobs, next_job, work_tx, done_tx, pool) = (jobs.clone(), next_job.clone(), work_tx.clone(), done_tx.clone(), pool.clone());
             s.spawn(move || loop {
                 let i = {
                     let Ok(mut n) = next_job.lock() else { return };
@@ -319,20 +339,24 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
                 if i >= jobs.len() {
                     return;
                 }
-                if read_stream(i, &jobs[i], &work_tx, &done_tx).is_err() {
+                if read_stream(i, &jobs[i], &work_tx, &done_tx, &pool).is_err() {
                     return; // the writer hung up
                 }
             });
         }
         for _ in 0..workers {
-            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            let (work_rx, done_tx, pool) = (work_rx.clone(), done_tx.clone(), pool.clone());
             s.spawn(move || loop {
                 let work = {
                     let Ok(rx) = work_rx.lock() else { return };
                     rx.recv()
                 };
                 let parsed = match work {
-                    Ok(Work::Lines(c)) => parse_chunk(c),
+                    Ok(Work::Lines(mut c)) => {
+                        let p = parse_chunk(&c);
+                        pool.put(std::mem::take(&mut c.data));
+                        p
+                    }
                     Ok(Work::Done(p)) => p,
                     Err(_) => return,
                 };
@@ -353,7 +377,7 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 
 /// Reads one stream, cutting it into chunks of whole lines, or parses a whole document.
 /// Errs only when the pipeline is gone.
-fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSender<Parsed>) -> Result<(), ()> {
+fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSender<Parsed>, pool: &BufPool) -> Result<(), ()> {
     let fail = |reason: String, offset: u64, line: u64, seq: u64| {
         work.send(Work::Done(Parsed {
             job: job_ix,
@@ -393,7 +417,7 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
         },
     };
     // A stdin stream may itself be gzip.
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
+    let mut buf: Vec<u8> = pool.get();
     let mut eof = fill(&mut reader, &mut buf, 2);
     if job.path.is_none() && buf.starts_with(&[0x1f, 0x8b]) {
         let head = std::mem::take(&mut buf);
@@ -434,7 +458,9 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
             (false, None) if at_end => 0,
             (false, None) => continue, // a line longer than a chunk: read on
         };
-        let rest = buf.split_off(cut);
+        let mut rest = pool.get();
+        rest.extend_from_slice(&buf[cut..]);
+        buf.truncate(cut);
         let data = std::mem::replace(&mut buf, rest);
         let unterminated = at_end && !data.is_empty() && !data.ends_with(b"\n") && r.is_ok();
         if !data.is_empty() {
@@ -631,7 +657,7 @@ fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<
 
 /// Parses the lines of a chunk: JSON records, or CloudWatch export lines (`TIMESTAMP {record}`).
 /// Bad lines are reported with their line numbers (the file name is filled in by the writer).
-fn parse_chunk(c: Chunk) -> Parsed {
+fn parse_chunk(c: &Chunk) -> Parsed {
     let data = &c.data;
     let mut records = Vec::with_capacity(data.len() / 4096 + 1);
     let mut bad = Vec::new();

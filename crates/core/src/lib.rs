@@ -8,6 +8,7 @@ pub mod money;
 pub mod pricing;
 pub mod record;
 pub mod report;
+mod scan;
 pub mod time;
 
 pub use attribution::{Attribution, Attributor, Identity};

@@ -2,21 +2,18 @@
 //! parsed into one slim [`Invocation`].
 //!
 //! Rules this module keeps, pinned by its tests:
-//! - A field is read only from its real place in the record. serde matches keys per struct, so a
-//!   `requestId` or `inputTokenCount` inside a request or response body (tool inputs carry
-//!   arbitrary JSON) is never taken for the record's own.
-//! - Bodies are skipped while parsing (`IgnoredAny`), never built into values and never kept.
+//! - A field is read only from its real place in the record: keys are matched per object as the
+//!   parser walks the record, so a `requestId` or `inputTokenCount` inside a request or response
+//!   body (tool inputs carry arbitrary JSON) is never taken for the record's own.
+//! - Bodies are skipped while parsing (structurally, in bulk: see `scan`), never built into
+//!   values and never kept.
 //!   The one thing read from a body is the 5-minute / 1-hour split of cache writes, from the
 //!   Anthropic `usage.cache_creation` of a response (or of the `message_start` event of a stream).
 //! - Parsing never panics: any byte string gives an `Invocation` or a [`RecordError`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
+use crate::scan::Scan;
 use crate::time::parse_timestamp_ms;
 
 /// Token counts of one call (or a sum of calls), one field per price class.
@@ -105,65 +102,6 @@ pub enum RecordError {
     Empty(&'static str),
 }
 
-#[derive(Deserialize)]
-struct RawRecord<'a> {
-    #[serde(rename = "schemaType", borrow, default)]
-    schema_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(rename = "accountId", borrow, default)]
-    account_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    identity: Option<RawIdentity<'a>>,
-    #[serde(borrow, default)]
-    region: Option<Cow<'a, str>>,
-    #[serde(rename = "inferenceRegion", borrow, default)]
-    inference_region: Option<Cow<'a, str>>,
-    #[serde(rename = "requestId", borrow, default)]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    operation: Option<Cow<'a, str>>,
-    #[serde(rename = "modelId", borrow, default)]
-    model_id: Option<Cow<'a, str>>,
-    #[serde(rename = "errorCode", borrow, default)]
-    error_code: Option<Cow<'a, str>>,
-    #[serde(rename = "requestMetadata", borrow, default)]
-    request_metadata: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
-    #[serde(default)]
-    input: Option<RawInput>,
-    #[serde(default)]
-    output: Option<RawOutput>,
-}
-
-#[derive(Deserialize)]
-struct RawIdentity<'a> {
-    #[serde(borrow, default)]
-    arn: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawInput {
-    #[serde(rename = "inputTokenCount", default)]
-    input_tokens: Option<u64>,
-    #[serde(rename = "cacheReadInputTokenCount", default)]
-    cache_read: Option<u64>,
-    #[serde(rename = "cacheWriteInputTokenCount", default)]
-    cache_write: Option<u64>,
-    #[serde(rename = "inputBodyS3Path", default)]
-    body_s3: Option<IgnoredAny>,
-    #[serde(rename = "inputBodyJson", default)]
-    _body: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct RawOutput {
-    #[serde(rename = "outputTokenCount", default)]
-    output_tokens: Option<u64>,
-    #[serde(rename = "outputBodyS3Path", default)]
-    body_s3: Option<IgnoredAny>,
-    #[serde(rename = "outputBodyJson", default)]
-    body: Option<CacheSplit>,
-}
 
 /// The 5-minute / 1-hour split of cache writes, as found in an output body.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -173,241 +111,188 @@ pub struct CacheSplit {
     pub ephemeral_1h: u64,
 }
 
-#[derive(Deserialize, Default)]
-struct RawUsage {
-    #[serde(default)]
-    cache_creation: Option<ObjectOrSkip<RawCacheCreation>>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawCacheCreation {
-    #[serde(default)]
-    ephemeral_5m_input_tokens: LenientU64,
-    #[serde(default)]
-    ephemeral_1h_input_tokens: LenientU64,
-}
-
-/// A count inside a body: a non-negative integer, or nothing (any other value is ignored, as a
-/// body's shape is the caller's business, not the record's).
-#[derive(Default)]
-struct LenientU64(Option<u64>);
-
-impl<'de> Deserialize<'de> for LenientU64 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = ObjectOrSkip::<IgnoredAny>::deserialize_number(d)?;
-        Ok(LenientU64(v))
-    }
-}
-
-impl RawUsage {
-    fn split(&self) -> CacheSplit {
-        match &self.cache_creation {
-            Some(ObjectOrSkip(Some(c)))
-                if c.ephemeral_5m_input_tokens.0.is_some() || c.ephemeral_1h_input_tokens.0.is_some() =>
-            {
-                CacheSplit {
-                    found: true,
-                    ephemeral_5m: c.ephemeral_5m_input_tokens.0.unwrap_or(0),
-                    ephemeral_1h: c.ephemeral_1h_input_tokens.0.unwrap_or(0),
-                }
-            }
-            _ => CacheSplit::default(),
-        }
-    }
-}
-
-/// An Anthropic message: only its `usage` is looked at.
-#[derive(Deserialize)]
-struct RawMessage {
-    #[serde(default)]
-    usage: Option<ObjectOrSkip<RawUsage>>,
-}
-
-/// One event of a streamed body; only a `message_start` event's `message.usage` counts.
-#[derive(Deserialize)]
-struct RawStreamEvent<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default)]
-    message: Option<ObjectOrSkip<RawMessage>>,
-}
-
-impl<'de> Deserialize<'de> for CacheSplit {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct BodyVisitor;
-        impl<'de> Visitor<'de> for BodyVisitor {
-            type Value = CacheSplit;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a response body")
-            }
-            // A non-streaming Anthropic response: `usage` at the top of the body.
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CacheSplit, A::Error> {
-                let mut split = CacheSplit::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if key == "usage" {
-                        // A body is the caller's business: a usage of another shape is not an
-                        // error of the record, just no split.
-                        let usage: Option<ObjectOrSkip<RawUsage>> = map.next_value()?;
-                        if let Some(ObjectOrSkip(Some(u))) = usage {
-                            split = u.split();
-                        }
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(split)
-            }
-            // A streamed body: an array of events.
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CacheSplit, A::Error> {
-                let mut split = CacheSplit::default();
-                while let Some(ev) = seq.next_element::<ObjectOrSkip<RawStreamEvent>>()? {
-                    if let ObjectOrSkip(Some(ev)) = ev {
-                        if !split.found && ev.kind.as_deref() == Some("message_start") {
-                            if let Some(ObjectOrSkip(Some(u))) = ev.message.and_then(|m| m.0).and_then(|m| m.usage) {
-                                split = u.split();
-                            }
-                        }
-                    }
-                }
-                Ok(split)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<CacheSplit, E> {
-                Ok(CacheSplit::default())
-            }
-        }
-        d.deserialize_any(BodyVisitor)
-    }
-}
-
-/// Deserializes a value as `T` when it is an object, and skips it otherwise, so that a body of an
-/// unexpected shape never makes the record an error.
-struct ObjectOrSkip<T>(Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOrSkip<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = ObjectOrSkip<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let v = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ObjectOrSkip(Some(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ObjectOrSkip(None))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-impl ObjectOrSkip<IgnoredAny> {
-    /// A non-negative integer, or `None` for any other JSON value (which is skipped).
-    fn deserialize_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        struct N;
-        impl<'de> Visitor<'de> for N {
-            type Value = Option<u64>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Some(v))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-        }
-        d.deserialize_any(N)
-    }
-}
-
 /// Parses one record (one line of a delivered log object, or one CloudWatch event's message).
 pub fn parse_record(line: &[u8]) -> Result<Invocation, RecordError> {
-    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+    let mut sc = Scan::new(line);
+    sc.ws();
+    match sc.peek() {
         Some(b'{') => {}
         Some(b'[') => return Err(RecordError::NotAnObject("an array")),
         Some(b'"') => return Err(RecordError::NotAnObject("a string")),
         None => return Err(RecordError::NotAnObject("empty")),
-        Some(_) => {}
+        Some(_) => return Err(sc.err("expected a JSON object")),
     }
-    let raw: RawRecord = match serde_json::from_slice(line) {
-        Ok(r) => r,
-        Err(e) if e.classify() == serde_json::error::Category::Data => return Err(field_error(line, e)),
-        Err(e) => return Err(RecordError::Json { column: e.column(), message: strip_position(&e.to_string()) }),
-    };
+    let raw = read_record(&mut sc)?;
+    sc.ws();
+    if !sc.at_end() {
+        return Err(sc.err("trailing characters after the record"));
+    }
     into_invocation(raw)
 }
 
-/// A value of the wrong type: parse again (a cold path) tracking the path, to name the field.
-fn field_error(line: &[u8], e: serde_json::Error) -> RecordError {
-    let mut de = serde_json::Deserializer::from_slice(line);
-    match serde_path_to_error::deserialize::<_, RawRecord>(&mut de) {
-        Err(pe) if pe.path().iter().next().is_some() => RecordError::Field { field: pe.path().to_string(), message: strip_position(&pe.inner().to_string()) },
-        _ => RecordError::Json { column: e.column(), message: strip_position(&e.to_string()) },
+/// What the record says, borrowed from the line where no escape forced a copy.
+#[derive(Default)]
+struct RawRecord<'a> {
+    schema_type: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
+    account_id: Option<Cow<'a, str>>,
+    principal: Option<Cow<'a, str>>,
+    region: Option<Cow<'a, str>>,
+    inference_region: Option<Cow<'a, str>>,
+    request_id: Option<Cow<'a, str>>,
+    operation: Option<Cow<'a, str>>,
+    model_id: Option<Cow<'a, str>>,
+    error_code: Option<Cow<'a, str>>,
+    request_metadata: Vec<(String, String)>,
+    input_tokens: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
+    input_s3: bool,
+    output_tokens: Option<u64>,
+    output_s3: bool,
+    split: CacheSplit,
+}
+
+/// Top-level fields seen so far: a field given twice is an error, not a silent overwrite.
+#[derive(Default)]
+struct Seen(Vec<&'static str>);
+
+impl Seen {
+    fn once(&mut self, field: &'static str) -> Result<&'static str, RecordError> {
+        if self.0.contains(&field) {
+            return Err(RecordError::Field { field: field.to_string(), message: "given twice".to_string() });
+        }
+        self.0.push(field);
+        Ok(field)
     }
 }
 
-fn strip_position(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
+    let mut r = RawRecord::default();
+    let mut seen = Seen::default();
+    sc.object(|sc, key| {
+        match key.as_ref() {
+            "schemaType" => r.schema_type = sc.opt_string(seen.once("schemaType")?)?,
+            "timestamp" => r.timestamp = sc.opt_string(seen.once("timestamp")?)?,
+            "accountId" => r.account_id = sc.opt_string(seen.once("accountId")?)?,
+            "region" => r.region = sc.opt_string(seen.once("region")?)?,
+            "inferenceRegion" => r.inference_region = sc.opt_string(seen.once("inferenceRegion")?)?,
+            "requestId" => r.request_id = sc.opt_string(seen.once("requestId")?)?,
+            "operation" => r.operation = sc.opt_string(seen.once("operation")?)?,
+            "modelId" => r.model_id = sc.opt_string(seen.once("modelId")?)?,
+            "errorCode" => r.error_code = sc.opt_string(seen.once("errorCode")?)?,
+            "identity" => {
+                if sc.opt_object(seen.once("identity")?)? {
+                    sc.object(|sc, k| match k.as_ref() {
+                        "arn" => {
+                            r.principal = sc.opt_string("identity.arn")?;
+                            Ok(())
+                        }
+                        _ => sc.skip_value(),
+                    })?;
+                }
+            }
+            "requestMetadata" => {
+                if sc.opt_object(seen.once("requestMetadata")?)? {
+                    let mut m = Vec::new();
+                    sc.object(|sc, k| {
+                        if let Some(v) = sc.opt_string("requestMetadata")? {
+                            m.push((k.into_owned(), v.into_owned()));
+                        }
+                        Ok(())
+                    })?;
+                    m.sort();
+                    r.request_metadata = m;
+                }
+            }
+            "input" => {
+                if sc.opt_object(seen.once("input")?)? {
+                    sc.object(|sc, k| {
+                        match k.as_ref() {
+                            "inputTokenCount" => r.input_tokens = sc.opt_u64("input.inputTokenCount")?,
+                            "cacheReadInputTokenCount" => r.cache_read = sc.opt_u64("input.cacheReadInputTokenCount")?,
+                            "cacheWriteInputTokenCount" => r.cache_write = sc.opt_u64("input.cacheWriteInputTokenCount")?,
+                            "inputBodyS3Path" => r.input_s3 = sc.present()?,
+                            _ => sc.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            "output" => {
+                if sc.opt_object(seen.once("output")?)? {
+                    sc.object(|sc, k| {
+                        match k.as_ref() {
+                            "outputTokenCount" => r.output_tokens = sc.opt_u64("output.outputTokenCount")?,
+                            "outputBodyS3Path" => r.output_s3 = sc.present()?,
+                            "outputBodyJson" => r.split = body_cache_split(sc)?,
+                            _ => sc.skip_value()?,
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            _ => sc.skip_value()?,
+        }
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+/// The 5-minute / 1-hour split from a response body: a non-streaming Anthropic message's
+/// `usage`, or the `message_start` event's `message.usage` of a stream. A body of any other shape
+/// gives no split; only broken JSON is an error.
+fn body_cache_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
+    let mut split = CacheSplit::default();
+    match sc.peek_value() {
+        Some(b'{') => sc.object(|sc, k| if k == "usage" { usage_split(sc).map(|s| split = s) } else { sc.skip_value() })?,
+        Some(b'[') => sc.array(|sc| {
+            if sc.peek_value() != Some(b'{') {
+                return sc.skip_value();
+            }
+            let mut is_start = false;
+            let mut event = CacheSplit::default();
+            sc.object(|sc, k| match (k.as_ref(), sc.peek_value()) {
+                ("type", Some(b'"')) => sc.string().map(|t| is_start = t == "message_start"),
+                ("message", Some(b'{')) => sc.object(|sc, k| if k == "usage" { usage_split(sc).map(|s| event = s) } else { sc.skip_value() }),
+                _ => sc.skip_value(),
+            })?;
+            if is_start && !split.found {
+                split = event;
+            }
+            Ok(())
+        })?,
+        _ => sc.skip_value()?,
     }
+    Ok(split)
+}
+
+/// `{"cache_creation": {"ephemeral_5m_input_tokens": N, "ephemeral_1h_input_tokens": M}, ...}`.
+fn usage_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
+    let mut split = CacheSplit::default();
+    if sc.peek_value() != Some(b'{') {
+        sc.skip_value()?;
+        return Ok(split);
+    }
+    sc.object(|sc, k| {
+        if k != "cache_creation" || sc.peek_value() != Some(b'{') {
+            return sc.skip_value();
+        }
+        let (mut m5, mut h1) = (None, None);
+        sc.object(|sc, k| {
+            match k.as_ref() {
+                "ephemeral_5m_input_tokens" => m5 = sc.lenient_u64()?,
+                "ephemeral_1h_input_tokens" => h1 = sc.lenient_u64()?,
+                _ => sc.skip_value()?,
+            }
+            Ok(())
+        })?;
+        if m5.is_some() || h1.is_some() {
+            split = CacheSplit { found: true, ephemeral_5m: m5.unwrap_or(0), ephemeral_1h: h1.unwrap_or(0) };
+        }
+        Ok(())
+    })?;
+    Ok(split)
 }
 
 fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
@@ -426,22 +311,7 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
     if model_id.trim().is_empty() {
         return Err(RecordError::Empty("modelId"));
     }
-    let input = raw.input;
-    let output = raw.output;
-    let (input_tokens, cache_read, cache_write, input_s3) = match &input {
-        Some(i) => (
-            i.input_tokens.unwrap_or(0),
-            i.cache_read.unwrap_or(0),
-            i.cache_write.unwrap_or(0),
-            i.body_s3.is_some(),
-        ),
-        None => (0, 0, 0, false),
-    };
-    let (output_tokens, split, output_s3) = match &output {
-        Some(o) => (o.output_tokens.unwrap_or(0), o.body.unwrap_or_default(), o.body_s3.is_some()),
-        None => (0, CacheSplit::default(), false),
-    };
-    let (cw5m, cw1h) = split_cache_writes(cache_write, split);
+    let (cw5m, cw1h) = split_cache_writes(raw.cache_write.unwrap_or(0), raw.split);
     Ok(Invocation {
         request_id: request_id.into_owned(),
         timestamp_ms,
@@ -450,21 +320,18 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
         inference_region: raw.inference_region.map(Cow::into_owned),
         operation: raw.operation.map(Cow::into_owned).unwrap_or_default(),
         model_id: model_id.into_owned(),
-        principal: raw.identity.and_then(|i| i.arn).map(Cow::into_owned).unwrap_or_default(),
-        request_metadata: raw
-            .request_metadata
-            .map(|m| m.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
-            .unwrap_or_default(),
+        principal: raw.principal.map(Cow::into_owned).unwrap_or_default(),
+        request_metadata: raw.request_metadata,
         error_code: raw.error_code.map(Cow::into_owned).filter(|s| !s.is_empty()),
         tokens: Tokens {
-            input: input_tokens,
-            output: output_tokens,
-            cache_read,
+            input: raw.input_tokens.unwrap_or(0),
+            output: raw.output_tokens.unwrap_or(0),
+            cache_read: raw.cache_read.unwrap_or(0),
             cache_write_5m: cw5m,
             cache_write_1h: cw1h,
         },
-        input_body_in_s3: input_s3,
-        output_body_in_s3: output_s3,
+        input_body_in_s3: raw.input_s3,
+        output_body_in_s3: raw.output_s3,
     })
 }
 
@@ -526,7 +393,7 @@ mod tests {
         assert!(matches!(parse_record(br#"{"requestId":"r","timestamp":"yesterday","modelId":"m"}"#), Err(RecordError::BadTimestamp(_))));
         assert_eq!(
             parse_record(br#"{"requestId":"r","timestamp":"2026-11-03T02:14:07Z","modelId":"m","input":{"inputTokenCount":-1}}"#),
-            Err(RecordError::Field { field: "input.inputTokenCount".into(), message: "invalid value: integer `-1`, expected u64".into() })
+            Err(RecordError::Field { field: "input.inputTokenCount".into(), message: "expected a non-negative integer, found `-1`".into() })
         );
     }
 }

@@ -28,7 +28,7 @@ fn bad_input_is_reported_and_the_rest_is_ingested() {
     for needle in [
         "mixed.jsonl:2: invalid JSON at column 1",
         "mixed.jsonl:3: not an invocation record: schemaType is `CloudTrail`",
-        "mixed.jsonl:5: field `input.inputTokenCount`: invalid type: string \"12\"",
+        "mixed.jsonl:5: field `input.inputTokenCount`: expected a non-negative integer, found a string",
         "mixed.jsonl:6: invalid JSON",
         "image.png: not a Bedrock invocation log: the content is binary data",
         "cut.json.gz: truncated or corrupt gzip stream",
