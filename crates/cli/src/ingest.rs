@@ -153,31 +153,25 @@ fn is_hour_partition(dir: &Path) -> bool {
     parts.len() == 4 && all_digits(&parts[0], 2) && all_digits(&parts[1], 2) && all_digits(&parts[2], 2) && all_digits(&parts[3], 4)
 }
 
-/// FNV-1a over a prefix of the file: tells a replaced file from a grown one.
-fn fingerprint(path: &Path, len: u64) -> io::Result<(String, u64)> {
+/// A hash of a prefix of the file (it tells a replaced file from a grown one), and whether the
+/// file starts with the gzip magic bytes: one read of the file's head.
+fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
     let mut f = File::open(path)?;
     let mut buf = Vec::with_capacity(len as usize);
-    (&mut f).take(len).read_to_end(&mut buf)?;
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in &buf {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
+    (&mut f).take(len.max(2)).read_to_end(&mut buf)?;
+    let gzip = buf.starts_with(&[0x1f, 0x8b]);
+    buf.truncate(len as usize);
+    // FNV-1a, a word at a time.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = buf.chunks_exact(8);
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
     }
-    Ok((format!("{h:016x}"), buf.len() as u64))
-}
-
-fn is_gzip(path: &Path) -> io::Result<bool> {
-    let mut magic = [0u8; 2];
-    let mut f = File::open(path)?;
-    let mut n = 0;
-    while n < 2 {
-        let k = f.read(&mut magic[n..])?;
-        if k == 0 {
-            break;
-        }
-        n += k;
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    Ok(n == 2 && magic == [0x1f, 0x8b])
+    Ok((format!("{h:016x}"), buf.len() as u64, gzip))
 }
 
 /// Decides where to start each file from its checkpoint. Returns the jobs to run and the number
@@ -189,29 +183,24 @@ fn plan(store: &Store, inputs: Vec<(String, Option<PathBuf>)>, summary: &mut Ing
             jobs.push(Job { label, key: None, path: None, gzip: false, size: 0, fingerprint: String::new(), fingerprint_len: 0, offset: 0, lines: 0, records: 0 });
             continue;
         };
-        let prepared = (|| -> io::Result<Job> {
-            let key = std::fs::canonicalize(&path)?.display().to_string();
-            let size = std::fs::metadata(&path)?.len();
-            let gzip = is_gzip(&path)?;
-            Ok(Job { label: label.clone(), key: Some(key), path: Some(path.clone()), gzip, size, fingerprint: String::new(), fingerprint_len: 0, offset: 0, lines: 0, records: 0 })
-        })();
-        let mut job = match prepared {
-            Ok(j) => j,
-            Err(e) => {
-                summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
-                continue;
-            }
-        };
-        let key = job.key.clone().unwrap_or_default();
-        let ck = store.checkpoint(&key)?;
-        let fp_len = ck.as_ref().map(|c| c.fingerprint_len).unwrap_or(FINGERPRINT_LEN);
-        let (fp, got) = match fingerprint(&path, fp_len) {
+        let prepared = (|| -> io::Result<(String, u64)> { Ok((std::fs::canonicalize(&path)?.display().to_string(), std::fs::metadata(&path)?.len())) })();
+        let (key, size) = match prepared {
             Ok(x) => x,
             Err(e) => {
                 summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
                 continue;
             }
         };
+        let ck = store.checkpoint(&key)?;
+        let fp_len = ck.as_ref().map(|c| c.fingerprint_len).unwrap_or(FINGERPRINT_LEN);
+        let (fp, got, gzip) = match head_of(&path, fp_len) {
+            Ok(x) => x,
+            Err(e) => {
+                summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
+                continue;
+            }
+        };
+        let mut job = Job { label: label.clone(), key: Some(key), path: Some(path.clone()), gzip, size, fingerprint: String::new(), fingerprint_len: 0, offset: 0, lines: 0, records: 0 };
         match ck {
             Some(c) if got == c.fingerprint_len && fp == c.fingerprint && c.gzip == job.gzip => {
                 if c.complete && c.size == job.size {
@@ -236,7 +225,7 @@ fn plan(store: &Store, inputs: Vec<(String, Option<PathBuf>)>, summary: &mut Ing
             _ => {
                 // New, replaced or truncated: read from the start (the request ids make a re-read
                 // harmless). Fingerprint the full prefix from now on.
-                let (fp, got) = match fingerprint(&path, FINGERPRINT_LEN) {
+                let (fp, got, _) = match head_of(&path, FINGERPRINT_LEN) {
                     Ok(x) => x,
                     Err(e) => {
                         summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
@@ -277,7 +266,6 @@ struct Chunk {
     seq: u64,
     data: Vec<u8>,
     start_offset: u64,
-    start_line: u64,
     /// The stream ended without a newline after this chunk's last line.
     unterminated: bool,
 }
@@ -288,9 +276,11 @@ struct Parsed {
     seq: u64,
     records: Vec<Invocation>,
     bad: Vec<BadInput>,
-    /// Where the next chunk starts (what a checkpoint may record).
+    /// Where the next chunk starts (what a checkpoint may record); 0: no change.
     end_offset: u64,
-    end_line: u64,
+    /// Lines consumed up to `end_offset` (bad-line numbers are relative to the chunk's start
+    /// until the writer, which knows where the chunk starts, makes them absolute).
+    lines: u64,
     bytes: u64,
     /// The last message of its stream.
     last: bool,
@@ -319,7 +309,7 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
     let progress = crate::progress::Progress::new(opts.progress, jobs.len() as u64);
 
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
-    let readers = (workers / 2).max(1);
+    let readers = workers;
     let (work_tx, work_rx) = mpsc::sync_channel::<Work>(workers * 2);
     let (done_tx, done_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -378,14 +368,14 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 /// Reads one stream, cutting it into chunks of whole lines, or parses a whole document.
 /// Errs only when the pipeline is gone.
 fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSender<Parsed>, pool: &BufPool) -> Result<(), ()> {
-    let fail = |reason: String, offset: u64, line: u64, seq: u64| {
+    let fail = |reason: String, offset: u64, seq: u64| {
         work.send(Work::Done(Parsed {
             job: job_ix,
             seq,
             records: Vec::new(),
             bad: vec![BadInput { file: String::new(), line: None, reason }],
             end_offset: offset,
-            end_line: line,
+            lines: 0,
             bytes: 0,
             last: true,
             complete: false,
@@ -402,18 +392,18 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
                         // Inflate and drop what a previous run already stored.
                         match io::copy(&mut (&mut d).take(job.offset), &mut io::sink()) {
                             Ok(n) if n == job.offset => {}
-                            Ok(_) | Err(_) => return fail("the file changed since it was last read and cannot be resumed".into(), job.offset, job.lines, 0),
+                            Ok(_) | Err(_) => return fail("the file changed since it was last read and cannot be resumed".into(), job.offset, 0),
                         }
                     }
                     d
                 } else {
                     if job.offset > 0 && f.seek(SeekFrom::Start(job.offset)).is_err() {
-                        return fail("cannot seek to the checkpoint".into(), job.offset, job.lines, 0);
+                        return fail("cannot seek to the checkpoint".into(), job.offset, 0);
                     }
                     Box::new(f)
                 }
             }
-            Err(e) => return fail(format!("cannot read: {e}"), job.offset, job.lines, 0),
+            Err(e) => return fail(format!("cannot read: {e}"), job.offset, 0),
         },
     };
     // A stdin stream may itself be gzip.
@@ -425,7 +415,7 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
         eof = fill(&mut reader, &mut buf, 2);
     }
     if let Err(e) = &eof {
-        return fail(read_error(job, e), job.offset, job.lines, 0);
+        return fail(read_error(job, e), job.offset, 0);
     }
     // Detect the format at the start of a stream.
     if job.offset == 0 {
@@ -439,13 +429,12 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
             Some(b'{') | Some(b'0'..=b'9') => {}
             Some(_) => {
                 let what = if buf.iter().take(512).any(|&b| b == 0 || (b < 0x20 && !b.is_ascii_whitespace())) { "binary data" } else { "text that is not JSON" };
-                return fail(format!("not a Bedrock invocation log: the content is {what} (expected JSON lines, gzip, a CloudWatch export or `aws logs filter-log-events` output)"), 0, 0, 0);
+                return fail(format!("not a Bedrock invocation log: the content is {what} (expected JSON lines, gzip, a CloudWatch export or `aws logs filter-log-events` output)"), 0, 0);
             }
         }
     }
     let mut seq = 0u64;
     let mut offset = job.offset;
-    let mut line = job.lines;
     loop {
         let r = fill(&mut reader, &mut buf, CHUNK);
         let at_end = !matches!(r, Ok(false));
@@ -464,26 +453,24 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
         let data = std::mem::replace(&mut buf, rest);
         let unterminated = at_end && !data.is_empty() && !data.ends_with(b"\n") && r.is_ok();
         if !data.is_empty() {
-            let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + unterminated as u64;
             let len = data.len() as u64;
-            work.send(Work::Lines(Chunk { job: job_ix, seq, data, start_offset: offset, start_line: line, unterminated })).map_err(|_| ())?;
+            work.send(Work::Lines(Chunk { job: job_ix, seq, data, start_offset: offset, unterminated })).map_err(|_| ())?;
             seq += 1;
             offset += len;
-            line += lines;
         }
         if at_end {
             return match r {
                 // The end: no offset of its own (the chunks carry theirs; an unfinished last line
                 // may have held the checkpoint back).
                 Ok(_) => work
-                    .send(Work::Done(Parsed { job: job_ix, seq, records: Vec::new(), bad: Vec::new(), end_offset: 0, end_line: 0, bytes: 0, last: true, complete: true }))
+                    .send(Work::Done(Parsed { job: job_ix, seq, records: Vec::new(), bad: Vec::new(), end_offset: 0, lines: 0, bytes: 0, last: true, complete: true }))
                     .map_err(|_| ()),
                 Err(e) => {
                     let mut reason = read_error(job, &e);
                     if !buf.is_empty() {
                         reason.push_str(&format!(" ({} bytes of an unfinished line dropped)", buf.len()));
                     }
-                    fail(reason, offset, line, seq)
+                    fail(reason, offset, seq)
                 }
             };
         }
@@ -515,16 +502,17 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
 }
 
 /// `{"events": [...` (possibly pretty-printed, possibly after other keys) rather than a record.
+/// Looks at the start of the first line only (a record line can be megabytes long).
 fn is_log_events_document(head: &[u8]) -> bool {
-    let first_line = head.split(|&b| b == b'\n').find(|l| l.iter().any(|b| !b.is_ascii_whitespace())).unwrap_or(&[]);
-    let t = String::from_utf8_lossy(first_line);
-    let t = t.trim();
-    if t == "{" {
-        // Pretty-printed: a record is never pretty-printed in delivered logs.
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let first = &head[start..];
+    let line = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];
+    if line.iter().all(|b| b.is_ascii_whitespace() || *b == b'{') {
+        // `{` alone on its line: pretty-printed, which a delivered record never is.
         return true;
     }
-    let compact: String = t.chars().filter(|c| !c.is_whitespace()).take(40).collect();
-    ["{\"events\":", "{\"searchedLogStreams\":", "{\"nextToken\":", "{\"nextForwardToken\":"].iter().any(|p| compact.starts_with(p))
+    let compact: Vec<u8> = line.iter().take(64).copied().filter(|b| !b.is_ascii_whitespace()).take(40).collect();
+    [&b"{\"events\":"[..], b"{\"searchedLogStreams\":", b"{\"nextToken\":", b"{\"nextForwardToken\":"].iter().any(|p| compact.starts_with(p))
 }
 
 /// Parses the output of `aws logs filter-log-events` (or `get-log-events`): records are the
@@ -560,7 +548,7 @@ fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<
                 records: std::mem::take(&mut self.batch),
                 bad: std::mem::take(&mut self.bad),
                 end_offset: self.end_offset,
-                end_line: 0,
+                lines: 0,
                 bytes: std::mem::take(&mut self.bytes),
                 last,
                 complete,
@@ -661,10 +649,9 @@ fn parse_chunk(c: &Chunk) -> Parsed {
     let data = &c.data;
     let mut records = Vec::with_capacity(data.len() / 4096 + 1);
     let mut bad = Vec::new();
-    let mut line_no = c.start_line;
+    let mut line_no = 0u64;
     let mut pos = 0usize;
     let mut end_offset = c.start_offset + data.len() as u64;
-    let mut end_line = c.start_line;
     while pos < data.len() {
         let line_start = pos;
         let nl = memchr::memchr(b'\n', &data[pos..]).map(|i| pos + i);
@@ -676,7 +663,6 @@ fn parse_chunk(c: &Chunk) -> Parsed {
             line = l;
         }
         let Some(start) = line.iter().position(|b| !b.is_ascii_whitespace()) else {
-            end_line = line_no;
             continue;
         };
         let mut body = &line[start..];
@@ -686,7 +672,6 @@ fn parse_chunk(c: &Chunk) -> Parsed {
                 Some(sp) => body = &body[sp + 1..],
                 None => {
                     bad.push(BadInput { file: String::new(), line: Some(line_no), reason: "not a record: the line starts with a number and has no record after it".into() });
-                    end_line = line_no;
                     continue;
                 }
             }
@@ -698,13 +683,13 @@ fn parse_chunk(c: &Chunk) -> Parsed {
                 // a later run reads it again once it is whole.
                 bad.push(BadInput { file: String::new(), line: Some(line_no), reason: format!("incomplete last line (no newline at the end of the file): {e}") });
                 end_offset = c.start_offset + line_start as u64;
+                line_no -= 1;
                 break;
             }
             Err(e) => bad.push(BadInput { file: String::new(), line: Some(line_no), reason: e.to_string() }),
         }
-        end_line = line_no;
     }
-    Parsed { job: c.job, seq: c.seq, records, bad, end_offset, end_line, bytes: data.len() as u64, last: false, complete: false }
+    Parsed { job: c.job, seq: c.seq, records, bad, end_offset, lines: line_no, bytes: data.len() as u64, last: false, complete: false }
 }
 
 /// The writer: puts parsed pieces back in stream order, commits records with their checkpoints.
@@ -746,8 +731,10 @@ fn write_all(store: &mut Store, jobs: &[Job], rx: Receiver<Parsed>, opts: &Inges
         while let Some(p) = pending.get_mut(&job).and_then(|m| m.remove(&next_seq[job])) {
             next_seq[job] += 1;
             let label = &jobs[job].label;
+            let base_line = state[job].lines;
             for mut b in p.bad {
                 b.file = label.clone();
+                b.line = b.line.map(|l| l + base_line);
                 summary.bad(b, opts.max_examples);
             }
             summary.records += p.records.len() as u64;
@@ -756,8 +743,8 @@ fn write_all(store: &mut Store, jobs: &[Job], rx: Receiver<Parsed>, opts: &Inges
             ck.records += p.records.len() as u64;
             if p.end_offset > 0 {
                 ck.offset = p.end_offset;
-                ck.lines = p.end_line;
             }
+            ck.lines += p.lines;
             if p.last {
                 ck.complete = p.complete && (ck.gzip || ck.offset == ck.size);
                 finished += 1;
