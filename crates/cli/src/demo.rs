@@ -207,6 +207,34 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
+    /// The invocation this entry's record parses into (for filling stores in benchmarks without
+    /// writing JSON).
+    pub fn to_invocation(&self) -> bedrock_usage_core::Invocation {
+        let mut request_metadata = Vec::new();
+        if let Some(k) = self.meta_key {
+            request_metadata.push(("container".to_string(), format!("code-server-{}", self.person)));
+            request_metadata.push((k.to_string(), self.person.clone()));
+        } else if self.person == "grace" {
+            request_metadata.push(("container".to_string(), "code-server-grace".to_string()));
+        }
+        request_metadata.sort();
+        bedrock_usage_core::Invocation {
+            request_id: self.request_id.clone(),
+            timestamp_ms: self.timestamp_ms,
+            account_id: ACCOUNT.to_string(),
+            region: self.region.clone(),
+            inference_region: None,
+            operation: self.operation.clone(),
+            model_id: self.model_id.clone(),
+            principal: self.principal.clone(),
+            request_metadata,
+            error_code: self.error_code.clone(),
+            tokens: self.tokens(),
+            input_body_in_s3: false,
+            output_body_in_s3: false,
+        }
+    }
+
     pub fn tokens(&self) -> Tokens {
         Tokens { input: self.input, output: self.output, cache_read: self.cache_read, cache_write_5m: self.cache_write_5m, cache_write_1h: self.cache_write_1h }
     }

@@ -152,7 +152,9 @@ pub struct FactRow {
 
 pub struct Store {
     conn: Connection,
-    identities: HashMap<(String, String, String), i64>,
+    /// `principal \0 key \0 signal` -> identity id.
+    identities: HashMap<String, i64>,
+    key_buf: String,
     models: HashMap<String, i64>,
 }
 
@@ -174,7 +176,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -65536)?;
-        let mut store = Store { conn, identities: HashMap::new(), models: HashMap::new() };
+        let mut store = Store { conn, identities: HashMap::new(), key_buf: String::new(), models: HashMap::new() };
         store.migrate().with_context(|| format!("cannot prepare the store {}", path.display()))?;
         Ok(store)
     }
@@ -238,7 +240,7 @@ impl Store {
             )?;
             for inv in records {
                 let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
-                let identity = identity_id(&tx, &mut self.identities, &inv.principal, sk, sv)?;
+                let identity = identity_id(&tx, &mut self.identities, &mut self.key_buf, &inv.principal, sk, sv)?;
                 let model = model_ref(&tx, &mut self.models, &inv.model_id)?;
                 let t = &inv.tokens;
                 let metadata = if inv.request_metadata.is_empty() {
@@ -458,11 +460,18 @@ fn floor_to(v: i64, step: i64) -> i64 {
     v.div_euclid(step) * step
 }
 
-fn identity_id(tx: &Transaction, cache: &mut HashMap<(String, String, String), i64>, principal: &str, key: &str, signal: &str) -> Result<i64> {
-    let k = (principal.to_string(), key.to_string(), signal.to_string());
-    if let Some(&id) = cache.get(&k) {
+fn identity_id(tx: &Transaction, cache: &mut HashMap<String, i64>, buf: &mut String, principal: &str, key: &str, signal: &str) -> Result<i64> {
+    buf.clear();
+    for (i, part) in [principal, key, signal].into_iter().enumerate() {
+        if i > 0 {
+            buf.push('\0');
+        }
+        buf.push_str(part);
+    }
+    if let Some(&id) = cache.get(buf.as_str()) {
         return Ok(id);
     }
+    let k = buf.clone();
     tx.execute("INSERT OR IGNORE INTO identity (principal, signal_key, signal) VALUES (?1, ?2, ?3)", params![principal, key, signal])?;
     let id = tx.query_row("SELECT id FROM identity WHERE principal = ?1 AND signal_key = ?2 AND signal = ?3", params![principal, key, signal], |r| r.get(0))?;
     cache.insert(k, id);
