@@ -8,7 +8,7 @@ use bedrock_usage_core::time::{parse_date, parse_timestamp_ms, Zone, MS_PER_DAY}
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::output::{emit, Cell, Format, Records, Table};
-use crate::store::Store;
+use crate::store::{Grain, Store};
 
 /// A checked report request.
 pub struct ReportRequest {
@@ -96,8 +96,24 @@ pub fn parse_when(s: &str, zone: &Zone, now: i64, is_until: bool, flag: &str) ->
 
 pub fn build(store: &Store, config: &Config, catalog: &PriceCatalog, req: &ReportRequest) -> Result<UsageReport> {
     let local_periods = req.keys.iter().any(|k| matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month));
-    let utc_days_ok = !local_periods || req.zone.name() == "UTC";
-    let facts = store.facts(req.since, req.until, utc_days_ok)?;
+    let grain = if !local_periods || req.zone.name() == "UTC" {
+        Grain::Day
+    } else {
+        // Local days of a zone whose offsets are whole hours over the data are unions of hours.
+        match store.time_range()? {
+            Some((first, last)) => {
+                let from = req.since.unwrap_or(first).max(first);
+                let to = req.until.unwrap_or(last).min(last);
+                if req.zone.whole_hour_offsets(from, to) {
+                    Grain::Hour
+                } else {
+                    Grain::Quarter
+                }
+            }
+            None => Grain::Quarter,
+        }
+    };
+    let facts = store.facts(req.since, req.until, grain)?;
     let attributor = Attributor::new(config, &facts.identities);
     let spec = ReportSpec { keys: req.keys.clone(), zone: req.zone.clone(), filters: req.filters.clone() };
     let mut b = ReportBuilder::new(

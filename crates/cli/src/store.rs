@@ -8,8 +8,9 @@
 //! - A source's checkpoint (how far a file was read) is written in the same transaction as the
 //!   rows it covers: a crash at any instant loses nothing and counts nothing twice.
 //!
-//! Rollups come at two grains: quarter hours (`rollup_q`, any time zone's local days are unions of
-//! them) and UTC days (`rollup_d`). A report reads whole UTC days from `rollup_d` where it can,
+//! Rollups come at three grains: quarter hours (`rollup_q`: any time zone's local days are unions
+//! of them), hours (`rollup_h`: enough for zones whose offsets are whole hours) and UTC days
+//! (`rollup_d`). A report reads the coarsest grain that is exact for it, finer grains at the edges,
 //! quarter hours at the edges, and raw invocations only for the partial quarter hours at the very
 //! edges of a `--since`/`--until` range, so it stays exact at any boundary and fast at any size.
 
@@ -84,7 +85,33 @@ CREATE TABLE source (
     updated_ms INTEGER NOT NULL
 );
 "#,
+    // 2: hourly rollups, so that local days of whole-hour zones need not read quarter hours.
+    r#"
+CREATE TABLE rollup_h (
+    bucket_ms INTEGER NOT NULL, identity_id INTEGER NOT NULL, model_ref INTEGER NOT NULL,
+    region TEXT NOT NULL, operation TEXT NOT NULL, long_context INTEGER NOT NULL,
+    calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL, cache_write_1h_tokens INTEGER NOT NULL,
+    PRIMARY KEY (bucket_ms, identity_id, model_ref, region, operation, long_context)
+) WITHOUT ROWID;
+INSERT INTO rollup_h
+SELECT bucket_ms / 3600000 * 3600000, identity_id, model_ref, region, operation, long_context,
+       SUM(calls), SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+       SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens)
+FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;
+"#,
 ];
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The coarsest rollup a report may read between its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grain {
+    Quarter,
+    Hour,
+    Day,
+}
 
 /// How far a file has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,16 +313,10 @@ impl Store {
                 d.tokens.add(t);
             }
         }
-        let mut daily: HashMap<RollupKey, RollupDelta> = HashMap::new();
-        for (k, d) in &quarter {
-            let mut dk = k.clone();
-            dk.bucket_ms = k.bucket_ms.div_euclid(MS_PER_DAY) * MS_PER_DAY;
-            let e = daily.entry(dk).or_default();
-            e.calls += d.calls;
-            e.errors += d.errors;
-            e.tokens.add(&d.tokens);
-        }
+        let hourly = coarsen(&quarter, HOUR_MS);
+        let daily = coarsen(&hourly, MS_PER_DAY);
         upsert_rollup(&tx, "rollup_q", &quarter)?;
+        upsert_rollup(&tx, "rollup_h", &hourly)?;
         upsert_rollup(&tx, "rollup_d", &daily)?;
         let now = now_ms();
         for c in checkpoints {
@@ -309,10 +330,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Facts in `[since, until)` (epoch ms), from the coarsest rollup that is exact for them.
-    /// `utc_days_ok`: whole UTC days may be read from the daily rollup (false when the report
-    /// groups by local calendar periods of a zone that is not UTC).
-    pub fn facts(&self, since: Option<i64>, until: Option<i64>, utc_days_ok: bool) -> Result<FactSet> {
+    /// The first and last instants with data (bucket starts of the daily rollup), if any.
+    pub fn time_range(&self) -> Result<Option<(i64, i64)>> {
+        let r: (Option<i64>, Option<i64>) = self.conn.query_row("SELECT MIN(bucket_ms), MAX(bucket_ms) FROM rollup_d", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(r.0.zip(r.1.map(|m| m + MS_PER_DAY)))
+    }
+
+    /// Facts in `[since, until)` (epoch ms), from the coarsest rollup that is exact for them:
+    /// at most `grain` in the middle, finer grains toward the edges, raw rows for the partial
+    /// quarter hours at the very edges.
+    pub fn facts(&self, since: Option<i64>, until: Option<i64>, grain: Grain) -> Result<FactSet> {
         let mut set = FactSet::default();
         let mut identity_index = HashMap::new();
         {
@@ -341,24 +368,23 @@ impl Store {
         if lo >= hi {
             return Ok(set);
         }
-        // [lo, hi) = raw head + quarter head + days + quarter tail + raw tail.
-        let q_lo = ceil_to(lo, QUARTER_MS);
-        let q_hi = floor_to(hi, QUARTER_MS);
+        // [lo, hi) = raw head, quarters, hours, days, hours, quarters, raw tail (each as needed).
+        let levels = [(Grain::Quarter, QUARTER_MS, "rollup_q"), (Grain::Hour, HOUR_MS, "rollup_h"), (Grain::Day, MS_PER_DAY, "rollup_d")];
         let mut pieces: Vec<(&str, i64, i64)> = Vec::new();
-        if q_lo >= q_hi {
-            pieces.push(("raw", lo, hi));
-        } else {
-            pieces.push(("raw", lo, q_lo));
-            let (d_lo, d_hi) = (ceil_to(q_lo, MS_PER_DAY), floor_to(q_hi, MS_PER_DAY));
-            if utc_days_ok && d_lo < d_hi {
-                pieces.push(("rollup_q", q_lo, d_lo));
-                pieces.push(("rollup_d", d_lo, d_hi));
-                pieces.push(("rollup_q", d_hi, q_hi));
-            } else {
-                pieces.push(("rollup_q", q_lo, q_hi));
+        let (mut left, mut right, mut inner) = (lo, hi, "raw");
+        for (g, step, table) in levels {
+            if g > grain {
+                break;
             }
-            pieces.push(("raw", q_hi, hi));
+            let (a, b) = (ceil_to(left, step), floor_to(right, step));
+            if a >= b {
+                break;
+            }
+            pieces.push((inner, left, a));
+            pieces.push((inner, b, right));
+            (left, right, inner) = (a, b, table);
         }
+        pieces.push((inner, left, right));
         for (table, a, b) in pieces {
             if a >= b {
                 continue;
@@ -436,6 +462,20 @@ impl Store {
     pub fn invocation_count(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| r.get::<_, i64>(0))? as u64)
     }
+}
+
+/// Sums rollup deltas into coarser buckets.
+fn coarsen(fine: &HashMap<RollupKey, RollupDelta>, step: i64) -> HashMap<RollupKey, RollupDelta> {
+    let mut out: HashMap<RollupKey, RollupDelta> = HashMap::with_capacity(fine.len());
+    for (k, d) in fine {
+        let mut ck = k.clone();
+        ck.bucket_ms = floor_to(k.bucket_ms, step);
+        let e = out.entry(ck).or_default();
+        e.calls += d.calls;
+        e.errors += d.errors;
+        e.tokens.add(&d.tokens);
+    }
+    out
 }
 
 fn intern(index: &mut HashMap<String, usize>, table: &mut Vec<String>, s: &str) -> usize {

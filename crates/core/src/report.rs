@@ -160,11 +160,6 @@ pub struct UsageReport {
     pub shared: Vec<SharedPrincipal>,
 }
 
-struct ModelInfo {
-    name: ModelName,
-    label: String,
-}
-
 /// What a report groups by, in which zone, keeping what.
 #[derive(Debug, Clone)]
 pub struct ReportSpec {
@@ -173,19 +168,62 @@ pub struct ReportSpec {
     pub filters: Filters,
 }
 
-/// Builds a [`UsageReport`] from facts.
+struct ModelInfo {
+    name: ModelName,
+    /// Interned label (the normalized key, or the raw id).
+    label: u32,
+}
+
+/// Strings to small ids and back, so that grouping hashes integers, not strings.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), self.names.len() as u32 - 1);
+        self.names.len() as u32 - 1
+    }
+}
+
+/// A missing value (a developer without a team) in a group key.
+const NONE: u64 = u64::MAX;
+const MAX_KEYS: usize = GroupKey::ALL.len();
+
+/// Per identity: interned developer, team and cost center, and whether it is shared.
+struct Who {
+    developer: u64,
+    team: u64,
+    cost_center: u64,
+    principal: u64,
+    shared: bool,
+}
+
+type PriceKey = (usize, i64, bool);
+
+/// Builds a [`UsageReport`] from facts. Facts are grouped by integer keys (interned strings, day
+/// numbers) and priced through a cache per (model, day, class): a month of quarter-hour rollups
+/// is a few hundred thousand facts, and each must cost well under a microsecond.
 pub struct ReportBuilder<'a> {
     keys: Vec<GroupKey>,
     zone: Zone,
-    filters: Filters,
     catalog: &'a PriceCatalog,
     model_ids: &'a [String],
     models: Vec<ModelInfo>,
-    attributions: Vec<Attribution>,
+    who: Vec<Who>,
+    kept: Vec<bool>,
     identities: &'a [Identity],
     attributor: &'a Attributor<'a>,
-    day_labels: HashMap<i64, i64>,
-    groups: HashMap<Vec<Option<String>>, Acc>,
+    strings: Interner,
+    local_days: HashMap<i64, i64>,
+    prices: HashMap<PriceKey, Result<crate::pricing::Rates, Unpriced>>,
+    groups: HashMap<[u64; MAX_KEYS], Acc>,
     total: Acc,
     unpriced: BTreeMap<String, (String, u64)>,
     shared: BTreeMap<String, u64>,
@@ -200,26 +238,58 @@ impl<'a> ReportBuilder<'a> {
         model_ids: &'a [String],
         app_profiles: &HashMap<String, String>,
     ) -> ReportBuilder<'a> {
-        let models = model_ids
+        let mut strings = Interner::default();
+        let models: Vec<ModelInfo> = model_ids
             .iter()
             .map(|id| {
                 let name = normalize_model_id(id, app_profiles);
-                let label = name.key.clone().unwrap_or_else(|| id.clone());
+                let label = strings.id(name.key.as_deref().unwrap_or(id));
                 ModelInfo { name, label }
             })
             .collect();
-        let attributions = identities.iter().map(|i| attributor.attribute(i)).collect();
+        let mut who = Vec::with_capacity(identities.len());
+        let mut kept_dev = Vec::with_capacity(identities.len());
+        for i in identities {
+            let a: Attribution = attributor.attribute(i);
+            let f = &spec.filters;
+            kept_dev.push(
+                (f.developers.is_empty() || f.developers.contains(&a.developer))
+                    && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref())),
+            );
+            let opt = |s: &Option<String>, st: &mut Interner| s.as_deref().map(|v| st.id(v) as u64).unwrap_or(NONE);
+            who.push(Who {
+                developer: strings.id(&a.developer) as u64,
+                team: opt(&a.team, &mut strings),
+                cost_center: opt(&a.cost_center, &mut strings),
+                principal: strings.id(if i.principal.is_empty() { "unknown" } else { &i.principal }) as u64,
+                shared: a.via == Via::Shared,
+            });
+        }
+        // Model filters are decided once per model.
+        let kept_model: Vec<bool> = model_ids
+            .iter()
+            .zip(&models)
+            .map(|(raw, m)| spec.filters.models.is_empty() || spec.filters.models.iter().any(|q| raw == q || strings.names[m.label as usize].contains(q.as_str())))
+            .collect();
+        let mut kept = Vec::with_capacity(identities.len() * model_ids.len());
+        for &d in &kept_dev {
+            for &m in &kept_model {
+                kept.push(d && m);
+            }
+        }
         ReportBuilder {
             keys: spec.keys,
             zone: spec.zone,
-            filters: spec.filters,
             catalog,
             model_ids,
             models,
-            attributions,
+            who,
+            kept,
             identities,
             attributor,
-            day_labels: HashMap::new(),
+            strings,
+            local_days: HashMap::new(),
+            prices: HashMap::new(),
             groups: HashMap::new(),
             total: Acc::default(),
             unpriced: BTreeMap::new(),
@@ -227,67 +297,67 @@ impl<'a> ReportBuilder<'a> {
         }
     }
 
-    fn keep(&self, a: &Attribution, m: &ModelInfo, raw: &str) -> bool {
-        let f = &self.filters;
-        (f.developers.is_empty() || f.developers.contains(&a.developer))
-            && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref()))
-            && (f.models.is_empty() || f.models.iter().any(|q| raw == q || m.label.contains(q.as_str())))
-    }
-
     pub fn add(&mut self, fact: &Fact) {
-        let a = &self.attributions[fact.identity];
-        let m = &self.models[fact.model];
-        let raw = &self.model_ids[fact.model];
-        if !self.keep(a, m, raw) {
+        if !self.kept[fact.identity * self.model_ids.len() + fact.model] {
             return;
         }
         let utc_day = fact.bucket_ms.div_euclid(MS_PER_DAY);
-        let priced = self
-            .catalog
-            .decide(&m.name, raw, utc_day, fact.long_context)
-            .and_then(|d| d.rates.cost_pico(&fact.tokens).ok_or(Unpriced::NoOneHourRate(d.key)));
+        let (catalog, models, model_ids) = (self.catalog, &self.models, self.model_ids);
+        let rates = self.prices.entry((fact.model, utc_day, fact.long_context)).or_insert_with(|| {
+            catalog.decide(&models[fact.model].name, &model_ids[fact.model], utc_day, fact.long_context).map(|d| d.rates)
+        });
+        let priced = match rates {
+            Ok(r) => r.cost_pico(&fact.tokens).ok_or_else(|| Unpriced::NoOneHourRate(models[fact.model].name.key.clone().unwrap_or_default())),
+            Err(e) => Err(e.clone()),
+        };
         let (pico, unpriced_calls) = match priced {
             Ok(p) => (p, 0),
+            // Calls that failed with no tokens cost nothing whatever the model: they are not
+            // "unpriced" in any way that matters to a bill.
+            Err(_) if fact.tokens.total() == 0 => (0, 0),
             Err(why) => {
-                // Calls that failed with no tokens cost nothing whatever the model: they are not
-                // "unpriced" in any way that matters to a bill.
-                if fact.tokens.total() == 0 {
-                    (0, 0)
-                } else {
-                    let e = self.unpriced.entry(raw.clone()).or_insert_with(|| (why.to_string(), 0));
-                    e.1 += fact.calls;
-                    (0, fact.calls)
-                }
+                let e = self.unpriced.entry(model_ids[fact.model].clone()).or_insert_with(|| (why.to_string(), 0));
+                e.1 += fact.calls;
+                (0, fact.calls)
             }
         };
-        if a.via == Via::Shared {
+        let who = &self.who[fact.identity];
+        if who.shared {
             *self.shared.entry(self.identities[fact.identity].principal.clone()).or_default() += fact.calls;
         }
-        let local_day = if self.keys.iter().any(|k| k.is_time()) {
-            let zone = &self.zone;
-            *self.day_labels.entry(fact.bucket_ms).or_insert_with(|| zone.local_day(fact.bucket_ms))
-        } else {
-            0
-        };
-        let key: Vec<Option<String>> = self
-            .keys
-            .iter()
-            .map(|k| match k {
-                GroupKey::Developer => Some(a.developer.clone()),
-                GroupKey::Team => a.team.clone(),
-                GroupKey::CostCenter => a.cost_center.clone(),
-                GroupKey::Model => Some(m.label.clone()),
-                GroupKey::Principal => {
-                    let p = &self.identities[fact.identity].principal;
-                    Some(if p.is_empty() { "unknown".to_string() } else { p.clone() })
+        let mut key = [0u64; MAX_KEYS];
+        for (slot, k) in key.iter_mut().zip(&self.keys) {
+            *slot = match k {
+                GroupKey::Developer => who.developer,
+                GroupKey::Team => who.team,
+                GroupKey::CostCenter => who.cost_center,
+                GroupKey::Model => models[fact.model].label as u64,
+                GroupKey::Principal => who.principal,
+                GroupKey::Operation if fact.operation.is_empty() => NONE,
+                GroupKey::Operation => self.strings.id(fact.operation) as u64,
+                GroupKey::Region if fact.region.is_empty() => NONE,
+                GroupKey::Region => self.strings.id(fact.region) as u64,
+                // Calendar keys hold the local day number; labels are made at the end.
+                GroupKey::Day | GroupKey::Week | GroupKey::Month => {
+                    let zone = &self.zone;
+                    *self.local_days.entry(fact.bucket_ms).or_insert_with(|| zone.local_day(fact.bucket_ms)) as u64
                 }
-                GroupKey::Operation => Some(fact.operation.to_string()).filter(|s| !s.is_empty()),
-                GroupKey::Region => Some(fact.region.to_string()).filter(|s| !s.is_empty()),
-                GroupKey::Day => Some(day_label(local_day)),
-                GroupKey::Week => Some(week_label(local_day)),
-                GroupKey::Month => Some(month_label(local_day)),
-            })
-            .collect();
+            };
+        }
+        for k in self.keys.iter().enumerate() {
+            // Week and month group whole days: fold the day into its period.
+            match k.1 {
+                GroupKey::Week => {
+                    let day = key[k.0] as i64;
+                    key[k.0] = (day - (day + 3).rem_euclid(7)) as u64;
+                }
+                GroupKey::Month => {
+                    let (y, m, _) = crate::time::civil_from_days(key[k.0] as i64);
+                    key[k.0] = crate::time::days_from_civil(y, m, 1) as u64;
+                }
+                _ => {}
+            }
+        }
         for acc in [self.groups.entry(key).or_default(), &mut self.total] {
             acc.calls += fact.calls;
             acc.errors += fact.errors;
@@ -297,9 +367,25 @@ impl<'a> ReportBuilder<'a> {
         }
     }
 
+    fn label(&self, k: GroupKey, v: u64) -> Option<String> {
+        if v == NONE && !matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month) {
+            return None;
+        }
+        Some(match k {
+            GroupKey::Day => day_label(v as i64),
+            GroupKey::Week => week_label(v as i64),
+            GroupKey::Month => month_label(v as i64),
+            _ => self.strings.names[v as usize].clone(),
+        })
+    }
+
     pub fn finish(self) -> UsageReport {
         let time_first = self.keys.iter().any(|k| k.is_time());
-        let mut rows: Vec<ReportRow> = self.groups.into_iter().map(|(keys, acc)| ReportRow { keys, figures: acc.figures() }).collect();
+        let mut rows: Vec<ReportRow> = self
+            .groups
+            .iter()
+            .map(|(key, acc)| ReportRow { keys: self.keys.iter().zip(key).map(|(k, v)| self.label(*k, *v)).collect(), figures: acc.figures() })
+            .collect();
         if time_first {
             rows.sort_by(|a, b| a.keys.cmp(&b.keys));
         } else {

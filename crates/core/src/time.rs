@@ -191,6 +191,30 @@ impl Zone {
         };
         (ms + offset_secs * 1000).div_euclid(MS_PER_DAY)
     }
+    /// Whether this zone's UTC offset is a whole number of hours at every instant in
+    /// `[from, to]` (checked at each transition; zones change offset at most a few times a year).
+    pub fn whole_hour_offsets(&self, from: i64, to: i64) -> bool {
+        let whole = |ms: i64| match Timestamp::from_millisecond(ms) {
+            Ok(ts) => self.tz.to_offset(ts).seconds() % 3600 == 0,
+            Err(_) => false,
+        };
+        if !whole(from) {
+            return false;
+        }
+        let Ok(mut ts) = Timestamp::from_millisecond(from) else { return false };
+        while let Some(t) = self.tz.following(ts).next() {
+            let at = t.timestamp();
+            if at.as_millisecond() > to {
+                break;
+            }
+            if t.offset().seconds() % 3600 != 0 {
+                return false;
+            }
+            ts = at;
+        }
+        true
+    }
+
     /// The instant a local date starts at in this zone (midnight, or the first valid time).
     pub fn day_start_ms(&self, day: i64) -> i64 {
         let (y, m, d) = civil_from_days(day);
@@ -260,5 +284,9 @@ mod tests {
         let kolkata = Zone::named("Asia/Kolkata").expect("zone");
         assert_eq!(kolkata.day_start_ms(parse_date("2026-11-03").expect("d")), parse_timestamp_ms("2026-11-02T18:30:00Z").expect("ts"));
         assert!(Zone::named("Mars/Olympus").is_err());
+        let year = (parse_timestamp_ms("2026-01-01T00:00:00Z").expect("ts"), parse_timestamp_ms("2026-12-31T00:00:00Z").expect("ts"));
+        assert!(ny.whole_hour_offsets(year.0, year.1));
+        assert!(!kolkata.whole_hour_offsets(year.0, year.1));
+        assert!(!Zone::named("Australia/Lord_Howe").expect("zone").whole_hour_offsets(year.0, year.1));
     }
 }
