@@ -7,10 +7,11 @@
 //! `events[].message`). Directories are walked in the S3 delivery layout, skipping the
 //! `amazon-bedrock-logs-permission-check` object and the `HH/data/` body offloads.
 //!
-//! The pipeline: one reader thread per input stream (reading or inflating, cutting the stream
-//! into chunks of whole lines), parser threads (one per core), and the caller's thread as the one
-//! writer, which puts chunks back in order and commits records together with the checkpoint that
-//! covers them. Memory is bounded by the channels, not by the input.
+//! The pipeline: one stream thread per core takes the next input, reads (or inflates) it in
+//! chunks of whole lines and parses each chunk while it is still in cache; the caller's thread is
+//! the one writer, which puts each stream's chunks in order and commits records together with the
+//! checkpoint that covers them. Memory is bounded by the chunk size and the channel, not by the
+//! input.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -26,7 +27,7 @@ use flate2::read::MultiGzDecoder;
 
 use crate::store::{Checkpoint, Store};
 
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 1 << 20;
 const FINGERPRINT_LEN: u64 = 4096;
 const COMMIT_RECORDS: usize = 20_000;
 const FLE_BATCH: usize = 5_000;
@@ -288,11 +289,6 @@ struct Parsed {
     complete: bool,
 }
 
-enum Work {
-    Lines(Chunk),
-    /// A stream's end (or failure) with no lines left: passed through to the writer.
-    Done(Parsed),
-}
 
 /// Runs an ingest of `paths` into `store`.
 pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestSummary> {
@@ -308,17 +304,17 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
     let jobs = Arc::new(jobs);
     let progress = crate::progress::Progress::new(opts.progress, jobs.len() as u64);
 
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
-    let readers = workers;
-    let (work_tx, work_rx) = mpsc::sync_channel::<Work>(workers * 2);
-    let (done_tx, done_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
-    let work_rx = Arc::new(Mutex::new(work_rx));
+    // One stream thread per core: each reads (or inflates) a file and parses its chunks itself,
+    // while they are still in its cache; the calling thread is the one writer.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+    // Parsed records are small; a deep queue lets parsing go on while the writer commits.
+    let (done_tx, done_rx) = mpsc::sync_channel::<Parsed>(1024);
     let next_job = Arc::new(Mutex::new(0usize));
     let pool = Arc::new(BufPool::default());
 
     let result = std::thread::scope(|s| -> Result<()> {
-        for _ in 0..readers {
-            let (jobs, next_job, work_tx, done_tx, pool) = (jobs.clone(), next_job.clone(), work_tx.clone(), done_tx.clone(), pool.clone());
+        for _ in 0..threads {
+            let (jobs, next_job, done_tx, pool) = (jobs.clone(), next_job.clone(), done_tx.clone(), pool.clone());
             s.spawn(move || loop {
                 let i = {
                     let Ok(mut n) = next_job.lock() else { return };
@@ -329,33 +325,11 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
                 if i >= jobs.len() {
                     return;
                 }
-                if read_stream(i, &jobs[i], &work_tx, &done_tx, &pool).is_err() {
+                if read_stream(i, &jobs[i], &done_tx, &pool).is_err() {
                     return; // the writer hung up
                 }
             });
         }
-        for _ in 0..workers {
-            let (work_rx, done_tx, pool) = (work_rx.clone(), done_tx.clone(), pool.clone());
-            s.spawn(move || loop {
-                let work = {
-                    let Ok(rx) = work_rx.lock() else { return };
-                    rx.recv()
-                };
-                let parsed = match work {
-                    Ok(Work::Lines(mut c)) => {
-                        let p = parse_chunk(&c);
-                        pool.put(std::mem::take(&mut c.data));
-                        p
-                    }
-                    Ok(Work::Done(p)) => p,
-                    Err(_) => return,
-                };
-                if done_tx.send(parsed).is_err() {
-                    return;
-                }
-            });
-        }
-        drop(work_tx);
         drop(done_tx);
         write_all(store, &jobs, done_rx, opts, &mut summary, &progress)
     });
@@ -367,9 +341,9 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 
 /// Reads one stream, cutting it into chunks of whole lines, or parses a whole document.
 /// Errs only when the pipeline is gone.
-fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSender<Parsed>, pool: &BufPool) -> Result<(), ()> {
+fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPool) -> Result<(), ()> {
     let fail = |reason: String, offset: u64, seq: u64| {
-        work.send(Work::Done(Parsed {
+        done.send(Parsed {
             job: job_ix,
             seq,
             records: Vec::new(),
@@ -379,7 +353,7 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
             bytes: 0,
             last: true,
             complete: false,
-        }))
+        })
         .map_err(|_| ())
     };
     let mut reader: Box<dyn Read + Send> = match &job.path {
@@ -454,7 +428,11 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
         let unterminated = at_end && !data.is_empty() && !data.ends_with(b"\n") && r.is_ok();
         if !data.is_empty() {
             let len = data.len() as u64;
-            work.send(Work::Lines(Chunk { job: job_ix, seq, data, start_offset: offset, unterminated })).map_err(|_| ())?;
+            let chunk = Chunk { job: job_ix, seq, data, start_offset: offset, unterminated };
+            // Parse here, while the chunk is still in this core's cache.
+            let parsed = parse_chunk(&chunk);
+            pool.put(chunk.data);
+            done.send(parsed).map_err(|_| ())?;
             seq += 1;
             offset += len;
         }
@@ -462,8 +440,8 @@ fn read_stream(job_ix: usize, job: &Job, work: &SyncSender<Work>, done: &SyncSen
             return match r {
                 // The end: no offset of its own (the chunks carry theirs; an unfinished last line
                 // may have held the checkpoint back).
-                Ok(_) => work
-                    .send(Work::Done(Parsed { job: job_ix, seq, records: Vec::new(), bad: Vec::new(), end_offset: 0, lines: 0, bytes: 0, last: true, complete: true }))
+                Ok(_) => done
+                    .send(Parsed { job: job_ix, seq, records: Vec::new(), bad: Vec::new(), end_offset: 0, lines: 0, bytes: 0, last: true, complete: true })
                     .map_err(|_| ()),
                 Err(e) => {
                     let mut reason = read_error(job, &e);
