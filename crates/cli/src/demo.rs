@@ -129,6 +129,8 @@ const US_MODELS: &[(&str, u64)] = &[
     ("global.anthropic.claude-opus-4-5-20251101-v1:0", 4),
     ("us.anthropic.claude-opus-4-1-20250805-v1:0", 2),
     ("global.anthropic.claude-sonnet-5", 10),
+    ("global.anthropic.claude-opus-4-7", 2),
+    ("global.anthropic.claude-opus-4-8", 2),
     ("us.anthropic.claude-sonnet-4-20250514-v1:0", 5),
     ("global.anthropic.claude-haiku-4-5-20251001-v1:0", 10),
     ("us.anthropic.claude-3-7-sonnet-20250219-v1:0", 2),
