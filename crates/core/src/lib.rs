@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod config;
 pub mod money;
 pub mod pricing;
+pub mod query;
 pub mod record;
 pub mod report;
 mod scan;
