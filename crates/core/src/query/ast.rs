@@ -15,6 +15,18 @@ pub struct Query {
 pub struct Named {
     pub expr: Expr,
     pub alias: Option<String>,
+    /// The expression as written (the column's name when there is no alias).
+    pub text: String,
+}
+
+impl Named {
+    /// The name of the column this expression makes.
+    pub fn name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(match &self.expr {
+            Expr::Field { name, .. } => name,
+            _ => &self.text,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

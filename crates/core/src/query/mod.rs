@@ -1,15 +1,22 @@
 //! The CloudWatch Logs Insights query language, as bedrock-usage understands it.
 //!
-//! This module holds the language only: the lexer, the syntax tree and the parser, with errors
-//! that point at the place in the query (a caret under it) and say what was expected there.
-//! Evaluating queries over the store or over log files builds on it (issue 3).
+//! The lexer, the syntax tree and the parser (errors point at the place in the query with a
+//! caret and say what was expected there), values with CloudWatch's null semantics, the
+//! evaluator (`Plan::run` over rows of named values), and the flattening of JSON events into
+//! dotted field names. Where the rows come from (the store, log files) is the binary's business.
 
 mod ast;
+mod eval;
+mod flatten;
 mod lex;
 mod parse;
+mod value;
 
 pub use ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};
-pub use parse::{parse_query, QueryError};
+pub use eval::{Plan, Row, Table, DEFAULT_LIMIT};
+pub use flatten::flatten_json;
+pub use parse::{closest, parse_query, QueryError};
+pub use value::{fmt_time, Value};
 
 /// Commands CloudWatch has and bedrock-usage does not (yet): named as such in errors, not as a
 /// syntax error.

@@ -102,19 +102,23 @@ pub fn parse_query(src: &str) -> Result<Query, QueryError> {
 }
 
 struct Parser<'q> {
+    src: &'q str,
     lex: Lexer<'q>,
     tok: Tok,
     span: Span,
+    /// Where the last consumed token ended.
+    prev_end: usize,
 }
 
 impl<'q> Parser<'q> {
     fn new(src: &'q str) -> Result<Parser<'q>, QueryError> {
         let mut lex = Lexer::new(src);
         let (tok, span) = lex.next()?;
-        Ok(Parser { lex, tok, span })
+        Ok(Parser { src, lex, tok, span, prev_end: 0 })
     }
 
     fn bump(&mut self) -> Result<(Tok, Span), QueryError> {
+        self.prev_end = self.span.end;
         let (t, s) = self.lex.next()?;
         Ok((std::mem::replace(&mut self.tok, t), std::mem::replace(&mut self.span, s)))
     }
@@ -227,6 +231,7 @@ impl<'q> Parser<'q> {
             Tok::Slash => {
                 let open = self.span.start;
                 let (pattern, span) = self.lex.regex_from(open)?;
+                self.prev_end = span.end;
                 let (t, s) = self.lex.next()?;
                 self.tok = t;
                 self.span = s;
@@ -278,9 +283,11 @@ impl<'q> Parser<'q> {
             if matches!(self.tok, Tok::Pipe | Tok::End) || self.at_kw("by") {
                 return Err(self.expected(what));
             }
+            let start = self.span.start;
             let expr = self.expr()?;
+            let text = self.src[start..self.prev_end.max(start)].trim().to_string();
             let alias = if self.eat_kw("as")? { Some(self.name("a name after `as`")?) } else { None };
-            out.push(Named { expr, alias });
+            out.push(Named { expr, alias, text });
             if self.tok != Tok::Comma {
                 return Ok(out);
             }
@@ -417,7 +424,8 @@ impl<'q> Parser<'q> {
             }
             Tok::Slash => {
                 let open = self.span.start;
-                let (pattern, _) = self.lex.regex_from(open)?;
+                let (pattern, span) = self.lex.regex_from(open)?;
+                self.prev_end = span.end;
                 let (t, s) = self.lex.next()?;
                 self.tok = t;
                 self.span = s;
@@ -607,6 +615,9 @@ mod tests {
         let Command::Fields(v) = &q.commands[0] else { panic!() };
         assert!(matches!(&v[0].expr, Expr::Binary { op: BinOp::Add, .. }));
         assert_eq!(v[0].alias.as_deref(), Some("x"));
+        let q = parse_query("stats sum(input.inputTokenCount) ,  count(*) by bin(1h) | filter x like /a b/").expect("parse");
+        let Command::Stats { aggregates, by } = &q.commands[0] else { panic!() };
+        assert_eq!((aggregates[0].name(), aggregates[1].name(), by[0].name()), ("sum(input.inputTokenCount)", "count(*)", "bin(1h)"));
     }
 
     #[test]

@@ -1,0 +1,786 @@
+//! Running a parsed query over rows: commands in order, streaming until the first command that
+//! needs every row (`stats`, `sort`, `dedup`, `limit`), then over the collected rows.
+//! Output is a [`Table`]: named columns and rows of values.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use regex::Regex;
+
+use super::ast::{BinOp, Command, Expr, Named, ParsePattern, Query};
+use super::parse::{QueryError, AGGREGATES};
+use super::value::Value;
+
+/// CloudWatch returns at most this many rows unless the query says otherwise.
+pub const DEFAULT_LIMIT: usize = 10_000;
+
+/// One event: field name -> value. A missing field reads as `Null`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row(pub HashMap<String, Value>);
+
+static NULL: Value = Value::Null;
+
+impl Row {
+    pub fn get(&self, name: &str) -> &Value {
+        self.0.get(name).unwrap_or(&NULL)
+    }
+    pub fn set(&mut self, name: &str, v: Value) {
+        self.0.insert(name.to_string(), v);
+    }
+}
+
+/// A query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// Rows were cut at the default limit.
+    pub truncated: bool,
+}
+
+/// A query ready to run: regular expressions compiled, fields it reads known.
+pub struct Plan {
+    query: Query,
+    regexes: HashMap<String, Regex>,
+    limit: usize,
+}
+
+impl Plan {
+    /// `limit`: the row limit when the query has no `limit` command (CloudWatch: 10,000).
+    pub fn new(query: Query, limit: usize) -> Result<Plan, QueryError> {
+        let mut regexes = HashMap::new();
+        let mut add = |pattern: &str| -> Result<(), QueryError> {
+            if !regexes.contains_key(pattern) {
+                let re = Regex::new(pattern).map_err(|e| QueryError { span: 0..0, message: format!("invalid regular expression /{pattern}/: {e}") })?;
+                regexes.insert(pattern.to_string(), re);
+            }
+            Ok(())
+        };
+        for c in &query.commands {
+            let mut exprs: Vec<&Expr> = Vec::new();
+            match c {
+                Command::Fields(v) | Command::Display(v) => exprs.extend(v.iter().map(|n| &n.expr)),
+                Command::Filter(e) => exprs.push(e),
+                Command::Stats { aggregates, by } => exprs.extend(aggregates.iter().chain(by).map(|n| &n.expr)),
+                Command::Sort(keys) => exprs.extend(keys.iter().map(|k| &k.expr)),
+                Command::Dedup(v) => exprs.extend(v),
+                Command::Parse { field, pattern } => {
+                    exprs.push(field);
+                    add(&match pattern {
+                        ParsePattern::Glob { pattern, .. } => glob_to_regex(pattern),
+                        ParsePattern::Regex { pattern, .. } => pattern.clone(),
+                    })?;
+                }
+                Command::Limit(_) => {}
+            }
+            for e in exprs {
+                visit(e, &mut |x| if let Expr::Regex(p) = x { add(p) } else { Ok(()) })?;
+            }
+        }
+        Ok(Plan { query, regexes, limit })
+    }
+
+    /// Fields the query reads from events before anything defines them (for warnings about
+    /// fields no event has, and for reading only what is needed).
+    pub fn input_fields(&self) -> BTreeSet<String> {
+        let mut defined: HashSet<String> = HashSet::new();
+        let mut after_stats = false;
+        let mut out = BTreeSet::new();
+        for c in &self.query.commands {
+            let mut reads: Vec<&Expr> = Vec::new();
+            let mut defines: Vec<String> = Vec::new();
+            match c {
+                Command::Fields(v) | Command::Display(v) => {
+                    reads.extend(v.iter().map(|n| &n.expr));
+                    defines.extend(v.iter().filter(|n| n.alias.is_some()).map(|n| n.name().to_string()));
+                }
+                Command::Filter(e) => reads.push(e),
+                Command::Stats { aggregates, by } => {
+                    reads.extend(aggregates.iter().chain(by).map(|n| &n.expr));
+                    defines.extend(aggregates.iter().chain(by).map(|n| n.name().to_string()));
+                }
+                Command::Sort(keys) => reads.extend(keys.iter().map(|k| &k.expr)),
+                Command::Dedup(v) => reads.extend(v),
+                Command::Parse { field, pattern } => {
+                    reads.push(field);
+                    defines.extend(match pattern {
+                        ParsePattern::Glob { names, .. } | ParsePattern::Regex { names, .. } => names.clone(),
+                    });
+                }
+                Command::Limit(_) => {}
+            }
+            // After a `stats`, rows hold only its columns: nothing more is read from events.
+            if !after_stats {
+                for e in reads {
+                    let _ = visit(e, &mut |x| {
+                        match x {
+                            Expr::Field { name, .. } if !defined.contains(name) => {
+                                out.insert(name.clone());
+                            }
+                            Expr::Call { name, .. } if name == "bin" || name == "earliest" || name == "latest" => {
+                                out.insert("@timestamp".to_string());
+                            }
+                            _ => {}
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            after_stats |= matches!(c, Command::Stats { .. });
+            defined.extend(defines);
+        }
+        out
+    }
+
+    /// Runs the query over `rows`.
+    pub fn run(&self, rows: impl IntoIterator<Item = Row>) -> Table {
+        let cmds = &self.query.commands;
+        let barrier = cmds.iter().position(|c| matches!(c, Command::Stats { .. } | Command::Sort(_) | Command::Dedup(_) | Command::Limit(_))).unwrap_or(cmds.len());
+        let mut columns: Vec<String> = Vec::new();
+        let mut explicit_columns = false;
+        for c in &cmds[..barrier] {
+            self.note_columns(c, &mut columns, &mut explicit_columns);
+        }
+        // Stream the prefix; the first barrier gets the rows as they come.
+        let mut collected: Vec<Row> = Vec::new();
+        let mut stats: Option<StatsState> = match cmds.get(barrier) {
+            Some(Command::Stats { aggregates, by }) => Some(StatsState::new(aggregates, by)),
+            _ => None,
+        };
+        let early_limit = match cmds.get(barrier) {
+            Some(Command::Limit(n)) => Some(*n as usize),
+            _ => None,
+        };
+        'rows: for mut row in rows {
+            for c in &cmds[..barrier] {
+                if !self.apply_streaming(c, &mut row) {
+                    continue 'rows;
+                }
+            }
+            match &mut stats {
+                Some(s) => s.add(self, &row),
+                None => {
+                    collected.push(row);
+                    if early_limit.is_some_and(|n| collected.len() >= n) {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut rest = barrier;
+        if let Some(s) = stats.take() {
+            let (cols, rows) = s.finish(self);
+            columns = cols;
+            explicit_columns = true;
+            collected = rows;
+            rest += 1;
+        }
+        let mut limited = early_limit.is_some();
+        for c in cmds.iter().skip(rest) {
+            match c {
+                Command::Stats { aggregates, by } => {
+                    let mut s = StatsState::new(aggregates, by);
+                    for r in &collected {
+                        s.add(self, r);
+                    }
+                    let (cols, rows) = s.finish(self);
+                    columns = cols;
+                    explicit_columns = true;
+                    collected = rows;
+                }
+                Command::Sort(keys) => {
+                    let mut keyed: Vec<(Vec<Value>, Row)> = collected.into_iter().map(|r| (keys.iter().map(|k| self.eval(&k.expr, &r)).collect(), r)).collect();
+                    keyed.sort_by(|(a, _), (b, _)| {
+                        for (i, k) in keys.iter().enumerate() {
+                            let o = a[i].sort_cmp(&b[i]);
+                            // Nulls stay last in both directions.
+                            let o = if k.descending && !a[i].is_null() && !b[i].is_null() { o.reverse() } else { o };
+                            if o != std::cmp::Ordering::Equal {
+                                return o;
+                            }
+                        }
+                        std::cmp::Ordering::Equal
+                    });
+                    collected = keyed.into_iter().map(|(_, r)| r).collect();
+                }
+                Command::Limit(n) => {
+                    collected.truncate(*n as usize);
+                    limited = true;
+                }
+                Command::Dedup(fields) => {
+                    let mut seen = HashSet::new();
+                    collected.retain(|r| {
+                        let vals: Vec<Value> = fields.iter().map(|f| self.eval(f, r)).collect();
+                        // Rows with a null in a dedup field are never duplicates.
+                        vals.iter().any(Value::is_null) || seen.insert(vals.iter().map(Value::key).collect::<Vec<_>>())
+                    });
+                }
+                c => {
+                    self.note_columns(c, &mut columns, &mut explicit_columns);
+                    collected.retain_mut(|r| self.apply_streaming(c, r));
+                }
+            }
+        }
+        if !explicit_columns {
+            columns = vec!["@timestamp".to_string(), "@message".to_string()];
+        }
+        let truncated = !limited && collected.len() > self.limit;
+        if truncated {
+            collected.truncate(self.limit);
+        }
+        let rows = collected.iter().map(|r| columns.iter().map(|c| r.get(c).clone()).collect()).collect();
+        Table { columns, rows, truncated }
+    }
+
+    fn note_columns(&self, c: &Command, columns: &mut Vec<String>, explicit: &mut bool) {
+        match c {
+            Command::Fields(v) => {
+                for n in v {
+                    let name = n.name().to_string();
+                    if !columns.contains(&name) {
+                        columns.push(name);
+                    }
+                }
+                *explicit = true;
+            }
+            Command::Display(v) => {
+                *columns = v.iter().map(|n| n.name().to_string()).collect();
+                *explicit = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies a row-at-a-time command; false drops the row.
+    fn apply_streaming(&self, c: &Command, row: &mut Row) -> bool {
+        match c {
+            Command::Fields(v) | Command::Display(v) => {
+                for n in v {
+                    if n.alias.is_some() || !matches!(n.expr, Expr::Field { .. }) {
+                        let val = self.eval(&n.expr, row);
+                        row.set(n.name(), val);
+                    }
+                }
+                true
+            }
+            Command::Filter(e) => self.eval(e, row).truthy(),
+            Command::Parse { field, pattern } => {
+                let text = self.eval(field, row);
+                let (key, names) = match pattern {
+                    ParsePattern::Glob { pattern, names } => (glob_to_regex(pattern), names),
+                    ParsePattern::Regex { pattern, names } => (pattern.clone(), names),
+                };
+                let caps = match (&text, self.regexes.get(&key)) {
+                    (Value::Null, _) | (_, None) => None,
+                    (t, Some(re)) => re.captures(&t.text()).map(|c| {
+                        let by_index = matches!(pattern, ParsePattern::Glob { .. });
+                        names
+                            .iter()
+                            .enumerate()
+                            .map(|(i, n)| {
+                                let m = if by_index { c.get(i + 1) } else { c.name(n) };
+                                m.map(|m| Value::Str(m.as_str().to_string())).unwrap_or(Value::Null)
+                            })
+                            .collect::<Vec<_>>()
+                    }),
+                };
+                for (i, n) in names.iter().enumerate() {
+                    row.set(n, caps.as_ref().map(|c| c[i].clone()).unwrap_or(Value::Null));
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Evaluates an expression over a row (aggregates read as null here; see `StatsState`).
+    pub fn eval(&self, e: &Expr, row: &Row) -> Value {
+        self.eval_with(e, row, &mut |_| Value::Null)
+    }
+
+    fn eval_with(&self, e: &Expr, row: &Row, agg: &mut dyn FnMut(&Expr) -> Value) -> Value {
+        match e {
+            Expr::Field { name, .. } => row.get(name).clone(),
+            Expr::Number(n) => Value::Num(*n),
+            Expr::Str(s) => Value::Str(s.clone()),
+            Expr::Regex(s) => Value::Str(s.clone()),
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::Duration(ms) => Value::Num(*ms as f64),
+            Expr::List(_) => Value::Null,
+            Expr::Not(x) => {
+                let v = self.eval_with(x, row, agg);
+                Value::Bool(!v.truthy())
+            }
+            Expr::Neg(x) => match self.eval_with(x, row, agg).as_f64() {
+                Some(n) => Value::Num(-n),
+                None => Value::Null,
+            },
+            Expr::Binary { op, left, right } => self.binary(*op, left, right, row, agg),
+            Expr::Call { name, args, .. } => {
+                if AGGREGATES.contains(&name.as_str()) {
+                    return agg(e);
+                }
+                let vals: Vec<Value> = args.iter().map(|a| self.eval_with(a, row, agg)).collect();
+                call(name, args, &vals, row)
+            }
+        }
+    }
+
+    fn binary(&self, op: BinOp, left: &Expr, right: &Expr, row: &Row, agg: &mut dyn FnMut(&Expr) -> Value) -> Value {
+        match op {
+            BinOp::And => {
+                let l = self.eval_with(left, row, agg).truthy();
+                Value::Bool(l && self.eval_with(right, row, agg).truthy())
+            }
+            BinOp::Or => {
+                let l = self.eval_with(left, row, agg).truthy();
+                Value::Bool(l || self.eval_with(right, row, agg).truthy())
+            }
+            BinOp::In | BinOp::NotIn => {
+                let l = self.eval_with(left, row, agg);
+                let found = match right {
+                    Expr::List(items) => items.iter().any(|i| l.loose_eq(&self.eval_with(i, row, agg))),
+                    _ => false,
+                };
+                Value::Bool(!l.is_null() && (found == (op == BinOp::In)))
+            }
+            BinOp::Like | BinOp::NotLike | BinOp::Matches => {
+                let l = self.eval_with(left, row, agg);
+                if l.is_null() {
+                    return Value::Bool(false);
+                }
+                let text = l.text();
+                let hit = match right {
+                    Expr::Regex(p) => self.regexes.get(p).is_some_and(|re| re.is_match(&text)),
+                    other => {
+                        let pat = self.eval_with(other, row, agg);
+                        if op == BinOp::Matches {
+                            Regex::new(&pat.text()).is_ok_and(|re| re.is_match(&text))
+                        } else {
+                            text.contains(&pat.text())
+                        }
+                    }
+                };
+                Value::Bool(hit != (op == BinOp::NotLike))
+            }
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                let l = self.eval_with(left, row, agg);
+                let r = self.eval_with(right, row, agg);
+                use std::cmp::Ordering::*;
+                Value::Bool(match op {
+                    BinOp::Eq => l.loose_eq(&r),
+                    BinOp::Ne => !l.is_null() && !r.is_null() && !l.loose_eq(&r),
+                    BinOp::Lt => l.compare(&r) == Some(Less),
+                    BinOp::Le => matches!(l.compare(&r), Some(Less | Equal)),
+                    BinOp::Gt => l.compare(&r) == Some(Greater),
+                    _ => matches!(l.compare(&r), Some(Greater | Equal)),
+                })
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
+                let l = self.eval_with(left, row, agg);
+                let r = self.eval_with(right, row, agg);
+                let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else { return Value::Null };
+                let n = match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div if b == 0.0 => return Value::Null,
+                    BinOp::Div => a / b,
+                    _ if b == 0.0 => return Value::Null,
+                    _ => a % b,
+                };
+                // Time plus or minus a duration stays a time.
+                match (&l, op) {
+                    (Value::Time(_), BinOp::Add | BinOp::Sub) if !matches!(r, Value::Time(_)) => Value::Time(n as i64),
+                    _ => Value::Num(n),
+                }
+            }
+        }
+    }
+}
+
+/// The non-aggregate functions.
+fn call(name: &str, args: &[Expr], v: &[Value], row: &Row) -> Value {
+    let num = |i: usize| v.get(i).and_then(Value::as_f64);
+    let text = |i: usize| v.get(i).map(Value::text).unwrap_or_default();
+    let time = |x: &Value| match x {
+        Value::Time(t) => Some(*t),
+        other => other.as_f64().map(|n| n as i64),
+    };
+    let duration = |i: usize| match args.get(i) {
+        Some(Expr::Duration(ms)) => Some(*ms),
+        _ => num(i).map(|n| n as i64),
+    };
+    match name {
+        "abs" => num(0).map(|n| Value::Num(n.abs())).unwrap_or(Value::Null),
+        "ceil" => num(0).map(|n| Value::Num(n.ceil())).unwrap_or(Value::Null),
+        "floor" => num(0).map(|n| Value::Num(n.floor())).unwrap_or(Value::Null),
+        "greatest" => v.iter().filter_map(Value::as_f64).reduce(f64::max).map(Value::Num).unwrap_or(Value::Null),
+        "least" => v.iter().filter_map(Value::as_f64).reduce(f64::min).map(Value::Num).unwrap_or(Value::Null),
+        "concat" => Value::Str(v.iter().map(Value::text).collect()),
+        "strlen" if v[0].is_null() => Value::Null,
+        "strlen" => Value::Num(text(0).chars().count() as f64),
+        "toupper" if v[0].is_null() => Value::Null,
+        "toupper" => Value::Str(text(0).to_uppercase()),
+        "tolower" if v[0].is_null() => Value::Null,
+        "tolower" => Value::Str(text(0).to_lowercase()),
+        "trim" | "ltrim" | "rtrim" if v[0].is_null() => Value::Null,
+        "trim" | "ltrim" | "rtrim" => {
+            let s = text(0);
+            let chars: Vec<char> = if v.len() > 1 { text(1).chars().collect() } else { Vec::new() };
+            let pred = |c: char| if chars.is_empty() { c.is_whitespace() } else { chars.contains(&c) };
+            Value::Str(match name {
+                "trim" => s.trim_matches(pred).to_string(),
+                "ltrim" => s.trim_start_matches(pred).to_string(),
+                _ => s.trim_end_matches(pred).to_string(),
+            })
+        }
+        "substr" if v[0].is_null() => Value::Null,
+        "substr" => {
+            let s: Vec<char> = text(0).chars().collect();
+            let start = num(1).unwrap_or(0.0).max(0.0) as usize;
+            let len = num(2).map(|n| n.max(0.0) as usize).unwrap_or(usize::MAX);
+            Value::Str(s.iter().skip(start).take(len).collect())
+        }
+        "replace" if v[0].is_null() => Value::Null,
+        "replace" => Value::Str(text(0).replace(&text(1), &text(2))),
+        "strcontains" if v[0].is_null() => Value::Null,
+        "strcontains" => Value::Bool(text(0).contains(&text(1))),
+        "ispresent" => Value::Bool(!v[0].is_null()),
+        "isempty" => Value::Bool(v[0].is_null() || text(0).is_empty()),
+        "isblank" => Value::Bool(v[0].is_null() || text(0).trim().is_empty()),
+        "coalesce" => v.iter().find(|x| !x.is_null()).cloned().unwrap_or(Value::Null),
+        "datefloor" | "dateceil" => match (time(&v[0]), duration(1)) {
+            (Some(t), Some(d)) if d > 0 => {
+                let f = t.div_euclid(d) * d;
+                Value::Time(if name == "dateceil" && f != t { f + d } else { f })
+            }
+            _ => Value::Null,
+        },
+        "bin" => match (time(row.get("@timestamp")), duration(0)) {
+            (Some(t), Some(d)) if d > 0 => Value::Time(t.div_euclid(d) * d),
+            _ => Value::Null,
+        },
+        "frommillis" => num(0).map(|n| Value::Time(n as i64)).unwrap_or(Value::Null),
+        "tomillis" => time(&v[0]).map(|t| Value::Num(t as f64)).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// `'user=*, model=*'` -> a regex whose groups are the stars (lazy, the last one greedy).
+fn glob_to_regex(glob: &str) -> String {
+    let parts: Vec<&str> = glob.split('*').collect();
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        out.push_str(&regex::escape(p));
+        if i + 1 < parts.len() {
+            out.push_str(if i + 2 == parts.len() && parts[i + 1].is_empty() { "(.*)" } else { "(.*?)" });
+        }
+    }
+    out
+}
+
+fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>) -> Result<(), QueryError> {
+    f(e)?;
+    match e {
+        Expr::Not(x) | Expr::Neg(x) => visit(x, f),
+        Expr::Binary { left, right, .. } => {
+            visit(left, f)?;
+            visit(right, f)
+        }
+        Expr::Call { args, .. } | Expr::List(args) => args.iter().try_for_each(|a| visit(a, f)),
+        _ => Ok(()),
+    }
+}
+
+/// One aggregate's running state.
+enum AggState {
+    Count { star: bool, n: u64 },
+    Distinct(HashSet<String>),
+    Sum(Option<f64>),
+    Avg(f64, u64),
+    Min(Option<Value>),
+    Max(Option<Value>),
+    Pct(Vec<f64>, f64),
+    Stddev { n: u64, mean: f64, m2: f64 },
+    Earliest(Option<(i64, Value)>),
+    Latest(Option<(i64, Value)>),
+}
+
+impl AggState {
+    fn new(call: &Expr) -> AggState {
+        let Expr::Call { name, args, .. } = call else { return AggState::Count { star: true, n: 0 } };
+        match name.as_str() {
+            "count" => AggState::Count { star: args.is_empty(), n: 0 },
+            "count_distinct" => AggState::Distinct(HashSet::new()),
+            "sum" => AggState::Sum(None),
+            "avg" => AggState::Avg(0.0, 0),
+            "min" => AggState::Min(None),
+            "max" => AggState::Max(None),
+            "pct" => AggState::Pct(Vec::new(), match args.get(1) {
+                Some(Expr::Number(p)) => *p,
+                _ => 50.0,
+            }),
+            "stddev" => AggState::Stddev { n: 0, mean: 0.0, m2: 0.0 },
+            "earliest" => AggState::Earliest(None),
+            _ => AggState::Latest(None),
+        }
+    }
+
+    fn add(&mut self, v: Value, ts: Option<i64>) {
+        match self {
+            AggState::Count { star: true, n } => *n += 1,
+            AggState::Count { n, .. } => *n += !v.is_null() as u64,
+            AggState::Distinct(set) => {
+                if !v.is_null() {
+                    set.insert(v.key());
+                }
+            }
+            AggState::Sum(s) => {
+                if let Some(x) = v.as_f64() {
+                    *s = Some(s.unwrap_or(0.0) + x);
+                }
+            }
+            AggState::Avg(s, n) => {
+                if let Some(x) = v.as_f64() {
+                    *s += x;
+                    *n += 1;
+                }
+            }
+            AggState::Min(m) => {
+                if !v.is_null() && m.as_ref().is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Less)) {
+                    *m = Some(v);
+                }
+            }
+            AggState::Max(m) => {
+                if !v.is_null() && m.as_ref().is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Greater)) {
+                    *m = Some(v);
+                }
+            }
+            AggState::Pct(vals, _) => {
+                if let Some(x) = v.as_f64() {
+                    vals.push(x);
+                }
+            }
+            AggState::Stddev { n, mean, m2 } => {
+                if let Some(x) = v.as_f64() {
+                    *n += 1;
+                    let d = x - *mean;
+                    *mean += d / *n as f64;
+                    *m2 += d * (x - *mean);
+                }
+            }
+            AggState::Earliest(e) => {
+                if let (Some(t), false) = (ts, v.is_null()) {
+                    if e.as_ref().is_none_or(|(et, _)| t < *et) {
+                        *e = Some((t, v));
+                    }
+                }
+            }
+            AggState::Latest(e) => {
+                if let (Some(t), false) = (ts, v.is_null()) {
+                    if e.as_ref().is_none_or(|(et, _)| t >= *et) {
+                        *e = Some((t, v));
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Value {
+        match self {
+            AggState::Count { n, .. } => Value::Num(*n as f64),
+            AggState::Distinct(s) => Value::Num(s.len() as f64),
+            AggState::Sum(s) => s.map(Value::Num).unwrap_or(Value::Null),
+            AggState::Avg(s, n) => if *n == 0 { Value::Null } else { Value::Num(*s / *n as f64) },
+            AggState::Min(m) | AggState::Max(m) => m.clone().unwrap_or(Value::Null),
+            AggState::Pct(vals, p) => {
+                if vals.is_empty() {
+                    return Value::Null;
+                }
+                vals.sort_by(|a, b| a.total_cmp(b));
+                // Nearest rank.
+                let rank = ((*p / 100.0) * vals.len() as f64).ceil().max(1.0) as usize;
+                Value::Num(vals[rank.min(vals.len()) - 1])
+            }
+            AggState::Stddev { n, m2, .. } => if *n < 2 { Value::Null } else { Value::Num((*m2 / (*n - 1) as f64).sqrt()) },
+            AggState::Earliest(e) | AggState::Latest(e) => e.as_ref().map(|(_, v)| v.clone()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// `stats`: groups by the `by` values; each group keeps one state per aggregate call.
+struct StatsState<'q> {
+    aggregates: &'q [Named],
+    by: &'q [Named],
+    calls: Vec<&'q Expr>,
+    groups: HashMap<Vec<String>, (Vec<Value>, Vec<AggState>)>,
+}
+
+impl<'q> StatsState<'q> {
+    fn new(aggregates: &'q [Named], by: &'q [Named]) -> StatsState<'q> {
+        let mut calls = Vec::new();
+        for n in aggregates {
+            let _ = visit(&n.expr, &mut |x| {
+                if let Expr::Call { name, .. } = x {
+                    if AGGREGATES.contains(&name.as_str()) {
+                        calls.push(x);
+                    }
+                }
+                Ok(())
+            });
+        }
+        StatsState { aggregates, by, calls, groups: HashMap::new() }
+    }
+
+    fn add(&mut self, plan: &Plan, row: &Row) {
+        let keys: Vec<Value> = self.by.iter().map(|b| plan.eval(&b.expr, row)).collect();
+        let k: Vec<String> = keys.iter().map(Value::key).collect();
+        let calls = &self.calls;
+        let entry = self.groups.entry(k).or_insert_with(|| (keys, calls.iter().map(|c| AggState::new(c)).collect()));
+        let ts = match row.get("@timestamp") {
+            Value::Time(t) => Some(*t),
+            other => other.as_f64().map(|n| n as i64),
+        };
+        for (call, state) in self.calls.iter().zip(entry.1.iter_mut()) {
+            let Expr::Call { args, .. } = call else { continue };
+            let v = match args.first() {
+                Some(a) => plan.eval(a, row),
+                None => Value::Null,
+            };
+            state.add(v, ts);
+        }
+    }
+
+    /// The result rows, sorted by their group values.
+    fn finish(self, plan: &Plan) -> (Vec<String>, Vec<Row>) {
+        let mut columns: Vec<String> = self.by.iter().map(|b| b.name().to_string()).collect();
+        columns.extend(self.aggregates.iter().map(|a| a.name().to_string()));
+        let mut groups: Vec<(Vec<Value>, Vec<AggState>)> = self.groups.into_values().collect();
+        // A stats without `by` over no rows still gives one row (count 0).
+        if groups.is_empty() && self.by.is_empty() {
+            groups.push((Vec::new(), self.calls.iter().map(|c| AggState::new(c)).collect()));
+        }
+        groups.sort_by(|a, b| {
+            a.0.iter().zip(&b.0).map(|(x, y)| x.sort_cmp(y)).find(|o| *o != std::cmp::Ordering::Equal).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let rows = groups
+            .into_iter()
+            .map(|(keys, mut states)| {
+                let results: Vec<Value> = states.iter_mut().map(AggState::finish).collect();
+                let mut row = Row::default();
+                for (b, v) in self.by.iter().zip(keys) {
+                    row.set(b.name(), v);
+                }
+                let mut i = 0;
+                for a in self.aggregates {
+                    let v = plan.eval_with(&a.expr, &row, &mut |_| {
+                        let v = results.get(i).cloned().unwrap_or(Value::Null);
+                        i += 1;
+                        v
+                    });
+                    row.set(a.name(), v);
+                }
+                row
+            })
+            .collect();
+        (columns, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parse_query;
+
+    fn rows() -> Vec<Row> {
+        let mk = |ts: i64, arn: &str, model: &str, input: f64, output: Option<f64>, dev: Option<&str>| {
+            let mut r = Row::default();
+            r.set("@timestamp", Value::Time(ts));
+            r.set("identity.arn", Value::Str(arn.into()));
+            r.set("modelId", Value::Str(model.into()));
+            r.set("input.inputTokenCount", Value::Num(input));
+            if let Some(o) = output {
+                r.set("output.outputTokenCount", Value::Num(o));
+            }
+            if let Some(d) = dev {
+                r.set("requestMetadata.developer", Value::Str(d.into()));
+            }
+            r
+        };
+        vec![
+            mk(1_000, "arn:aws:iam::1:user/alice", "us.anthropic.claude-sonnet-4-5", 10.0, Some(1.0), None),
+            mk(2_000, "arn:aws:iam::1:user/alice", "anthropic.claude-3-haiku", 20.0, Some(2.0), None),
+            mk(400_000, "arn:aws:sts::1:assumed-role/r/i-1", "us.anthropic.claude-sonnet-4-5", 30.0, None, Some("carol")),
+            mk(700_000, "arn:aws:sts::1:assumed-role/r/i-1", "us.anthropic.claude-sonnet-4-5", 40.0, Some(4.0), Some("erin")),
+        ]
+    }
+
+    fn run(q: &str) -> Table {
+        let plan = Plan::new(parse_query(q).unwrap_or_else(|e| panic!("{}", e.render(q))), DEFAULT_LIMIT).expect("plan");
+        plan.run(rows())
+    }
+
+    fn cells(t: &Table) -> Vec<Vec<String>> {
+        t.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect()
+    }
+
+    #[test]
+    fn stats_by_with_nulls_and_arithmetic() {
+        let t = run("stats count(*) as n, count(output.outputTokenCount) as with_output, sum(output.outputTokenCount) as out, sum(input.inputTokenCount) / count(*) as mean by identity.arn");
+        assert_eq!(t.columns, ["identity.arn", "n", "with_output", "out", "mean"]);
+        assert_eq!(cells(&t), [["arn:aws:iam::1:user/alice", "2", "2", "3", "15"], ["arn:aws:sts::1:assumed-role/r/i-1", "2", "1", "4", "35"]]);
+    }
+
+    #[test]
+    fn filters_like_in_and_null_comparisons() {
+        assert_eq!(run("filter modelId like /sonnet/ | stats count(*)").rows[0][0], Value::Num(3.0));
+        assert_eq!(run("filter modelId like 'haiku' | stats count(*)").rows[0][0], Value::Num(1.0));
+        assert_eq!(run("filter modelId not like 'haiku' | stats count(*)").rows[0][0], Value::Num(3.0));
+        // A missing field compares false both ways.
+        assert_eq!(run("filter output.outputTokenCount > 0 or output.outputTokenCount <= 0 | stats count(*)").rows[0][0], Value::Num(3.0));
+        assert_eq!(run("filter requestMetadata.developer in ['carol', 'x'] | stats count(*)").rows[0][0], Value::Num(1.0));
+        assert_eq!(run("filter not ispresent(requestMetadata.developer) | stats count(*)").rows[0][0], Value::Num(2.0));
+        assert_eq!(run("filter input.inputTokenCount = '20' | stats count(*)").rows[0][0], Value::Num(1.0));
+    }
+
+    #[test]
+    fn bins_sort_limit_dedup_fields() {
+        let t = run("stats sum(input.inputTokenCount) as s by bin(5m) as t | sort t desc");
+        assert_eq!(cells(&t), [["1970-01-01 00:10:00.000", "40"], ["1970-01-01 00:05:00.000", "30"], ["1970-01-01 00:00:00.000", "30"]]);
+        let t = run("fields identity.arn, input.inputTokenCount * 2 as double | sort double desc | limit 2");
+        assert_eq!(cells(&t), [["arn:aws:sts::1:assumed-role/r/i-1", "80"], ["arn:aws:sts::1:assumed-role/r/i-1", "60"]]);
+        let t = run("dedup identity.arn | fields identity.arn");
+        assert_eq!(t.rows.len(), 2);
+        let t = run("fields toupper(substr(modelId, 0, 2)) as p, concat(modelId, '!') as c, strlen(modelId) as l, coalesce(requestMetadata.developer, 'none') as d | limit 1");
+        assert_eq!(cells(&t), [["US", "us.anthropic.claude-sonnet-4-5!", "30", "none"]]);
+    }
+
+    #[test]
+    fn parse_glob_and_regex() {
+        let t = run("parse identity.arn 'assumed-role/*/*' as role, session | filter ispresent(role) | stats count(*) by role, session");
+        assert_eq!(cells(&t), [["r", "i-1", "2"]]);
+        let t = run("parse modelId /claude-(?<family>[a-z]+)/ | stats count(*) by family");
+        // The haiku id (`claude-3-haiku`) does not match: its group is null, sorted last.
+        assert_eq!(cells(&t), [["sonnet", "3"], ["", "1"]]);
+    }
+
+    #[test]
+    fn aggregates() {
+        let t = run("stats min(input.inputTokenCount), max(input.inputTokenCount), avg(input.inputTokenCount), pct(input.inputTokenCount, 50), stddev(input.inputTokenCount), count_distinct(modelId), earliest(modelId), latest(requestMetadata.developer)");
+        assert_eq!(cells(&t)[0][..6], ["10", "40", "25", "20", "12.909944487358056", "2"]);
+        assert_eq!(cells(&t)[0][6..], ["us.anthropic.claude-sonnet-4-5", "erin"]);
+        // Over no rows: one row, count 0, sum null.
+        let t = run("filter modelId = 'none' | stats count(*), sum(input.inputTokenCount)");
+        assert_eq!(t.rows, [[Value::Num(0.0), Value::Null]]);
+    }
+
+    #[test]
+    fn default_columns_limit_and_input_fields() {
+        let q = parse_query("filter x > 1 | fields a, b + c as d | stats sum(d) by a | filter a = 'z'").expect("parse");
+        let plan = Plan::new(q, 2).expect("plan");
+        assert_eq!(plan.input_fields().into_iter().collect::<Vec<_>>(), ["a", "b", "c", "x"]);
+        let t = Plan::new(parse_query("filter ispresent(modelId)").expect("q"), 2).expect("plan").run(rows());
+        assert_eq!(t.columns, ["@timestamp", "@message"]);
+        assert!(t.truncated && t.rows.len() == 2);
+    }
+}
