@@ -102,6 +102,38 @@ pub enum Command {
         model: Vec<String>,
     },
 
+    /// Run a CloudWatch Logs Insights query locally, over the store or straight over log files.
+    ///
+    /// Queries written for the CloudWatch console run pasted unchanged. Over the store (the
+    /// default) every scalar field of the record is available under its Logs Insights name
+    /// (`identity.arn`, `modelId`, `input.inputTokenCount`, `requestMetadata.developer`, ...),
+    /// plus `developer`, `team`, `cost_center`, `model`, `cost_usd`. With --from, the query runs
+    /// over the files themselves, nothing stored, and every field is available, bodies included.
+    /// See docs/query.md for the language and its differences from CloudWatch.
+    ///
+    /// Examples:
+    ///   bedrock-usage query 'stats sum(input.inputTokenCount) as input by identity.arn, modelId'
+    ///   bedrock-usage query 'filter modelId like /opus/ | stats count(*) by bin(1h)' --since 1d
+    ///   bedrock-usage query --from ./AWSLogs 'fields @timestamp, requestId | sort @timestamp desc | limit 5'
+    ///   bedrock-usage --format aws query 'stats count(*) by operation'
+    #[command(verbatim_doc_comment)]
+    Query {
+        /// The query, in the Logs Insights language.
+        query: String,
+        /// From this time (as for `report`: a date, an RFC 3339 time, or a duration like 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Up to this time (a date includes that whole day).
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Run over this file, directory or `-` (stdin) instead of the store; repeat for more.
+        #[arg(long, value_name = "PATH")]
+        from: Vec<PathBuf>,
+        /// Rows shown when the query has no `limit` (CloudWatch: 10000).
+        #[arg(long, default_value_t = bedrock_usage_core::query::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+
     /// The price catalog: list it, explain a model id, or find unpriced models in the store.
     Pricing {
         /// A price catalog file that replaces or adds entries (overrides `[pricing] catalog`).

@@ -481,7 +481,7 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
 
 /// `{"events": [...` (possibly pretty-printed, possibly after other keys) rather than a record.
 /// Looks at the start of the first line only (a record line can be megabytes long).
-fn is_log_events_document(head: &[u8]) -> bool {
+pub(crate) fn is_log_events_document(head: &[u8]) -> bool {
     let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
     let first = &head[start..];
     let line = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];

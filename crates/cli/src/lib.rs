@@ -7,6 +7,7 @@ pub mod demo;
 pub mod ingest;
 pub mod output;
 pub mod progress;
+pub mod query;
 pub mod report;
 pub mod store;
 
@@ -27,7 +28,21 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn run(args: Args) -> Result<u8> {
+    if args.format == Format::Aws && !matches!(args.command, Command::Query { .. }) {
+        bail!("--format aws is the output of `query` only (the shape `aws logs get-query-results` prints)");
+    }
     match &args.command {
+        Command::Query { query, since, until, from, limit } => {
+            let cfg = load_config(args.config.as_deref())?;
+            let catalog = load_catalog(&cfg, None)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let zone = bedrock_usage_core::time::Zone::utc();
+            let since = since.as_deref().map(|s| report::parse_when(s, &zone, now, false, "--since")).transpose()?;
+            let until = until.as_deref().map(|s| report::parse_when(s, &zone, now, true, "--until")).transpose()?;
+            let store = if from.is_empty() { Some(open_existing_store(args.db.as_deref())?) } else { None };
+            let req = query::QueryRequest { query, since, until, from, limit: *limit };
+            query::run(store.as_ref(), &cfg.config, &catalog, &req, args.format)
+        }
         Command::Ingest { paths, strict, no_progress } => cmd_ingest(&args, paths, *strict, !*no_progress),
         Command::Report { by, since, until, tz, developer, team, model } => {
             let cfg = load_config(args.config.as_deref())?;
@@ -124,7 +139,7 @@ pub fn print_ingest_summary(s: &ingest::IngestSummary, format: Format) -> Result
     let secs = s.elapsed.as_secs_f64();
     let mbps = if secs > 0.0 { s.bytes as f64 / 1e6 / secs } else { 0.0 };
     match format {
-        Format::Json | Format::Csv => {
+        Format::Json | Format::Csv | Format::Aws => {
             let rec = Records {
                 fields: ["files", "files_unchanged", "files_resumed", "records", "inserted", "duplicates", "bad", "bytes", "seconds"].map(String::from).to_vec(),
                 rows: vec![vec![
@@ -139,7 +154,7 @@ pub fn print_ingest_summary(s: &ingest::IngestSummary, format: Format) -> Result
                     Cell::Number(format!("{secs:.3}")),
                 ]],
             };
-            emit(&if format == Format::Json { rec.to_json() } else { rec.to_csv() })?;
+            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
         }
         Format::Table | Format::Markdown => {
             let g = bedrock_usage_core::money::group_thousands;
@@ -281,7 +296,7 @@ fn pricing_list(cat: &PriceCatalog, format: Format) -> Result<u8> {
             }
             emit(&text)?;
         }
-        Format::Json | Format::Csv => {
+        Format::Json | Format::Csv | Format::Aws => {
             let rec = Records {
                 fields: headers.map(String::from).to_vec(),
                 rows: rows
@@ -294,7 +309,7 @@ fn pricing_list(cat: &PriceCatalog, format: Format) -> Result<u8> {
                     })
                     .collect(),
             };
-            emit(&if format == Format::Json { rec.to_json() } else { rec.to_csv() })?;
+            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
         }
     }
     Ok(EXIT_OK)
@@ -406,7 +421,7 @@ fn pricing_unpriced(store: &Store, config: &Config, cat: &PriceCatalog, format: 
         rows: r.unpriced.iter().map(|u| vec![Cell::text(&u.model_id), Cell::int(u.calls), Cell::text(&u.reason)]).collect(),
     };
     match format {
-        Format::Json => emit(&rec.to_json())?,
+        Format::Json | Format::Aws => emit(&rec.to_json())?,
         Format::Csv => emit(&rec.to_csv())?,
         Format::Table | Format::Markdown => {
             if rec.rows.is_empty() {

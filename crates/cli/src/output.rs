@@ -13,6 +13,8 @@ pub enum Format {
     Csv,
     /// A GitHub-flavoured Markdown table.
     Markdown,
+    /// `query` only: the JSON `aws logs get-query-results` prints.
+    Aws,
 }
 
 /// A value: text, or a number given as its exact decimal text.

@@ -157,7 +157,7 @@ const FIGURES: [&str; 11] = [
 /// Prints the report to stdout and, with `warn`, its warnings to stderr.
 pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
     match format {
-        Format::Json | Format::Csv => {
+        Format::Json | Format::Csv | Format::Aws => {
             let mut fields: Vec<String> = r.keys.iter().map(|k| k.field_name().to_string()).collect();
             fields.extend(FIGURES.iter().map(|s| s.to_string()));
             let rows = r
@@ -184,7 +184,7 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                 })
                 .collect();
             let rec = Records { fields, rows };
-            emit(&if format == Format::Json { rec.to_json() } else { rec.to_csv() })?;
+            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
         }
         Format::Table | Format::Markdown => {
             let any_unpriced = r.total.unpriced_calls > 0;

@@ -155,6 +155,23 @@ struct RollupDelta {
     tokens: Tokens,
 }
 
+/// One stored invocation, as a query reads it.
+#[derive(Debug, Clone)]
+pub struct StoredInvocation {
+    pub request_id: String,
+    pub timestamp_ms: i64,
+    pub identity: Identity,
+    pub model_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub inference_region: Option<String>,
+    pub operation: String,
+    pub error_code: Option<String>,
+    pub tokens: Tokens,
+    /// A JSON object, as stored.
+    pub request_metadata: Option<String>,
+}
+
 /// Facts read back for a report, with their lookup tables.
 #[derive(Debug, Default)]
 pub struct FactSet {
@@ -435,6 +452,53 @@ impl Store {
             }
         }
         Ok(set)
+    }
+
+    /// Calls `f` for each stored invocation in `[since, until)`, in time order, with its identity
+    /// and model resolved (for queries over the store).
+    pub fn scan_invocations(&self, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(StoredInvocation)) -> Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
+                    i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
+                    i.cache_write_1h_tokens, i.request_metadata
+             FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref
+             WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 ORDER BY i.ts_ms, i.request_id",
+        )?;
+        let mut rows = st.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(3)?;
+            f(StoredInvocation {
+                request_id: r.get(0)?,
+                timestamp_ms: r.get(1)?,
+                identity: Identity { principal: r.get(2)?, signal: if key.is_empty() { None } else { Some((key, r.get(4)?)) } },
+                model_id: r.get(5)?,
+                account_id: r.get(6)?,
+                region: r.get(7)?,
+                inference_region: r.get(8)?,
+                operation: r.get(9)?,
+                error_code: r.get(10)?,
+                tokens: Tokens {
+                    input: r.get::<_, i64>(11)? as u64,
+                    output: r.get::<_, i64>(12)? as u64,
+                    cache_read: r.get::<_, i64>(13)? as u64,
+                    cache_write_5m: r.get::<_, i64>(14)? as u64,
+                    cache_write_1h: r.get::<_, i64>(15)? as u64,
+                },
+                request_metadata: r.get(16)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every identity in the store (for attribution, which needs them all to tell shared
+    /// principals).
+    pub fn identities(&self) -> Result<Vec<Identity>> {
+        let mut st = self.conn.prepare("SELECT principal, signal_key, signal FROM identity ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            let key: String = r.get(1)?;
+            Ok(Identity { principal: r.get(0)?, signal: if key.is_empty() { None } else { Some((key, r.get(2)?)) } })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Every stored invocation with its identity facts, ordered by request id: what the store

@@ -1,0 +1,419 @@
+//! `query`: CloudWatch Logs Insights queries, run locally over the store or straight over log
+//! files. The language and its evaluation live in the core (`bedrock_usage_core::query`); this
+//! module turns stored invocations or log lines into rows of fields, and prints the result.
+//!
+//! Over the store, every scalar field of the record is available under its Logs Insights name,
+//! plus the fields bedrock-usage derives (snake_case names a record never has): `developer`,
+//! `team`, `cost_center`, `model`, `cost_usd`, `cache_write_5m_tokens`, `cache_write_1h_tokens`.
+//! Over files (`--from`), every field of each event is available, bodies included, flattened to
+//! dotted names the way CloudWatch flattens JSON events.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use bedrock_usage_core::money::NanoUsd;
+use bedrock_usage_core::pricing::{normalize_model_id, LONG_CONTEXT_THRESHOLD};
+use bedrock_usage_core::query::{closest, flatten_json, fmt_time, parse_query, Plan, Row, Table, Value};
+use bedrock_usage_core::time::{parse_timestamp_ms, MS_PER_DAY};
+use bedrock_usage_core::{Attributor, Config, PriceCatalog};
+use flate2::read::MultiGzDecoder;
+
+use crate::output::{emit, json_string, Format};
+use crate::store::{StoredInvocation, Store};
+
+/// Fields people reach for that Bedrock records do not have, and what they mean.
+const HINTS: &[(&str, &str)] = &[
+    ("usage.inputTokens", "input.inputTokenCount"),
+    ("usage.outputTokens", "output.outputTokenCount"),
+    ("usage.input_tokens", "input.inputTokenCount"),
+    ("usage.output_tokens", "output.outputTokenCount"),
+    ("inputTokens", "input.inputTokenCount"),
+    ("outputTokens", "output.outputTokenCount"),
+    ("inputTokenCount", "input.inputTokenCount"),
+    ("outputTokenCount", "output.outputTokenCount"),
+    ("cacheReadInputTokens", "input.cacheReadInputTokenCount"),
+    ("cacheWriteInputTokens", "input.cacheWriteInputTokenCount"),
+    ("userIdentity.arn", "identity.arn"),
+    ("model_id", "modelId"),
+    ("request_id", "requestId"),
+];
+
+/// The fields a stored invocation has (for suggestions).
+const STORE_FIELDS: &[&str] = &[
+    "@timestamp", "@message", "@logStream", "@log", "schemaType", "schemaVersion", "timestamp", "accountId", "identity.arn", "region",
+    "inferenceRegion", "requestId", "operation", "modelId", "errorCode", "input.inputTokenCount", "input.cacheReadInputTokenCount",
+    "input.cacheWriteInputTokenCount", "output.outputTokenCount", "developer", "team", "cost_center", "model", "cost_usd",
+    "cache_write_5m_tokens", "cache_write_1h_tokens",
+];
+
+pub struct QueryRequest<'a> {
+    pub query: &'a str,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub from: &'a [PathBuf],
+    pub limit: usize,
+}
+
+/// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
+pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: &QueryRequest, format: Format) -> Result<u8> {
+    let parsed = match parse_query(req.query) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("error: {}", e.render(req.query));
+            return Ok(crate::EXIT_ERROR);
+        }
+    };
+    let plan = match Plan::new(parsed, req.limit) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return Ok(crate::EXIT_ERROR);
+        }
+    };
+    let wanted = plan.input_fields();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut scanned = 0u64;
+    let mut bytes = 0u64;
+    let mut bad = 0u64;
+    let table = {
+        let mut observe = |row: &Row, size: usize| {
+            scanned += 1;
+            bytes += size as u64;
+            for w in &wanted {
+                if !seen.contains(w) && row.0.contains_key(w) {
+                    seen.insert(w.clone());
+                }
+            }
+            if names.len() < 5000 && scanned <= 200 {
+                names.extend(row.0.keys().cloned());
+            }
+        };
+        if req.from.is_empty() {
+            let store = store.context("no store to query")?;
+            let rows = store_rows(store, config, catalog, req.since, req.until)?;
+            plan.run(rows.into_iter().inspect(|(r, size)| observe(r, *size)).map(|(r, _)| r))
+        } else {
+            let rows = FileRows::new(req.from, req.since, req.until)?;
+            let mut bad_lines = Vec::new();
+            let t = plan.run(rows.filter_map(|r| match r {
+                Ok((row, size)) => {
+                    observe(&row, size);
+                    Some(row)
+                }
+                Err(e) => {
+                    bad_lines.push(e);
+                    None
+                }
+            }));
+            bad = bad_lines.len() as u64;
+            for b in bad_lines.iter().take(5) {
+                eprintln!("warning: skipped: {b}");
+            }
+            t
+        }
+    };
+    print(&table, format, scanned, bytes)?;
+    // The results stay faithful (nulls); hints go to stderr.
+    if scanned > 0 {
+        for w in wanted.iter().filter(|w| !seen.contains(*w)) {
+            let hint = HINTS
+                .iter()
+                .find(|(k, _)| k == w)
+                .map(|(_, v)| *v)
+                .or_else(|| closest(w, names.iter().map(String::as_str).chain(STORE_FIELDS.iter().copied())));
+            match hint {
+                Some(h) => eprintln!("warning: no event has the field `{w}`: it reads as null; did you mean `{h}`?"),
+                None => eprintln!("warning: no event has the field `{w}`: it reads as null"),
+            }
+        }
+    }
+    if table.truncated {
+        eprintln!("warning: only the first {} rows are shown (add `| limit N` to the query, or --limit N)", table.rows.len());
+    }
+    if bad > 0 {
+        eprintln!("warning: {bad} lines were not JSON events and were skipped");
+    }
+    Ok(crate::EXIT_OK)
+}
+
+/// Rows of stored invocations, with the derived fields; each with the size of its `@message`.
+fn store_rows(store: &Store, config: &Config, catalog: &PriceCatalog, since: Option<i64>, until: Option<i64>) -> Result<Vec<(Row, usize)>> {
+    let identities = store.identities()?;
+    let attributor = Attributor::new(config, &identities);
+    let mut attributions = HashMap::new();
+    let mut models = HashMap::new();
+    let mut rows = Vec::new();
+    store.scan_invocations(since, until, |inv| {
+        let a = attributions.entry(inv.identity.clone()).or_insert_with(|| attributor.attribute(&inv.identity)).clone();
+        let m = models.entry(inv.model_id.clone()).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models)).clone();
+        let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
+        let cost = catalog
+            .decide(&m, &inv.model_id, day, inv.tokens.input_side() > LONG_CONTEXT_THRESHOLD)
+            .ok()
+            .and_then(|d| d.rates.cost_pico(&inv.tokens))
+            .map(NanoUsd::from_pico);
+        let mut row = Row::default();
+        let message = message_of(&inv);
+        let size = message.len();
+        row.set("@timestamp", Value::Time(inv.timestamp_ms));
+        row.set("@message", Value::Str(message));
+        row.set("@logStream", Value::Str("aws/bedrock/modelinvocations".into()));
+        row.set("@log", Value::Str(format!("{}:bedrock-usage", inv.account_id)));
+        row.set("schemaType", Value::Str("ModelInvocationLog".into()));
+        row.set("schemaVersion", Value::Str("1.0".into()));
+        row.set("timestamp", Value::Str(bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
+        row.set("accountId", Value::Str(inv.account_id.clone()));
+        if !inv.identity.principal.is_empty() {
+            row.set("identity.arn", Value::Str(inv.identity.principal.clone()));
+        }
+        row.set("region", Value::Str(inv.region.clone()));
+        if let Some(r) = &inv.inference_region {
+            row.set("inferenceRegion", Value::Str(r.clone()));
+        }
+        row.set("requestId", Value::Str(inv.request_id.clone()));
+        row.set("operation", Value::Str(inv.operation.clone()));
+        row.set("modelId", Value::Str(inv.model_id.clone()));
+        if let Some(e) = &inv.error_code {
+            row.set("errorCode", Value::Str(e.clone()));
+        }
+        if let Some(Ok(serde_json::Value::Object(md))) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+            for (k, v) in md {
+                if let serde_json::Value::String(s) = v {
+                    row.set(&format!("requestMetadata.{k}"), Value::Str(s));
+                }
+            }
+        }
+        let t = &inv.tokens;
+        row.set("input.inputTokenCount", Value::Num(t.input as f64));
+        row.set("input.cacheReadInputTokenCount", Value::Num(t.cache_read as f64));
+        row.set("input.cacheWriteInputTokenCount", Value::Num(t.cache_write() as f64));
+        row.set("output.outputTokenCount", Value::Num(t.output as f64));
+        row.set("developer", Value::Str(a.developer.clone()));
+        if let Some(team) = &a.team {
+            row.set("team", Value::Str(team.clone()));
+        }
+        if let Some(cc) = &a.cost_center {
+            row.set("cost_center", Value::Str(cc.clone()));
+        }
+        row.set("model", Value::Str(m.key.clone().unwrap_or_else(|| inv.model_id.clone())));
+        if let Some(c) = cost {
+            row.set("cost_usd", Value::Num(c.0 as f64 / 1e9));
+        }
+        row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
+        row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
+        rows.push((row, size));
+    })?;
+    Ok(rows)
+}
+
+/// The record without its bodies, as `@message` of a stored invocation.
+fn message_of(inv: &StoredInvocation) -> String {
+    let mut m = serde_json::Map::new();
+    let s = |v: &str| serde_json::Value::String(v.to_string());
+    m.insert("schemaType".into(), s("ModelInvocationLog"));
+    m.insert("schemaVersion".into(), s("1.0"));
+    m.insert("timestamp".into(), s(&bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
+    m.insert("accountId".into(), s(&inv.account_id));
+    m.insert("identity".into(), serde_json::json!({ "arn": inv.identity.principal }));
+    m.insert("region".into(), s(&inv.region));
+    if let Some(r) = &inv.inference_region {
+        m.insert("inferenceRegion".into(), s(r));
+    }
+    m.insert("requestId".into(), s(&inv.request_id));
+    m.insert("operation".into(), s(&inv.operation));
+    m.insert("modelId".into(), s(&inv.model_id));
+    if let Some(e) = &inv.error_code {
+        m.insert("errorCode".into(), s(e));
+    }
+    if let Some(Ok(md)) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        m.insert("requestMetadata".into(), md);
+    }
+    let t = &inv.tokens;
+    m.insert(
+        "input".into(),
+        serde_json::json!({ "inputTokenCount": t.input, "cacheReadInputTokenCount": t.cache_read, "cacheWriteInputTokenCount": t.cache_write() }),
+    );
+    m.insert("output".into(), serde_json::json!({ "outputTokenCount": t.output }));
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Events of log files, one row per record, every field flattened (bodies included).
+struct FileRows {
+    inputs: std::vec::IntoIter<(String, Option<PathBuf>)>,
+    current: Option<(String, Box<dyn Iterator<Item = Result<(Row, usize), String>>>)>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl FileRows {
+    fn new(paths: &[PathBuf], since: Option<i64>, until: Option<i64>) -> Result<FileRows> {
+        let mut bad = Vec::new();
+        let inputs = crate::ingest::collect_inputs(paths, &mut bad);
+        if let Some(b) = bad.first() {
+            bail!("{b}");
+        }
+        Ok(FileRows { inputs: inputs.into_iter(), current: None, since, until })
+    }
+
+    fn open(label: &str, path: &Option<PathBuf>) -> Result<Box<dyn Iterator<Item = Result<(Row, usize), String>>>> {
+        let raw: Box<dyn Read> = match path {
+            Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
+            None => Box::new(std::io::stdin()),
+        };
+        let mut r = BufReader::with_capacity(1 << 20, raw);
+        let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
+        let mut r: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(r))) } else { Box::new(r) };
+        let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
+        let stream = "aws/bedrock/modelinvocations".to_string();
+        if crate::ingest::is_log_events_document(&head) {
+            let mut text = String::new();
+            r.read_to_string(&mut text).with_context(|| format!("cannot read {label}"))?;
+            let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
+            let label = label.to_string();
+            let events = doc.get("events").and_then(|e| e.as_array()).cloned().unwrap_or_default();
+            return Ok(Box::new(events.into_iter().enumerate().map(move |(i, ev)| {
+                let msg = ev.get("message").and_then(|m| m.as_str()).ok_or_else(|| format!("{label}: events[{i}] has no message"))?;
+                let stream = ev.get("logStreamName").and_then(|s| s.as_str()).unwrap_or("aws/bedrock/modelinvocations");
+                event_row(msg, stream, &label).map_err(|e| format!("{label}: events[{i}]: {e}"))
+            })));
+        }
+        let label = label.to_string();
+        Ok(Box::new(r.split(b'\n').enumerate().filter_map(move |(i, line)| {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => return Some(Err(format!("{label}: {e}"))),
+            };
+            let text = String::from_utf8_lossy(&line);
+            let t = text.trim();
+            if t.is_empty() {
+                return None;
+            }
+            // An export-task line: a timestamp, a space, then the record.
+            let body = if t.as_bytes()[0].is_ascii_digit() { t.split_once(' ').map(|(_, b)| b).unwrap_or(t) } else { t };
+            Some(event_row(body, &stream, &label).map_err(|e| format!("{label}:{}: {e}", i + 1)))
+        })))
+    }
+
+    fn keep(&self, row: &Row) -> bool {
+        let ts = match row.get("@timestamp") {
+            Value::Time(t) => *t,
+            _ => return self.since.is_none() && self.until.is_none(),
+        };
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
+    }
+}
+
+impl Iterator for FileRows {
+    type Item = Result<(Row, usize), String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((_, it)) = &mut self.current {
+                match it.next() {
+                    Some(Ok((row, size))) => {
+                        if self.keep(&row) {
+                            return Some(Ok((row, size)));
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => self.current = None,
+                }
+            }
+            let (label, path) = self.inputs.next()?;
+            match FileRows::open(&label, &path) {
+                Ok(it) => self.current = Some((label, it)),
+                Err(e) => return Some(Err(format!("{e:#}"))),
+            }
+        }
+    }
+}
+
+fn event_row(message: &str, stream: &str, log: &str) -> Result<(Row, usize), String> {
+    let v: serde_json::Value = serde_json::from_str(message).map_err(|e| format!("not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let mut row = Row::default();
+    flatten_json(&v, "", &mut row);
+    let ts = v.get("timestamp").and_then(|t| t.as_str()).and_then(parse_timestamp_ms);
+    if let Some(t) = ts {
+        row.set("@timestamp", Value::Time(t));
+    }
+    row.set("@message", Value::Str(message.to_string()));
+    row.set("@logStream", Value::Str(stream.to_string()));
+    row.set("@log", Value::Str(log.to_string()));
+    Ok((row, message.len()))
+}
+
+fn json_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Num(_) => v.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Str(s) => json_string(s),
+        Value::Time(t) => json_string(&fmt_time(*t)),
+    }
+}
+
+pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> {
+    match format {
+        Format::Json => {
+            let mut out = String::from("[");
+            for (i, row) in t.rows.iter().enumerate() {
+                out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+                let fields: Vec<String> =
+                    t.columns.iter().zip(row).filter(|(_, v)| !v.is_null()).map(|(c, v)| format!("{}: {}", json_string(c), json_value(v))).collect();
+                out.push_str(&fields.join(", "));
+                out.push('}');
+            }
+            out.push_str(if t.rows.is_empty() { "]\n" } else { "\n]\n" });
+            emit(&out)?;
+        }
+        Format::Aws => {
+            let results: Vec<serde_json::Value> = t
+                .rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Array(
+                        t.columns
+                            .iter()
+                            .zip(row)
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(c, v)| serde_json::json!({ "field": c, "value": v.to_string() }))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "results": results,
+                "statistics": { "recordsMatched": t.rows.len() as f64, "recordsScanned": scanned as f64, "bytesScanned": bytes as f64 },
+                "status": "Complete",
+            });
+            emit(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        }
+        Format::Csv => {
+            let rec = crate::output::Records {
+                fields: t.columns.clone(),
+                rows: t.rows.iter().map(|r| r.iter().map(|v| crate::output::Cell::text(v.to_string())).collect()).collect(),
+            };
+            emit(&rec.to_csv())?;
+        }
+        Format::Table | Format::Markdown => {
+            let right: Vec<bool> = (0..t.columns.len()).map(|i| !t.rows.is_empty() && t.rows.iter().all(|r| matches!(r[i], Value::Num(_) | Value::Null))).collect();
+            let table = crate::output::Table {
+                headers: t.columns.clone(),
+                right,
+                rows: t.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect(),
+                footer: None,
+            };
+            emit(&if format == Format::Table { table.render() } else { table.render_markdown() })?;
+            if format == Format::Table {
+                eprintln!("{} rows; {} records scanned ({:.1} MB)", t.rows.len(), scanned, bytes as f64 / 1e6);
+            }
+        }
+    }
+    Ok(())
+}
