@@ -240,10 +240,13 @@ fn message_of(inv: &StoredInvocation) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
+/// Rows of one input, each with its size in bytes, or why a line is not an event.
+type EventRows = Box<dyn Iterator<Item = Result<(Row, usize), String>>>;
+
 /// Events of log files, one row per record, every field flattened (bodies included).
 struct FileRows {
     inputs: std::vec::IntoIter<(String, Option<PathBuf>)>,
-    current: Option<(String, Box<dyn Iterator<Item = Result<(Row, usize), String>>>)>,
+    current: Option<EventRows>,
     since: Option<i64>,
     until: Option<i64>,
 }
@@ -258,7 +261,7 @@ impl FileRows {
         Ok(FileRows { inputs: inputs.into_iter(), current: None, since, until })
     }
 
-    fn open(label: &str, path: &Option<PathBuf>) -> Result<Box<dyn Iterator<Item = Result<(Row, usize), String>>>> {
+    fn open(label: &str, path: &Option<PathBuf>) -> Result<EventRows> {
         let raw: Box<dyn Read> = match path {
             Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
             None => Box::new(std::io::stdin()),
@@ -310,7 +313,7 @@ impl Iterator for FileRows {
     type Item = Result<(Row, usize), String>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((_, it)) = &mut self.current {
+            if let Some(it) = &mut self.current {
                 match it.next() {
                     Some(Ok((row, size))) => {
                         if self.keep(&row) {
@@ -324,7 +327,7 @@ impl Iterator for FileRows {
             }
             let (label, path) = self.inputs.next()?;
             match FileRows::open(&label, &path) {
-                Ok(it) => self.current = Some((label, it)),
+                Ok(it) => self.current = Some(it),
                 Err(e) => return Some(Err(format!("{e:#}"))),
             }
         }

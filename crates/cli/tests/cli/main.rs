@@ -17,3 +17,5 @@ mod property;
 mod report;
 // pricing and config commands.
 mod pricing_config;
+// Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
+mod queries;

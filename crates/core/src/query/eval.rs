@@ -496,8 +496,9 @@ fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>)
 enum AggState {
     Count { star: bool, n: u64 },
     Distinct(HashSet<String>),
-    Sum(Option<f64>),
-    Avg(f64, u64),
+    /// Compensated (Neumaier) sums: nearly independent of the order of the events.
+    Sum(Option<(f64, f64)>),
+    Avg((f64, f64), u64),
     Min(Option<Value>),
     Max(Option<Value>),
     Pct(Vec<f64>, f64),
@@ -513,7 +514,7 @@ impl AggState {
             "count" => AggState::Count { star: args.is_empty(), n: 0 },
             "count_distinct" => AggState::Distinct(HashSet::new()),
             "sum" => AggState::Sum(None),
-            "avg" => AggState::Avg(0.0, 0),
+            "avg" => AggState::Avg((0.0, 0.0), 0),
             "min" => AggState::Min(None),
             "max" => AggState::Max(None),
             "pct" => AggState::Pct(Vec::new(), match args.get(1) {
@@ -537,12 +538,13 @@ impl AggState {
             }
             AggState::Sum(s) => {
                 if let Some(x) = v.as_f64() {
-                    *s = Some(s.unwrap_or(0.0) + x);
+                    let acc = s.get_or_insert((0.0, 0.0));
+                    neumaier(acc, x);
                 }
             }
             AggState::Avg(s, n) => {
                 if let Some(x) = v.as_f64() {
-                    *s += x;
+                    neumaier(s, x);
                     *n += 1;
                 }
             }
@@ -590,8 +592,8 @@ impl AggState {
         match self {
             AggState::Count { n, .. } => Value::Num(*n as f64),
             AggState::Distinct(s) => Value::Num(s.len() as f64),
-            AggState::Sum(s) => s.map(Value::Num).unwrap_or(Value::Null),
-            AggState::Avg(s, n) => if *n == 0 { Value::Null } else { Value::Num(*s / *n as f64) },
+            AggState::Sum(s) => s.map(|(sum, c)| Value::Num(sum + c)).unwrap_or(Value::Null),
+            AggState::Avg((sum, c), n) => if *n == 0 { Value::Null } else { Value::Num((*sum + *c) / *n as f64) },
             AggState::Min(m) | AggState::Max(m) => m.clone().unwrap_or(Value::Null),
             AggState::Pct(vals, p) => {
                 if vals.is_empty() {
@@ -606,6 +608,14 @@ impl AggState {
             AggState::Earliest(e) | AggState::Latest(e) => e.as_ref().map(|(_, v)| v.clone()).unwrap_or(Value::Null),
         }
     }
+}
+
+/// Adds `x` to a compensated sum `(sum, compensation)`.
+fn neumaier(acc: &mut (f64, f64), x: f64) {
+    let (sum, c) = *acc;
+    let t = sum + x;
+    let c = if sum.abs() >= x.abs() { c + ((sum - t) + x) } else { c + ((x - t) + sum) };
+    *acc = (t, c);
 }
 
 /// `stats`: groups by the `by` values; each group keeps one state per aggregate call.
@@ -767,7 +777,7 @@ mod tests {
     #[test]
     fn aggregates() {
         let t = run("stats min(input.inputTokenCount), max(input.inputTokenCount), avg(input.inputTokenCount), pct(input.inputTokenCount, 50), stddev(input.inputTokenCount), count_distinct(modelId), earliest(modelId), latest(requestMetadata.developer)");
-        assert_eq!(cells(&t)[0][..6], ["10", "40", "25", "20", "12.909944487358056", "2"]);
+        assert_eq!(cells(&t)[0][..6], ["10", "40", "25", "20", "12.9099444874", "2"]);
         assert_eq!(cells(&t)[0][6..], ["us.anthropic.claude-sonnet-4-5", "erin"]);
         // Over no rows: one row, count 0, sum null.
         let t = run("filter modelId = 'none' | stats count(*), sum(input.inputTokenCount)");

@@ -99,13 +99,22 @@ impl Value {
     }
 }
 
-/// Numbers print as integers when they are whole, else in their shortest exact form.
+/// Numbers print as integers when they are whole, else with at most 12 significant digits, so
+/// that the last bits of a floating-point sum (which depend on the order of the events) never
+/// show.
 pub fn fmt_num(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
+        return format!("{}", n as i64);
     }
+    if !n.is_finite() {
+        return format!("{n}");
+    }
+    let int_digits = if n.abs() >= 1.0 { n.abs().log10().floor() as i32 + 1 } else { 0 };
+    let lead_zeros = if n.abs() < 1.0 && n != 0.0 { (-n.abs().log10()).floor() as i32 } else { 0 };
+    let decimals = (12 - int_digits + lead_zeros).clamp(0, 17) as usize;
+    let s = format!("{n:.decimals$}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    if s == "-0" { "0".to_string() } else { s }
 }
 
 /// `2026-11-03 02:14:07.000`, as the CloudWatch console shows times (UTC).
@@ -125,5 +134,20 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{}", if *b { 1 } else { 0 }),
             Value::Time(t) => f.write_str(&fmt_time(*t)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_stably() {
+        assert_eq!(fmt_num(1.5169740000000003), "1.516974");
+        assert_eq!(fmt_num(1.5169740000000005), "1.516974");
+        assert_eq!(fmt_num(42.0), "42");
+        assert_eq!(fmt_num(0.000123456789012345), "0.000123456789012");
+        assert_eq!(fmt_num(12.909944487358056), "12.9099444874");
+        assert_eq!(fmt_num(-2.5), "-2.5");
     }
 }
