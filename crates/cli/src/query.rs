@@ -93,8 +93,12 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
         };
         if req.from.is_empty() {
             let store = store.context("no store to query")?;
-            let rows = store_rows(store, config, catalog, req.since, req.until)?;
-            plan.run(rows.into_iter().inspect(|(r, size)| observe(r, *size)).map(|(r, _)| r))
+            let mut exec = plan.start();
+            scan_store(store, config, catalog, req.since, req.until, |row, size| {
+                observe(&row, size);
+                exec.push(row)
+            })?;
+            exec.finish()
         } else {
             let rows = FileRows::new(req.from, req.since, req.until)?;
             let mut bad_lines = Vec::new();
@@ -139,13 +143,13 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
     Ok(crate::EXIT_OK)
 }
 
-/// Rows of stored invocations, with the derived fields; each with the size of its `@message`.
-fn store_rows(store: &Store, config: &Config, catalog: &PriceCatalog, since: Option<i64>, until: Option<i64>) -> Result<Vec<(Row, usize)>> {
+/// Rows of stored invocations, with the derived fields, each with the size of its `@message`,
+/// handed to `f` in time order until it returns false.
+fn scan_store(store: &Store, config: &Config, catalog: &PriceCatalog, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(Row, usize) -> bool) -> Result<()> {
     let identities = store.identities()?;
     let attributor = Attributor::new(config, &identities);
     let mut attributions = HashMap::new();
     let mut models = HashMap::new();
-    let mut rows = Vec::new();
     store.scan_invocations(since, until, |inv| {
         let a = attributions.entry(inv.identity.clone()).or_insert_with(|| attributor.attribute(&inv.identity)).clone();
         let m = models.entry(inv.model_id.clone()).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models)).clone();
@@ -204,9 +208,8 @@ fn store_rows(store: &Store, config: &Config, catalog: &PriceCatalog, since: Opt
         }
         row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
         row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
-        rows.push((row, size));
-    })?;
-    Ok(rows)
+        f(row, size)
+    })
 }
 
 /// The record without its bodies, as `@message` of a stored invocation.

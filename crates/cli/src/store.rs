@@ -456,7 +456,8 @@ impl Store {
 
     /// Calls `f` for each stored invocation in `[since, until)`, in time order, with its identity
     /// and model resolved (for queries over the store).
-    pub fn scan_invocations(&self, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(StoredInvocation)) -> Result<()> {
+    /// `f` returns false to stop early.
+    pub fn scan_invocations(&self, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(StoredInvocation) -> bool) -> Result<()> {
         let mut st = self.conn.prepare(
             "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
                     i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
@@ -467,7 +468,7 @@ impl Store {
         let mut rows = st.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
         while let Some(r) = rows.next()? {
             let key: String = r.get(3)?;
-            f(StoredInvocation {
+            let go_on = f(StoredInvocation {
                 request_id: r.get(0)?,
                 timestamp_ms: r.get(1)?,
                 identity: Identity { principal: r.get(2)?, signal: if key.is_empty() { None } else { Some((key, r.get(4)?)) } },
@@ -486,6 +487,9 @@ impl Store {
                 },
                 request_metadata: r.get(16)?,
             });
+            if !go_on {
+                break;
+            }
         }
         Ok(())
     }

@@ -133,6 +133,18 @@ impl Plan {
 
     /// Runs the query over `rows`.
     pub fn run(&self, rows: impl IntoIterator<Item = Row>) -> Table {
+        let mut exec = self.start();
+        for row in rows {
+            if !exec.push(row) {
+                break;
+            }
+        }
+        exec.finish()
+    }
+
+    /// Starts a run that takes rows one at a time ([`Execution::push`]), for sources that
+    /// call back rather than iterate.
+    pub fn start(&self) -> Execution<'_> {
         let cmds = &self.query.commands;
         let barrier = cmds.iter().position(|c| matches!(c, Command::Stats { .. } | Command::Sort(_) | Command::Dedup(_) | Command::Limit(_))).unwrap_or(cmds.len());
         let mut columns: Vec<String> = Vec::new();
@@ -140,9 +152,7 @@ impl Plan {
         for c in &cmds[..barrier] {
             self.note_columns(c, &mut columns, &mut explicit_columns);
         }
-        // Stream the prefix; the first barrier gets the rows as they come.
-        let mut collected: Vec<Row> = Vec::new();
-        let mut stats: Option<StatsState> = match cmds.get(barrier) {
+        let stats = match cmds.get(barrier) {
             Some(Command::Stats { aggregates, by }) => Some(StatsState::new(aggregates, by)),
             _ => None,
         };
@@ -150,24 +160,14 @@ impl Plan {
             Some(Command::Limit(n)) => Some(*n as usize),
             _ => None,
         };
-        'rows: for mut row in rows {
-            for c in &cmds[..barrier] {
-                if !self.apply_streaming(c, &mut row) {
-                    continue 'rows;
-                }
-            }
-            match &mut stats {
-                Some(s) => s.add(self, &row),
-                None => {
-                    collected.push(row);
-                    if early_limit.is_some_and(|n| collected.len() >= n) {
-                        break;
-                    }
-                }
-            }
-        }
+        Execution { plan: self, barrier, columns, explicit_columns, stats, early_limit, collected: Vec::new() }
+    }
+
+    fn finish_run(&self, e: Execution) -> Table {
+        let cmds = &self.query.commands;
+        let Execution { barrier, mut columns, mut explicit_columns, stats, early_limit, mut collected, .. } = e;
         let mut rest = barrier;
-        if let Some(s) = stats.take() {
+        if let Some(s) = stats {
             let (cols, rows) = s.finish(self);
             columns = cols;
             explicit_columns = true;
@@ -489,6 +489,44 @@ fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>)
         }
         Expr::Call { args, .. } | Expr::List(args) => args.iter().try_for_each(|a| visit(a, f)),
         _ => Ok(()),
+    }
+}
+
+/// A run in progress: the streaming commands applied to each row as it comes, the first
+/// command that needs every row fed as they pass.
+pub struct Execution<'p> {
+    plan: &'p Plan,
+    barrier: usize,
+    columns: Vec<String>,
+    explicit_columns: bool,
+    stats: Option<StatsState<'p>>,
+    early_limit: Option<usize>,
+    collected: Vec<Row>,
+}
+
+impl Execution<'_> {
+    /// Takes one row; `false` when no more rows can change the result (a `limit` is full).
+    pub fn push(&mut self, mut row: Row) -> bool {
+        let plan = self.plan;
+        for c in &plan.query.commands[..self.barrier] {
+            if !plan.apply_streaming(c, &mut row) {
+                return true;
+            }
+        }
+        match &mut self.stats {
+            Some(s) => s.add(plan, &row),
+            None => {
+                self.collected.push(row);
+                if self.early_limit.is_some_and(|n| self.collected.len() >= n) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    pub fn finish(self) -> Table {
+        self.plan.finish_run(self)
     }
 }
 

@@ -13,7 +13,7 @@ mod parse;
 mod value;
 
 pub use ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};
-pub use eval::{Plan, Row, Table, DEFAULT_LIMIT};
+pub use eval::{Execution, Plan, Row, Table, DEFAULT_LIMIT};
 pub use flatten::flatten_json;
 pub use parse::{closest, parse_query, QueryError};
 pub use value::{fmt_time, Value};
