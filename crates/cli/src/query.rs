@@ -21,7 +21,7 @@ use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 use flate2::read::MultiGzDecoder;
 
 use crate::output::{emit, json_string, Format};
-use crate::store::{StoredInvocation, Store};
+use crate::store::{Grain, StoredInvocation, Store};
 
 /// Fields people reach for that Bedrock records do not have, and what they mean.
 const HINTS: &[(&str, &str)] = &[
@@ -79,8 +79,8 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
     let mut bytes = 0u64;
     let mut bad = 0u64;
     let table = {
-        let mut observe = |row: &Row, size: usize| {
-            scanned += 1;
+        let mut observe = |row: &Row, size: usize, weight: u64| {
+            scanned += weight;
             bytes += size as u64;
             for w in &wanted {
                 if !seen.contains(w) && row.0.contains_key(w) {
@@ -94,17 +94,30 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
         if req.from.is_empty() {
             let store = store.context("no store to query")?;
             let mut exec = plan.start();
-            scan_store(store, config, catalog, req.since, req.until, |row, size| {
-                observe(&row, size);
-                exec.push(row)
-            })?;
+            let grain = plan.additive_stats(ROLLUP_DIMS, ROLLUP_SUMS).and_then(|bin| {
+                [(Grain::Day, MS_PER_DAY), (Grain::Hour, 3_600_000), (Grain::Quarter, crate::store::QUARTER_MS)]
+                    .into_iter()
+                    .find(|(_, step)| bin == i64::MAX || bin % step == 0)
+                    .map(|(g, _)| g)
+            });
+            match grain {
+                // A stats of sums over rollup dimensions: read the rollups, not the events.
+                Some(g) => scan_rollups(store, config, catalog, req.since, req.until, g, |row, weight| {
+                    observe(&row, 0, weight);
+                    exec.push_weighted(row, weight);
+                })?,
+                None => scan_store(store, config, catalog, req.since, req.until, &wanted, |row, size| {
+                    observe(&row, size, 1);
+                    exec.push(row)
+                })?,
+            }
             exec.finish()
         } else {
             let rows = FileRows::new(req.from, req.since, req.until)?;
             let mut bad_lines = Vec::new();
             let t = plan.run(rows.filter_map(|r| match r {
                 Ok((row, size)) => {
-                    observe(&row, size);
+                    observe(&row, size, 1);
                     Some(row)
                 }
                 Err(e) => {
@@ -143,9 +156,86 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
     Ok(crate::EXIT_OK)
 }
 
+/// Fields the store's rollups keep per group, and the fields they sum.
+const ROLLUP_DIMS: &[&str] = &["identity.arn", "modelId", "region", "operation", "developer", "team", "cost_center", "model"];
+const ROLLUP_SUMS: &[&str] = &[
+    "input.inputTokenCount",
+    "input.cacheReadInputTokenCount",
+    "input.cacheWriteInputTokenCount",
+    "output.outputTokenCount",
+    "cost_usd",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+];
+
+/// Pre-aggregated rows from the rollups (exact at any `--since`/`--until`: see `Store::facts`),
+/// each with the number of calls it stands for.
+fn scan_rollups(
+    store: &Store,
+    config: &Config,
+    catalog: &PriceCatalog,
+    since: Option<i64>,
+    until: Option<i64>,
+    grain: Grain,
+    mut f: impl FnMut(Row, u64),
+) -> Result<()> {
+    let facts = store.facts(since, until, grain)?;
+    let attributor = Attributor::new(config, &facts.identities);
+    let who: Vec<_> = facts.identities.iter().map(|i| attributor.attribute(i)).collect();
+    let models: Vec<_> = facts.model_ids.iter().map(|m| normalize_model_id(m, &config.models)).collect();
+    for r in &facts.rows {
+        let a = &who[r.identity];
+        let m = &models[r.model];
+        let raw = &facts.model_ids[r.model];
+        let t = &r.tokens;
+        let mut row = Row::default();
+        row.set("@timestamp", Value::Time(r.bucket_ms));
+        let principal = &facts.identities[r.identity].principal;
+        if !principal.is_empty() {
+            row.set("identity.arn", Value::Str(principal.clone()));
+        }
+        row.set("modelId", Value::Str(raw.clone()));
+        row.set("region", Value::Str(facts.strings[r.region].clone()));
+        row.set("operation", Value::Str(facts.strings[r.operation].clone()));
+        row.set("developer", Value::Str(a.developer.clone()));
+        if let Some(team) = &a.team {
+            row.set("team", Value::Str(team.clone()));
+        }
+        if let Some(cc) = &a.cost_center {
+            row.set("cost_center", Value::Str(cc.clone()));
+        }
+        row.set("model", Value::Str(m.key.clone().unwrap_or_else(|| raw.clone())));
+        row.set("input.inputTokenCount", Value::Num(t.input as f64));
+        row.set("input.cacheReadInputTokenCount", Value::Num(t.cache_read as f64));
+        row.set("input.cacheWriteInputTokenCount", Value::Num(t.cache_write() as f64));
+        row.set("output.outputTokenCount", Value::Num(t.output as f64));
+        row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
+        row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
+        let cost = catalog.decide(m, raw, r.bucket_ms.div_euclid(MS_PER_DAY), r.long_context).ok().and_then(|d| d.rates.cost_pico(t)).map(NanoUsd::from_pico);
+        if let Some(c) = cost {
+            row.set("cost_usd", Value::Num(c.0 as f64 / 1e9));
+        }
+        f(row, r.calls);
+    }
+    Ok(())
+}
+
 /// Rows of stored invocations, with the derived fields, each with the size of its `@message`,
-/// handed to `f` in time order until it returns false.
-fn scan_store(store: &Store, config: &Config, catalog: &PriceCatalog, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(Row, usize) -> bool) -> Result<()> {
+/// handed to `f` in time order until it returns false. Only the fields in `wanted` are built
+/// (with `@timestamp` and `@message`, the default columns).
+fn scan_store(
+    store: &Store,
+    config: &Config,
+    catalog: &PriceCatalog,
+    since: Option<i64>,
+    until: Option<i64>,
+    wanted: &BTreeSet<String>,
+    mut f: impl FnMut(Row, usize) -> bool,
+) -> Result<()> {
+    let want = |name: &str| name == "@timestamp" || name == "@message" || wanted.contains(name);
+    let want_message = want("@message");
+    let want_metadata = wanted.iter().any(|w| w.starts_with("requestMetadata."));
+    let want_cost = want("cost_usd");
     let identities = store.identities()?;
     let attributor = Attributor::new(config, &identities);
     let mut attributions = HashMap::new();
@@ -154,13 +244,17 @@ fn scan_store(store: &Store, config: &Config, catalog: &PriceCatalog, since: Opt
         let a = attributions.entry(inv.identity.clone()).or_insert_with(|| attributor.attribute(&inv.identity)).clone();
         let m = models.entry(inv.model_id.clone()).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models)).clone();
         let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
-        let cost = catalog
-            .decide(&m, &inv.model_id, day, inv.tokens.input_side() > LONG_CONTEXT_THRESHOLD)
-            .ok()
-            .and_then(|d| d.rates.cost_pico(&inv.tokens))
-            .map(NanoUsd::from_pico);
+        let cost = if want_cost {
+            catalog
+                .decide(&m, &inv.model_id, day, inv.tokens.input_side() > LONG_CONTEXT_THRESHOLD)
+                .ok()
+                .and_then(|d| d.rates.cost_pico(&inv.tokens))
+                .map(NanoUsd::from_pico)
+        } else {
+            None
+        };
         let mut row = Row::default();
-        let message = message_of(&inv);
+        let message = if want_message { message_of(&inv) } else { String::new() };
         let size = message.len();
         row.set("@timestamp", Value::Time(inv.timestamp_ms));
         row.set("@message", Value::Str(message));
@@ -183,7 +277,11 @@ fn scan_store(store: &Store, config: &Config, catalog: &PriceCatalog, since: Opt
         if let Some(e) = &inv.error_code {
             row.set("errorCode", Value::Str(e.clone()));
         }
-        if let Some(Ok(serde_json::Value::Object(md))) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        if !want_message {
+            row.0.remove("@message");
+        }
+        let md = if want_metadata { inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) } else { None };
+        if let Some(Ok(serde_json::Value::Object(md))) = md {
             for (k, v) in md {
                 if let serde_json::Value::String(s) = v {
                     row.set(&format!("requestMetadata.{k}"), Value::Str(s));
@@ -208,6 +306,7 @@ fn scan_store(store: &Store, config: &Config, catalog: &PriceCatalog, since: Opt
         }
         row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
         row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
+        row.0.retain(|k, _| want(k));
         f(row, size)
     })
 }

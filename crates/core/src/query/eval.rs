@@ -131,6 +131,70 @@ impl Plan {
         out
     }
 
+    /// Whether the query can run over pre-aggregated rows (sums of events): everything before
+    /// its first `stats` is `filter` on `dims`; that `stats` groups by `dims` or `bin(...)` and
+    /// aggregates only `count(*)`, and `count`, `sum` or `avg` of `additive` fields (fields every
+    /// event has, summed in the pre-aggregated rows). Returns the smallest `bin` duration in
+    /// milliseconds (`i64::MAX` for none), which the rows' time buckets must divide.
+    pub fn additive_stats(&self, dims: &[&str], additive: &[&str]) -> Option<i64> {
+        let cmds = &self.query.commands;
+        let first = cmds.iter().position(|c| !matches!(c, Command::Filter(_)))?;
+        let Command::Stats { aggregates, by } = &cmds[first] else { return None };
+        let fields_in = |e: &Expr, allowed: &dyn Fn(&str) -> bool| -> bool {
+            let mut ok = true;
+            let _ = visit(e, &mut |x| {
+                match x {
+                    Expr::Field { name, .. } if !allowed(name) => ok = false,
+                    Expr::Call { name, .. } if AGGREGATES.contains(&name.as_str()) || name == "bin" => ok = false,
+                    _ => {}
+                }
+                Ok(())
+            });
+            ok
+        };
+        let is_dim = |n: &str| dims.contains(&n);
+        for c in &cmds[..first] {
+            let Command::Filter(e) = c else { return None };
+            if !fields_in(e, &is_dim) {
+                return None;
+            }
+        }
+        let mut bin = i64::MAX;
+        for b in by {
+            match &b.expr {
+                Expr::Call { name, args, .. } if name == "bin" => match args.first() {
+                    Some(Expr::Duration(d)) if *d > 0 => bin = bin.min(*d),
+                    _ => return None,
+                },
+                e if fields_in(e, &is_dim) => {}
+                _ => return None,
+            }
+        }
+        for a in aggregates {
+            let mut ok = true;
+            let _ = visit(&a.expr, &mut |x| {
+                match x {
+                    Expr::Call { name, args, .. } if AGGREGATES.contains(&name.as_str()) => {
+                        ok &= match (name.as_str(), args.as_slice()) {
+                            ("count", []) => true,
+                            ("count" | "sum" | "avg", [Expr::Field { name, .. }]) => additive.contains(&name.as_str()),
+                            _ => false,
+                        };
+                    }
+                    Expr::Call { .. } => {}
+                    // Fields outside aggregate calls are not allowed here.
+                    Expr::Field { .. } => {}
+                    _ => {}
+                }
+                Ok(())
+            });
+            if !ok || !aggregate_args_only(&a.expr) {
+                return None;
+            }
+        }
+        Some(bin)
+    }
+
     /// Runs the query over `rows`.
     pub fn run(&self, rows: impl IntoIterator<Item = Row>) -> Table {
         let mut exec = self.start();
@@ -180,7 +244,7 @@ impl Plan {
                 Command::Stats { aggregates, by } => {
                     let mut s = StatsState::new(aggregates, by);
                     for r in &collected {
-                        s.add(self, r);
+                        s.add(self, r, 1);
                     }
                     let (cols, rows) = s.finish(self);
                     columns = cols;
@@ -479,6 +543,19 @@ fn glob_to_regex(glob: &str) -> String {
     out
 }
 
+/// True when every field of `e` is inside an aggregate call (so the expression is a function
+/// of the aggregates alone, as `sum(a) / count(*)` is).
+fn aggregate_args_only(e: &Expr) -> bool {
+    match e {
+        Expr::Call { name, .. } if AGGREGATES.contains(&name.as_str()) => true,
+        Expr::Field { .. } => false,
+        Expr::Not(x) | Expr::Neg(x) => aggregate_args_only(x),
+        Expr::Binary { left, right, .. } => aggregate_args_only(left) && aggregate_args_only(right),
+        Expr::Call { args, .. } | Expr::List(args) => args.iter().all(aggregate_args_only),
+        _ => true,
+    }
+}
+
 fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>) -> Result<(), QueryError> {
     f(e)?;
     match e {
@@ -514,7 +591,7 @@ impl Execution<'_> {
             }
         }
         match &mut self.stats {
-            Some(s) => s.add(plan, &row),
+            Some(s) => s.add(plan, &row, 1),
             None => {
                 self.collected.push(row);
                 if self.early_limit.is_some_and(|n| self.collected.len() >= n) {
@@ -523,6 +600,21 @@ impl Execution<'_> {
             }
         }
         true
+    }
+
+    /// Takes a pre-aggregated row standing for `weight` events. Only for a plan whose
+    /// [`Plan::additive_stats`] accepted the row's fields: its prefix is filters and its first
+    /// barrier a `stats` of additive aggregates.
+    pub fn push_weighted(&mut self, mut row: Row, weight: u64) {
+        let plan = self.plan;
+        for c in &plan.query.commands[..self.barrier] {
+            if !plan.apply_streaming(c, &mut row) {
+                return;
+            }
+        }
+        if let Some(s) = &mut self.stats {
+            s.add(plan, &row, weight);
+        }
     }
 
     pub fn finish(self) -> Table {
@@ -565,10 +657,10 @@ impl AggState {
         }
     }
 
-    fn add(&mut self, v: Value, ts: Option<i64>) {
+    fn add(&mut self, v: Value, ts: Option<i64>, weight: u64) {
         match self {
-            AggState::Count { star: true, n } => *n += 1,
-            AggState::Count { n, .. } => *n += !v.is_null() as u64,
+            AggState::Count { star: true, n } => *n += weight,
+            AggState::Count { n, .. } => *n += if v.is_null() { 0 } else { weight },
             AggState::Distinct(set) => {
                 if !v.is_null() {
                     set.insert(v.key());
@@ -583,7 +675,7 @@ impl AggState {
             AggState::Avg(s, n) => {
                 if let Some(x) = v.as_f64() {
                     neumaier(s, x);
-                    *n += 1;
+                    *n += weight;
                 }
             }
             AggState::Min(m) => {
@@ -680,7 +772,9 @@ impl<'q> StatsState<'q> {
         StatsState { aggregates, by, calls, groups: HashMap::new() }
     }
 
-    fn add(&mut self, plan: &Plan, row: &Row) {
+    /// Adds a row standing for `weight` events (1, or the number of calls a pre-aggregated row
+    /// sums, whose additive fields hold sums: see [`Plan::additive_stats`]).
+    fn add(&mut self, plan: &Plan, row: &Row, weight: u64) {
         let keys: Vec<Value> = self.by.iter().map(|b| plan.eval(&b.expr, row)).collect();
         let k: Vec<String> = keys.iter().map(Value::key).collect();
         let calls = &self.calls;
@@ -695,7 +789,7 @@ impl<'q> StatsState<'q> {
                 Some(a) => plan.eval(a, row),
                 None => Value::Null,
             };
-            state.add(v, ts);
+            state.add(v, ts, weight);
         }
     }
 
@@ -820,6 +914,39 @@ mod tests {
         // Over no rows: one row, count 0, sum null.
         let t = run("filter modelId = 'none' | stats count(*), sum(input.inputTokenCount)");
         assert_eq!(t.rows, [[Value::Num(0.0), Value::Null]]);
+    }
+
+    #[test]
+    fn pre_aggregated_rows_give_the_same_stats() {
+        let dims = ["identity.arn", "modelId"];
+        let additive = ["input.inputTokenCount"];
+        let q = "filter modelId like /sonnet/ | stats count(*) as n, sum(input.inputTokenCount) as s, avg(input.inputTokenCount) as a by identity.arn | sort n";
+        let plan = Plan::new(parse_query(q).expect("q"), DEFAULT_LIMIT).expect("plan");
+        assert_eq!(plan.additive_stats(&dims, &additive), Some(i64::MAX));
+        let per_event = plan.run(rows());
+        // The same events, pre-aggregated by (arn, model).
+        let mut exec = plan.start();
+        let mut grouped: HashMap<(String, String), (f64, u64)> = HashMap::new();
+        for r in rows() {
+            let e = grouped.entry((r.get("identity.arn").text(), r.get("modelId").text())).or_default();
+            e.0 += r.get("input.inputTokenCount").as_f64().unwrap_or(0.0);
+            e.1 += 1;
+        }
+        for ((arn, model), (sum, n)) in grouped {
+            let mut r = Row::default();
+            r.set("identity.arn", Value::Str(arn));
+            r.set("modelId", Value::Str(model));
+            r.set("input.inputTokenCount", Value::Num(sum));
+            exec.push_weighted(r, n);
+        }
+        assert_eq!(exec.finish(), per_event);
+        // What cannot run over sums is refused.
+        for q in ["stats max(input.inputTokenCount)", "filter input.inputTokenCount > 5 | stats count(*)", "fields x | stats count(*)", "stats count(*) by requestId", "stats sum(output.outputTokenCount)"] {
+            let plan = Plan::new(parse_query(q).expect("q"), DEFAULT_LIMIT).expect("plan");
+            assert_eq!(plan.additive_stats(&dims, &additive), None, "{q}");
+        }
+        let plan = Plan::new(parse_query("stats count(*) by bin(1h), bin(1d)").expect("q"), DEFAULT_LIMIT).expect("plan");
+        assert_eq!(plan.additive_stats(&dims, &additive), Some(3_600_000));
     }
 
     #[test]
