@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use bedrock_usage_core::money::NanoUsd;
 use bedrock_usage_core::pricing::{normalize_model_id, LONG_CONTEXT_THRESHOLD};
-use bedrock_usage_core::query::{closest, flatten_json, fmt_time, parse_query, Plan, Row, Table, Value};
+use bedrock_usage_core::query::{closest, extract_fields, flatten_json, fmt_time, parse_query, FieldSet, Plan, Row, Table, Value};
 use bedrock_usage_core::time::{parse_timestamp_ms, MS_PER_DAY};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 use flate2::read::MultiGzDecoder;
@@ -113,7 +113,10 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
             }
             exec.finish()
         } else {
-            let rows = FileRows::new(req.from, req.since, req.until)?;
+            let mut needed: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            needed.push("timestamp");
+            let want_message = plan.shows_default_columns() || wanted.contains("@message");
+            let rows = FileRows::new(req.from, req.since, req.until, FieldSet::new(needed), want_message)?;
             let mut bad_lines = Vec::new();
             let t = plan.run(rows.filter_map(|r| match r {
                 Ok((row, size)) => {
@@ -342,115 +345,207 @@ fn message_of(inv: &StoredInvocation) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-/// Rows of one input, each with its size in bytes, or why a line is not an event.
-type EventRows = Box<dyn Iterator<Item = Result<(Row, usize), String>>>;
+/// A row with the size of its event in bytes, or why a line is not an event.
+type EventResult = Result<(Row, usize), String>;
 
-/// Events of log files, one row per record, every field flattened (bodies included).
+/// Events of log files, one row per record: read by one thread per core, a file each, and
+/// handed out in the order of the files (so results do not depend on thread timing).
 struct FileRows {
-    inputs: std::vec::IntoIter<(String, Option<PathBuf>)>,
-    current: Option<EventRows>,
+    rx: std::sync::mpsc::Receiver<(usize, Vec<EventResult>, bool)>,
+    files: usize,
+    next: usize,
+    pending: HashMap<usize, (std::collections::VecDeque<Vec<EventResult>>, bool)>,
+    batch: std::vec::IntoIter<EventResult>,
+}
+
+/// How a line becomes a row: every field for the first events (so that hints can name real
+/// fields), then only the fields the query reads.
+struct EventReader {
+    fields: FieldSet,
+    want_message: bool,
+    full: std::sync::atomic::AtomicU64,
     since: Option<i64>,
     until: Option<i64>,
 }
 
+/// Events read with every field flattened, for hints about unknown fields.
+const FULL_ROWS: u64 = 200;
+
+impl EventReader {
+    /// Drops events outside `--since`/`--until` (bad lines are kept, to be reported).
+    fn keep(&self, r: EventResult) -> Option<EventResult> {
+        if let Ok((row, _)) = &r {
+            let ts = match row.get("@timestamp") {
+                Value::Time(t) => Some(*t),
+                _ => None,
+            };
+            let inside = match ts {
+                Some(t) => self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u),
+                None => self.since.is_none() && self.until.is_none(),
+            };
+            if !inside {
+                return None;
+            }
+        }
+        Some(r)
+    }
+
+    fn row(&self, message: &str, stream: &str, log: &str) -> Result<(Row, usize), String> {
+        let mut row = Row::default();
+        if self.full.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < FULL_ROWS {
+            let v: serde_json::Value = serde_json::from_str(message).map_err(|e| format!("not JSON: {e}"))?;
+            if !v.is_object() {
+                return Err("not a JSON object".into());
+            }
+            flatten_json(&v, "", &mut row);
+        } else {
+            extract_fields(message.as_bytes(), &self.fields, &mut row).map_err(|e| e.to_string())?;
+        }
+        let ts = match row.get("timestamp") {
+            Value::Str(t) => parse_timestamp_ms(t),
+            _ => None,
+        };
+        if let Some(t) = ts {
+            row.set("@timestamp", Value::Time(t));
+        }
+        if self.want_message {
+            row.set("@message", Value::Str(message.to_string()));
+        }
+        row.set("@logStream", Value::Str(stream.to_string()));
+        row.set("@log", Value::Str(log.to_string()));
+        Ok((row, message.len()))
+    }
+}
+
 impl FileRows {
-    fn new(paths: &[PathBuf], since: Option<i64>, until: Option<i64>) -> Result<FileRows> {
+    fn new(paths: &[PathBuf], since: Option<i64>, until: Option<i64>, fields: FieldSet, want_message: bool) -> Result<FileRows> {
         let mut bad = Vec::new();
         let inputs = crate::ingest::collect_inputs(paths, &mut bad);
         if let Some(b) = bad.first() {
             bail!("{b}");
         }
-        Ok(FileRows { inputs: inputs.into_iter(), current: None, since, until })
-    }
-
-    fn open(label: &str, path: &Option<PathBuf>) -> Result<EventRows> {
-        let raw: Box<dyn Read> = match path {
-            Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
-            None => Box::new(std::io::stdin()),
-        };
-        let mut r = BufReader::with_capacity(1 << 20, raw);
-        let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
-        let mut r: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(r))) } else { Box::new(r) };
-        let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
-        let stream = "aws/bedrock/modelinvocations".to_string();
-        if crate::ingest::is_log_events_document(&head) {
-            let mut text = String::new();
-            r.read_to_string(&mut text).with_context(|| format!("cannot read {label}"))?;
-            let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
-            let label = label.to_string();
-            let events = doc.get("events").and_then(|e| e.as_array()).cloned().unwrap_or_default();
-            return Ok(Box::new(events.into_iter().enumerate().map(move |(i, ev)| {
-                let msg = ev.get("message").and_then(|m| m.as_str()).ok_or_else(|| format!("{label}: events[{i}] has no message"))?;
-                let stream = ev.get("logStreamName").and_then(|s| s.as_str()).unwrap_or("aws/bedrock/modelinvocations");
-                event_row(msg, stream, &label).map_err(|e| format!("{label}: events[{i}]: {e}"))
-            })));
+        let reader = std::sync::Arc::new(EventReader { fields, want_message, full: std::sync::atomic::AtomicU64::new(0), since, until });
+        let files = inputs.len();
+        let inputs = std::sync::Arc::new(inputs);
+        let next_file = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+        for _ in 0..threads {
+            let (inputs, next_file, tx, reader) = (inputs.clone(), next_file.clone(), tx.clone(), reader.clone());
+            std::thread::spawn(move || loop {
+                let i = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((label, path)) = inputs.get(i) else { return };
+                let mut send = |rows: Vec<EventResult>, done: bool| tx.send((i, rows, done)).is_ok();
+                if let Err(e) = read_events(label, path, &reader, &mut send) {
+                    if !send(vec![Err(format!("{e:#}"))], true) {
+                        return;
+                    }
+                } else if !send(Vec::new(), true) {
+                    return; // the query stopped reading
+                }
+            });
         }
-        let label = label.to_string();
-        Ok(Box::new(r.split(b'\n').enumerate().filter_map(move |(i, line)| {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => return Some(Err(format!("{label}: {e}"))),
-            };
-            let text = String::from_utf8_lossy(&line);
-            let t = text.trim();
-            if t.is_empty() {
-                return None;
-            }
-            // An export-task line: a timestamp, a space, then the record.
-            let body = if t.as_bytes()[0].is_ascii_digit() { t.split_once(' ').map(|(_, b)| b).unwrap_or(t) } else { t };
-            Some(event_row(body, &stream, &label).map_err(|e| format!("{label}:{}: {e}", i + 1)))
-        })))
+        Ok(FileRows { rx, files, next: 0, pending: HashMap::new(), batch: Vec::new().into_iter() })
     }
+}
 
-    fn keep(&self, row: &Row) -> bool {
-        let ts = match row.get("@timestamp") {
-            Value::Time(t) => *t,
-            _ => return self.since.is_none() && self.until.is_none(),
-        };
-        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
+/// Reads one input's events, sending rows in batches; errs if the input cannot be read at all.
+fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: &mut dyn FnMut(Vec<EventResult>, bool) -> bool) -> Result<()> {
+    let raw: Box<dyn Read> = match path {
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
+        None => Box::new(std::io::stdin()),
+    };
+    let mut r = BufReader::with_capacity(1 << 20, raw);
+    let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
+    let mut r: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(r))) } else { Box::new(r) };
+    let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
+    let mut batch = Vec::with_capacity(256);
+    if crate::ingest::is_log_events_document(&head) {
+        let mut text = String::new();
+        r.read_to_string(&mut text).with_context(|| format!("cannot read {label}"))?;
+        let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
+        for (i, ev) in doc.get("events").and_then(|e| e.as_array()).into_iter().flatten().enumerate() {
+            let Some(msg) = ev.get("message").and_then(|m| m.as_str()) else {
+                batch.push(Err(format!("{label}: events[{i}] has no message")));
+                continue;
+            };
+            let stream = ev.get("logStreamName").and_then(|s| s.as_str()).unwrap_or("aws/bedrock/modelinvocations");
+            if let Some(r) = reader.keep(reader.row(msg, stream, label).map_err(|e| format!("{label}: events[{i}]: {e}"))) {
+                batch.push(r);
+            }
+        }
+        send(batch, false);
+        return Ok(());
     }
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                batch.push(Err(format!("{label}: {e}")));
+                break;
+            }
+        }
+        n += 1;
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => t.trim(),
+            Err(_) => {
+                batch.push(Err(format!("{label}:{n}: not UTF-8")));
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        // An export-task line: a timestamp, a space, then the record.
+        let body = if text.as_bytes()[0].is_ascii_digit() { text.split_once(' ').map(|(_, b)| b).unwrap_or(text) } else { text };
+        if let Some(r) = reader.keep(reader.row(body, "aws/bedrock/modelinvocations", label).map_err(|e| format!("{label}:{n}: {e}"))) {
+            batch.push(r);
+        }
+        if batch.len() >= 256 && !send(std::mem::replace(&mut batch, Vec::with_capacity(256)), false) {
+            return Ok(());
+        }
+    }
+    send(batch, false);
+    Ok(())
 }
 
 impl Iterator for FileRows {
-    type Item = Result<(Row, usize), String>;
+    type Item = EventResult;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(it) = &mut self.current {
-                match it.next() {
-                    Some(Ok((row, size))) => {
-                        if self.keep(&row) {
-                            return Some(Ok((row, size)));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => return Some(Err(e)),
-                    None => self.current = None,
-                }
+            if let Some(r) = self.batch.next() {
+                return Some(r);
             }
-            let (label, path) = self.inputs.next()?;
-            match FileRows::open(&label, &path) {
-                Ok(it) => self.current = Some(it),
-                Err(e) => return Some(Err(format!("{e:#}"))),
+            if self.next >= self.files {
+                return None;
+            }
+            // The next batch of the current file, waiting for it if needed.
+            let entry = self.pending.entry(self.next).or_default();
+            if let Some(b) = entry.0.pop_front() {
+                self.batch = b.into_iter();
+                continue;
+            }
+            if entry.1 {
+                self.pending.remove(&self.next);
+                self.next += 1;
+                continue;
+            }
+            match self.rx.recv() {
+                Ok((i, rows, done)) => {
+                    let e = self.pending.entry(i).or_default();
+                    if !rows.is_empty() {
+                        e.0.push_back(rows);
+                    }
+                    e.1 |= done;
+                }
+                Err(_) => return None,
             }
         }
     }
-}
-
-fn event_row(message: &str, stream: &str, log: &str) -> Result<(Row, usize), String> {
-    let v: serde_json::Value = serde_json::from_str(message).map_err(|e| format!("not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("not a JSON object".into());
-    }
-    let mut row = Row::default();
-    flatten_json(&v, "", &mut row);
-    let ts = v.get("timestamp").and_then(|t| t.as_str()).and_then(parse_timestamp_ms);
-    if let Some(t) = ts {
-        row.set("@timestamp", Value::Time(t));
-    }
-    row.set("@message", Value::Str(message.to_string()));
-    row.set("@logStream", Value::Str(stream.to_string()));
-    row.set("@log", Value::Str(log.to_string()));
-    Ok((row, message.len()))
 }
 
 fn json_value(v: &Value) -> String {

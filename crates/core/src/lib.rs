@@ -9,7 +9,7 @@ pub mod pricing;
 pub mod query;
 pub mod record;
 pub mod report;
-mod scan;
+pub(crate) mod scan;
 pub mod time;
 
 pub use attribution::{Attribution, Attributor, Identity};

@@ -201,6 +201,31 @@ impl<'a> Scan<'a> {
         Ok(Some(v))
     }
 
+    /// A JSON number at the cursor, as f64.
+    pub fn number(&mut self) -> Result<f64, RecordError> {
+        self.ws();
+        let start = self.i;
+        self.skip_value_from(start)?;
+        std::str::from_utf8(&self.b[start..self.i]).ok().and_then(|t| t.parse().ok()).ok_or_else(|| {
+            self.i = start;
+            self.err("not a number")
+        })
+    }
+
+    /// Consumes `true` or `false`.
+    pub fn boolean(&mut self) -> Result<bool, RecordError> {
+        self.ws();
+        if self.b[self.i..].starts_with(b"true") {
+            self.i += 4;
+            Ok(true)
+        } else if self.b[self.i..].starts_with(b"false") {
+            self.i += 5;
+            Ok(false)
+        } else {
+            Err(self.err("expected a boolean"))
+        }
+    }
+
     /// A count inside a body: an integer, or `None` for any other value (skipped).
     pub fn lenient_u64(&mut self) -> Result<Option<u64>, RecordError> {
         self.ws();

@@ -195,6 +195,12 @@ impl Plan {
         Some(bin)
     }
 
+    /// Whether the result shows the default columns (`@timestamp`, `@message`): the query has no
+    /// `fields`, `display` or `stats`.
+    pub fn shows_default_columns(&self) -> bool {
+        !self.query.commands.iter().any(|c| matches!(c, Command::Fields(_) | Command::Display(_) | Command::Stats { .. }))
+    }
+
     /// Runs the query over `rows`.
     pub fn run(&self, rows: impl IntoIterator<Item = Row>) -> Table {
         let mut exec = self.start();

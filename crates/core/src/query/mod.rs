@@ -14,7 +14,7 @@ mod value;
 
 pub use ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};
 pub use eval::{Execution, Plan, Row, Table, DEFAULT_LIMIT};
-pub use flatten::flatten_json;
+pub use flatten::{extract_fields, flatten_json, FieldSet};
 pub use parse::{closest, parse_query, QueryError};
 pub use value::{fmt_time, Value};
 
