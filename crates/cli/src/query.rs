@@ -106,7 +106,7 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
                     observe(&row, 0, weight);
                     exec.push_weighted(row, weight);
                 })?,
-                None => scan_store(store, config, catalog, req.since, req.until, &wanted, |row, size| {
+                None => scan_store(store, config, catalog, req.since, req.until, &wanted, plan.shows_default_columns(), |row, size| {
                     observe(&row, size, 1);
                     exec.push(row)
                 })?,
@@ -224,8 +224,8 @@ fn scan_rollups(
 }
 
 /// Rows of stored invocations, with the derived fields, each with the size of its `@message`,
-/// handed to `f` in time order until it returns false. Only the fields in `wanted` are built
-/// (with `@timestamp` and `@message`, the default columns).
+/// handed to `f` until it returns false. Only the fields in `wanted` are built (and the default
+/// columns `@timestamp` and `@message` when the query shows them).
 fn scan_store(
     store: &Store,
     config: &Config,
@@ -233,83 +233,95 @@ fn scan_store(
     since: Option<i64>,
     until: Option<i64>,
     wanted: &BTreeSet<String>,
+    default_columns: bool,
     mut f: impl FnMut(Row, usize) -> bool,
 ) -> Result<()> {
-    let want = |name: &str| name == "@timestamp" || name == "@message" || wanted.contains(name);
+    let want = |name: &str| (default_columns && (name == "@timestamp" || name == "@message")) || wanted.contains(name);
     let want_message = want("@message");
     let want_metadata = wanted.iter().any(|w| w.starts_with("requestMetadata."));
     let want_cost = want("cost_usd");
-    let identities = store.identities()?;
+    let want_attribution = want("developer") || want("team") || want("cost_center");
+    let identities = if want_attribution { store.identities()? } else { Vec::new() };
     let attributor = Attributor::new(config, &identities);
     let mut attributions = HashMap::new();
     let mut models = HashMap::new();
     store.scan_invocations(since, until, |inv| {
-        let a = attributions.entry(inv.identity.clone()).or_insert_with(|| attributor.attribute(&inv.identity)).clone();
-        let m = models.entry(inv.model_id.clone()).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models)).clone();
-        let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
-        let cost = if want_cost {
-            catalog
-                .decide(&m, &inv.model_id, day, inv.tokens.input_side() > LONG_CONTEXT_THRESHOLD)
-                .ok()
-                .and_then(|d| d.rates.cost_pico(&inv.tokens))
-                .map(NanoUsd::from_pico)
-        } else {
-            None
-        };
         let mut row = Row::default();
-        let message = if want_message { message_of(&inv) } else { String::new() };
-        let size = message.len();
-        row.set("@timestamp", Value::Time(inv.timestamp_ms));
-        row.set("@message", Value::Str(message));
-        row.set("@logStream", Value::Str("aws/bedrock/modelinvocations".into()));
-        row.set("@log", Value::Str(format!("{}:bedrock-usage", inv.account_id)));
-        row.set("schemaType", Value::Str("ModelInvocationLog".into()));
-        row.set("schemaVersion", Value::Str("1.0".into()));
-        row.set("timestamp", Value::Str(bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
-        row.set("accountId", Value::Str(inv.account_id.clone()));
+        let mut put = |name: &str, v: &dyn Fn() -> Value| {
+            if want(name) {
+                row.set(name, v());
+            }
+        };
+        let t = inv.tokens;
+        put("@timestamp", &|| Value::Time(inv.timestamp_ms));
+        put("@logStream", &|| Value::Str("aws/bedrock/modelinvocations".into()));
+        put("@log", &|| Value::Str(format!("{}:bedrock-usage", inv.account_id)));
+        put("schemaType", &|| Value::Str("ModelInvocationLog".into()));
+        put("schemaVersion", &|| Value::Str("1.0".into()));
+        put("timestamp", &|| Value::Str(bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
+        put("accountId", &|| Value::Str(inv.account_id.clone()));
         if !inv.identity.principal.is_empty() {
-            row.set("identity.arn", Value::Str(inv.identity.principal.clone()));
+            put("identity.arn", &|| Value::Str(inv.identity.principal.clone()));
         }
-        row.set("region", Value::Str(inv.region.clone()));
+        put("region", &|| Value::Str(inv.region.clone()));
         if let Some(r) = &inv.inference_region {
-            row.set("inferenceRegion", Value::Str(r.clone()));
+            put("inferenceRegion", &|| Value::Str(r.clone()));
         }
-        row.set("requestId", Value::Str(inv.request_id.clone()));
-        row.set("operation", Value::Str(inv.operation.clone()));
-        row.set("modelId", Value::Str(inv.model_id.clone()));
+        put("requestId", &|| Value::Str(inv.request_id.clone()));
+        put("operation", &|| Value::Str(inv.operation.clone()));
+        put("modelId", &|| Value::Str(inv.model_id.clone()));
         if let Some(e) = &inv.error_code {
-            row.set("errorCode", Value::Str(e.clone()));
+            put("errorCode", &|| Value::Str(e.clone()));
         }
-        if !want_message {
-            row.0.remove("@message");
+        put("input.inputTokenCount", &|| Value::Num(t.input as f64));
+        put("input.cacheReadInputTokenCount", &|| Value::Num(t.cache_read as f64));
+        put("input.cacheWriteInputTokenCount", &|| Value::Num(t.cache_write() as f64));
+        put("output.outputTokenCount", &|| Value::Num(t.output as f64));
+        put("cache_write_5m_tokens", &|| Value::Num(t.cache_write_5m as f64));
+        put("cache_write_1h_tokens", &|| Value::Num(t.cache_write_1h as f64));
+        if want_attribution {
+            let a = attributions.entry(inv.identity_id).or_insert_with(|| attributor.attribute(&inv.identity));
+            put("developer", &|| Value::Str(a.developer.clone()));
+            if let Some(team) = &a.team {
+                put("team", &|| Value::Str(team.clone()));
+            }
+            if let Some(cc) = &a.cost_center {
+                put("cost_center", &|| Value::Str(cc.clone()));
+            }
         }
-        let md = if want_metadata { inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) } else { None };
-        if let Some(Ok(serde_json::Value::Object(md))) = md {
-            for (k, v) in md {
-                if let serde_json::Value::String(s) = v {
-                    row.set(&format!("requestMetadata.{k}"), Value::Str(s));
+        if want("model") || want_cost {
+            let m = models.entry(inv.model_ref).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models));
+            put("model", &|| Value::Str(m.key.clone().unwrap_or_else(|| inv.model_id.clone())));
+            if want_cost {
+                let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
+                let cost = catalog
+                    .decide(m, &inv.model_id, day, t.input_side() > LONG_CONTEXT_THRESHOLD)
+                    .ok()
+                    .and_then(|d| d.rates.cost_pico(&t))
+                    .map(NanoUsd::from_pico);
+                if let Some(c) = cost {
+                    put("cost_usd", &|| Value::Num(c.0 as f64 / 1e9));
                 }
             }
         }
-        let t = &inv.tokens;
-        row.set("input.inputTokenCount", Value::Num(t.input as f64));
-        row.set("input.cacheReadInputTokenCount", Value::Num(t.cache_read as f64));
-        row.set("input.cacheWriteInputTokenCount", Value::Num(t.cache_write() as f64));
-        row.set("output.outputTokenCount", Value::Num(t.output as f64));
-        row.set("developer", Value::Str(a.developer.clone()));
-        if let Some(team) = &a.team {
-            row.set("team", Value::Str(team.clone()));
+        if want_metadata {
+            if let Some(Ok(serde_json::Value::Object(md))) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+                for (k, v) in md {
+                    if let serde_json::Value::String(s) = v {
+                        let name = format!("requestMetadata.{k}");
+                        if want(&name) {
+                            row.set(&name, Value::Str(s));
+                        }
+                    }
+                }
+            }
         }
-        if let Some(cc) = &a.cost_center {
-            row.set("cost_center", Value::Str(cc.clone()));
+        let mut size = 0;
+        if want_message {
+            let message = message_of(&inv);
+            size = message.len();
+            row.set("@message", Value::Str(message));
         }
-        row.set("model", Value::Str(m.key.clone().unwrap_or_else(|| inv.model_id.clone())));
-        if let Some(c) = cost {
-            row.set("cost_usd", Value::Num(c.0 as f64 / 1e9));
-        }
-        row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
-        row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
-        row.0.retain(|k, _| want(k));
         f(row, size)
     })
 }

@@ -170,6 +170,9 @@ pub struct StoredInvocation {
     pub tokens: Tokens,
     /// A JSON object, as stored.
     pub request_metadata: Option<String>,
+    /// The store's ids of the identity and the model (stable keys for caches).
+    pub identity_id: i64,
+    pub model_ref: i64,
 }
 
 /// Facts read back for a report, with their lookup tables.
@@ -454,16 +457,16 @@ impl Store {
         Ok(set)
     }
 
-    /// Calls `f` for each stored invocation in `[since, until)`, in time order, with its identity
-    /// and model resolved (for queries over the store).
+    /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, with its
+    /// identity and model resolved (for queries over the store).
     /// `f` returns false to stop early.
     pub fn scan_invocations(&self, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(StoredInvocation) -> bool) -> Result<()> {
         let mut st = self.conn.prepare(
             "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
                     i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
-                    i.cache_write_1h_tokens, i.request_metadata
+                    i.cache_write_1h_tokens, i.request_metadata, i.identity_id, i.model_ref
              FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref
-             WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 ORDER BY i.ts_ms, i.request_id",
+             WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2",
         )?;
         let mut rows = st.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
         while let Some(r) = rows.next()? {
@@ -486,6 +489,8 @@ impl Store {
                     cache_write_1h: r.get::<_, i64>(15)? as u64,
                 },
                 request_metadata: r.get(16)?,
+                identity_id: r.get(17)?,
+                model_ref: r.get(18)?,
             });
             if !go_on {
                 break;
