@@ -106,7 +106,7 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
                     observe(&row, 0, weight);
                     exec.push_weighted(row, weight);
                 })?,
-                None => scan_store(store, config, catalog, req.since, req.until, &wanted, plan.shows_default_columns(), |row, size| {
+                None => scan_store(store, config, catalog, (req.since, req.until), &wanted, plan.shows_default_columns(), |row, size| {
                     observe(&row, size, 1);
                     exec.push(row)
                 })?,
@@ -230,8 +230,7 @@ fn scan_store(
     store: &Store,
     config: &Config,
     catalog: &PriceCatalog,
-    since: Option<i64>,
-    until: Option<i64>,
+    (since, until): (Option<i64>, Option<i64>),
     wanted: &BTreeSet<String>,
     default_columns: bool,
     mut f: impl FnMut(Row, usize) -> bool,
