@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 RECORDS="${1:-18000}"
 OUT="${BENCH_DIR:-bench/out}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
-BIN="$CARGO_TARGET_DIR/release/bedrock-usage"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 cargo build --release -q -p bedrock-usage --bin bedrock-usage --example inflate_speed
 cargo build --release -q -p bedrock-usage-core --example parse_speed
@@ -24,13 +25,7 @@ python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 command -v jq >/dev/null || { apt-get update -q && apt-get install -y -q jq; }
 
 mkdir -p "$OUT"
-for kind in plain gzip; do
-  compress=none; [ "$kind" = gzip ] && compress=gzip
-  if [ ! -f "$OUT/$kind/ledger.jsonl" ] || [ "$(wc -l < "$OUT/$kind/ledger.jsonl")" != "$RECORDS" ]; then
-    rm -rf "${OUT:?}/$kind"
-    "$BIN" demo --write "$OUT/$kind" --records "$RECORDS" --compress "$compress" --seed 1
-  fi
-done
+ensure_corpus "$RECORDS"
 # Record objects only (not the permission check, not data/ offloads): what each peer is given.
 LOGS_GLOB_PLAIN="$OUT/plain/AWSLogs/*/BedrockModelInvocationLogs/*/*/*/*/*/*.json"
 LOGS_GLOB_GZIP="$OUT/gzip/AWSLogs/*/BedrockModelInvocationLogs/*/*/*/*/*/*.json.gz"
@@ -53,7 +48,7 @@ run() {
     all+=("$s"); [ "$m" -gt "$rss" ] && rss=$m
   done
   local secs
-  secs=$(printf '%s\n' "${all[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  secs=$(printf '%s\n' "${all[@]}" | median)
   printf '%s\t%s\t%s\t%s\n' "$name" "$input" "$secs" "$rss" >> "$RESULTS"
   echo "$name ($input): ${secs}s (median of ${all[*]}), peak RSS $((rss / 1024)) MB" >&2
 }

@@ -14,23 +14,13 @@ RECORDS="${1:-18000}"
 N="${2:-10000000}"
 OUT="${BENCH_DIR:-bench/out}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
-BIN="$CARGO_TARGET_DIR/release/bedrock-usage"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 cargo build --release -q -p bedrock-usage --bin bedrock-usage --example fill_store
 python3 -c 'import duckdb' 2>/dev/null || pip install -q duckdb
 mkdir -p "$OUT"
-for kind in plain gzip; do
-  compress=none; [ "$kind" = gzip ] && compress=gzip
-  if [ ! -f "$OUT/$kind/ledger.jsonl" ] || [ "$(wc -l < "$OUT/$kind/ledger.jsonl")" != "$RECORDS" ]; then
-    rm -rf "${OUT:?}/$kind"
-    "$BIN" demo --write "$OUT/$kind" --records "$RECORDS" --compress "$compress" --seed 1
-  fi
-done
-DB="$OUT/report-$N.db"
-if [ ! -f "$DB.done" ]; then
-  rm -f "$DB" "$DB-wal" "$DB-shm"
-  "$CARGO_TARGET_DIR/release/examples/fill_store" "$DB" "$N"
-  touch "$DB.done"
-fi
+ensure_corpus "$RECORDS"
+ensure_store "$N"
 Q='stats sum(input.inputTokenCount) as input, sum(output.outputTokenCount) as output by identity.arn, modelId'
 cat > "$OUT/duck_query.py" <<'PY'
 import duckdb, json, sys
@@ -44,7 +34,6 @@ FROM read_json('{sys.argv[1]}', format='newline_delimited', maximum_object_size=
 GROUP BY ALL""").fetchall()
 print(json.dumps({"groups": len(rows), "input": sum(r[2] for r in rows), "output": sum(r[3] for r in rows)}))
 PY
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 time3() {  # time3 NAME COMMAND...: median wall seconds of three runs; keeps the last stdout
   local name="$1"; shift
   local t

@@ -12,18 +12,12 @@ cd "$(dirname "$0")/.."
 N="${1:-10000000}"
 OUT="${BENCH_DIR:-bench/out}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
-BIN="$CARGO_TARGET_DIR/release/bedrock-usage"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 cargo build --release -q -p bedrock-usage --bin bedrock-usage --example fill_store
 mkdir -p "$OUT"
-DB="$OUT/report-$N.db"
-if [ ! -f "$DB.done" ]; then
-  rm -f "$DB" "$DB-wal" "$DB-shm"
-  "$CARGO_TARGET_DIR/release/examples/fill_store" "$DB" "$N"
-  touch "$DB.done"
-fi
+ensure_store "$N"
 CONFIG="$OUT/report-config.toml"
-"$BIN" demo --help > /dev/null
-python3 -c "import sys; sys.path" >/dev/null
 cat > "$CONFIG" <<'TOML'
 [aliases]
 "bob@example.com" = "bob"
@@ -37,7 +31,6 @@ team = "platform"
 team = "payments"
 TOML
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 time_it() {  # time_it LABEL COMMAND...: median of three runs
   local label="$1"; shift
   local t
