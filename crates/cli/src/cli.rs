@@ -114,7 +114,7 @@ pub enum Command {
     /// Examples:
     ///   bedrock-usage query 'stats sum(input.inputTokenCount) as input by identity.arn, modelId'
     ///   bedrock-usage query 'filter modelId like /opus/ | stats count(*) by bin(1h)' --since 1d
-    ///   bedrock-usage query --from ./AWSLogs 'fields @timestamp, requestId | sort @timestamp desc | limit 5'
+    ///   bedrock-usage query --from ./AWSLogs 'filter ispresent(errorCode) | stats count(*) by errorCode'
     ///   bedrock-usage --format aws query 'stats count(*) by operation'
     #[command(verbatim_doc_comment)]
     Query {
