@@ -409,8 +409,9 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
     }
     let mut seq = 0u64;
     let mut offset = job.offset;
+    let mut want = CHUNK;
     loop {
-        let r = fill(&mut reader, &mut buf, CHUNK);
+        let r = fill(&mut reader, &mut buf, want);
         let at_end = !matches!(r, Ok(false));
         // Cut after the last newline; keep the rest for the next chunk.
         // At a clean end everything goes (an unfinished last line is judged by the parser); after a
@@ -419,8 +420,13 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
             (true, _) => buf.len(),
             (false, Some(i)) => i + 1,
             (false, None) if at_end => 0,
-            (false, None) => continue, // a line longer than a chunk: read on
+            (false, None) => {
+                // A line longer than a chunk: read on.
+                want = buf.len() + CHUNK;
+                continue;
+            }
         };
+        want = CHUNK;
         let mut rest = pool.get();
         rest.extend_from_slice(&buf[cut..]);
         buf.truncate(cut);
@@ -465,7 +471,7 @@ fn read_error(job: &Job, e: &io::Error) -> String {
 
 /// Reads until `buf` holds at least `want` bytes or the stream ends. `Ok(true)` at the end.
 /// (`read_to_end` on a `Take` fills spare capacity without zeroing it first.)
-fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+pub(crate) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     while buf.len() < want {
         let need = want - buf.len();
         buf.reserve(need);

@@ -9,7 +9,7 @@
 //! dotted names the way CloudWatch flattens JSON events.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -18,7 +18,6 @@ use bedrock_usage_core::pricing::{normalize_model_id, LONG_CONTEXT_THRESHOLD};
 use bedrock_usage_core::query::{closest, extract_fields, flatten_json, fmt_time, parse_query, FieldSet, Plan, Row, Table, Value};
 use bedrock_usage_core::time::{parse_timestamp_ms, MS_PER_DAY};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
-use flate2::read::MultiGzDecoder;
 
 use crate::output::{emit, json_string, Format};
 use crate::store::{Grain, StoredInvocation, Store};
@@ -380,7 +379,7 @@ struct EventReader {
 }
 
 /// Events read with every field flattened, for hints about unknown fields.
-const FULL_ROWS: u64 = 200;
+const FULL_ROWS: u64 = 20;
 
 impl EventReader {
     /// Drops events outside `--since`/`--until` (bad lines are kept, to be reported).
@@ -401,16 +400,16 @@ impl EventReader {
         Some(r)
     }
 
-    fn row(&self, message: &str, stream: &str, log: &str) -> Result<(Row, usize), String> {
+    fn row(&self, message: &[u8], stream: &str, log: &str) -> Result<(Row, usize), String> {
         let mut row = Row::default();
         if self.full.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < FULL_ROWS {
-            let v: serde_json::Value = serde_json::from_str(message).map_err(|e| format!("not JSON: {e}"))?;
+            let v: serde_json::Value = serde_json::from_slice(message).map_err(|e| format!("not JSON: {e}"))?;
             if !v.is_object() {
                 return Err("not a JSON object".into());
             }
             flatten_json(&v, "", &mut row);
         } else {
-            extract_fields(message.as_bytes(), &self.fields, &mut row).map_err(|e| e.to_string())?;
+            extract_fields(message, &self.fields, &mut row).map_err(|e| e.to_string())?;
         }
         let ts = match row.get("timestamp") {
             Value::Str(t) => parse_timestamp_ms(t),
@@ -420,7 +419,8 @@ impl EventReader {
             row.set("@timestamp", Value::Time(t));
         }
         if self.want_message {
-            row.set("@message", Value::Str(message.to_string()));
+            let text = std::str::from_utf8(message).map_err(|_| "not UTF-8".to_string())?;
+            row.set("@message", Value::Str(text.to_string()));
         }
         row.set("@logStream", Value::Str(stream.to_string()));
         row.set("@log", Value::Str(log.to_string()));
@@ -443,17 +443,20 @@ impl FileRows {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
         for _ in 0..threads {
             let (inputs, next_file, tx, reader) = (inputs.clone(), next_file.clone(), tx.clone(), reader.clone());
-            std::thread::spawn(move || loop {
+            std::thread::spawn(move || {
+              let mut buf = Vec::with_capacity((1 << 20) + (64 << 10));
+              loop {
                 let i = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((label, path)) = inputs.get(i) else { return };
                 let mut send = |rows: Vec<EventResult>, done: bool| tx.send((i, rows, done)).is_ok();
-                if let Err(e) = read_events(label, path, &reader, &mut send) {
+                if let Err(e) = read_events(label, path, &reader, &mut send, &mut buf) {
                     if !send(vec![Err(format!("{e:#}"))], true) {
                         return;
                     }
                 } else if !send(Vec::new(), true) {
                     return; // the query stopped reading
                 }
+              }
             });
         }
         Ok(FileRows { rx, files, next: 0, pending: HashMap::new(), batch: Vec::new().into_iter() })
@@ -461,63 +464,79 @@ impl FileRows {
 }
 
 /// Reads one input's events, sending rows in batches; errs if the input cannot be read at all.
-fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: &mut dyn FnMut(Vec<EventResult>, bool) -> bool) -> Result<()> {
-    let raw: Box<dyn Read> = match path {
+/// `buf` is the calling thread's chunk buffer, reused from file to file.
+fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: &mut dyn FnMut(Vec<EventResult>, bool) -> bool, buf: &mut Vec<u8>) -> Result<()> {
+    let mut r: Box<dyn Read> = match path {
         Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
         None => Box::new(std::io::stdin()),
     };
-    let mut r = BufReader::with_capacity(1 << 20, raw);
-    let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
-    let mut r: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(r))) } else { Box::new(r) };
-    let head = r.fill_buf().with_context(|| format!("cannot read {label}"))?.to_vec();
+    buf.clear();
+    crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("cannot read {label}"))?;
+    if buf.starts_with(&[0x1f, 0x8b]) {
+        let head = std::mem::take(buf);
+        r = Box::new(flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 18, std::io::Cursor::new(head).chain(r))));
+        buf.reserve(1 << 20);
+        crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("{label}: a broken gzip stream"))?;
+    }
     let mut batch = Vec::with_capacity(256);
-    if crate::ingest::is_log_events_document(&head) {
-        let mut text = String::new();
-        r.read_to_string(&mut text).with_context(|| format!("cannot read {label}"))?;
-        let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
+    if crate::ingest::is_log_events_document(buf) {
+        r.read_to_end(buf).with_context(|| format!("cannot read {label}"))?;
+        let doc: serde_json::Value = serde_json::from_slice(buf).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
         for (i, ev) in doc.get("events").and_then(|e| e.as_array()).into_iter().flatten().enumerate() {
             let Some(msg) = ev.get("message").and_then(|m| m.as_str()) else {
                 batch.push(Err(format!("{label}: events[{i}] has no message")));
                 continue;
             };
             let stream = ev.get("logStreamName").and_then(|s| s.as_str()).unwrap_or("aws/bedrock/modelinvocations");
-            if let Some(r) = reader.keep(reader.row(msg, stream, label).map_err(|e| format!("{label}: events[{i}]: {e}"))) {
+            if let Some(r) = reader.keep(reader.row(msg.as_bytes(), stream, label).map_err(|e| format!("{label}: events[{i}]: {e}"))) {
                 batch.push(r);
             }
         }
         send(batch, false);
         return Ok(());
     }
-    let mut line = Vec::new();
+    // Whole lines out of 1 MiB chunks, parsed in place.
     let mut n = 0usize;
+    let mut want = 1 << 20;
     loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                batch.push(Err(format!("{label}: {e}")));
-                break;
-            }
-        }
-        n += 1;
-        let text = match std::str::from_utf8(&line) {
-            Ok(t) => t.trim(),
-            Err(_) => {
-                batch.push(Err(format!("{label}:{n}: not UTF-8")));
+        let r_end = crate::ingest::fill(&mut r, buf, want);
+        let at_end = !matches!(r_end, Ok(false));
+        let cut = match memchr::memrchr(b'\n', buf) {
+            _ if at_end => buf.len(),
+            Some(i) => i + 1,
+            None => {
+                // A line longer than a chunk: read on.
+                want = buf.len() + (1 << 20);
                 continue;
             }
         };
-        if text.is_empty() {
-            continue;
+        want = 1 << 20;
+        let chunk = &buf[..cut];
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', chunk).chain((cut > 0 && chunk[cut - 1] != b'\n').then_some(cut)) {
+            let line = &chunk[from..end];
+            from = end + 1;
+            n += 1;
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            // An export-task line: a timestamp, a space, then the record.
+            let body = if text[0].is_ascii_digit() { memchr::memchr(b' ', text).map(|i| &text[i + 1..]).unwrap_or(text) } else { text };
+            if let Some(r) = reader.keep(reader.row(body, "aws/bedrock/modelinvocations", label).map_err(|e| format!("{label}:{n}: {e}"))) {
+                batch.push(r);
+            }
+            if batch.len() >= 256 && !send(std::mem::replace(&mut batch, Vec::with_capacity(256)), false) {
+                return Ok(());
+            }
         }
-        // An export-task line: a timestamp, a space, then the record.
-        let body = if text.as_bytes()[0].is_ascii_digit() { text.split_once(' ').map(|(_, b)| b).unwrap_or(text) } else { text };
-        if let Some(r) = reader.keep(reader.row(body, "aws/bedrock/modelinvocations", label).map_err(|e| format!("{label}:{n}: {e}"))) {
-            batch.push(r);
+        buf.drain(..cut);
+        if let Err(e) = r_end {
+            batch.push(Err(format!("{label}: {e}")));
+            break;
         }
-        if batch.len() >= 256 && !send(std::mem::replace(&mut batch, Vec::with_capacity(256)), false) {
-            return Ok(());
+        if at_end {
+            break;
         }
     }
     send(batch, false);

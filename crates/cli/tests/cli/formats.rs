@@ -87,3 +87,20 @@ fn stdin_plain_and_gzip() {
     assert!(out.status.success(), "{}", stderr(&out));
     golden("samples-store.json", &dump(&t2.db()));
 }
+
+/// A record longer than a read chunk (a multi-megabyte body) is read whole, by ingest and by
+/// query over files.
+#[test]
+fn lines_longer_than_a_chunk() {
+    let t = TempDir::new("fmt-long");
+    let samples = std::fs::read_to_string(data("invocations.jsonl")).expect("samples");
+    let mut lines: Vec<String> = samples.lines().map(String::from).collect();
+    let filler = "x".repeat(3 << 20);
+    lines[0] = lines[0].replace("Summarise the deploy log below.", &format!("Summarise {filler}"));
+    std::fs::write(t.path("long.jsonl"), lines.join("\n") + "\n").expect("write");
+    let out = ingest(&t.db(), &[&t.path("long.jsonl")]);
+    assert!(!stderr(&out).contains("bad"), "{}", stderr(&out));
+    golden("samples-store.json", &dump(&t.db()));
+    let out = run_ok(&["--format", "csv", "query", "--from", s(&t.path("long.jsonl")), "stats count(*) as n, sum(input.inputTokenCount) as i"]);
+    assert_eq!(stdout(&out), "n,i\n6,43289\n");
+}
