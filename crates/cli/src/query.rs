@@ -472,7 +472,15 @@ fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: 
     };
     buf.clear();
     crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("cannot read {label}"))?;
-    if buf.starts_with(&[0x1f, 0x8b]) {
+    let whole = match path {
+        Some(p) if buf.starts_with(&[0x1f, 0x8b]) => std::fs::metadata(p).ok().and_then(|m| crate::ingest::inflate_whole(p, m.len())),
+        _ => None,
+    };
+    if let Some(bytes) = whole {
+        r = Box::new(std::io::Cursor::new(bytes));
+        buf.clear();
+        crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("cannot read {label}"))?;
+    } else if buf.starts_with(&[0x1f, 0x8b]) {
         let head = std::mem::take(buf);
         r = Box::new(flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 18, std::io::Cursor::new(head).chain(r))));
         buf.reserve(1 << 20);
