@@ -123,5 +123,6 @@ for (name, kind), s in secs.items():
 print(f"\n`report --by developer` on the ingested store: {secs[('bu-report', 'plain')]:.2f} s (process start to exit).")
 print("\nThe floors, measured inside the programs (no process start or file loading):\n")
 for name in ("parse-only", "inflate-only"):
-    print(f"- {name}: " + open(f"{out}/{name}.out").read().strip().splitlines()[-1])
+    for line in open(f"{out}/{name}.out").read().strip().splitlines():
+        print(f"- {name}: {line}")
 PY

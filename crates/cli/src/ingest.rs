@@ -480,7 +480,7 @@ const WHOLE_GZIP_OUT_MAX: usize = 64 << 20;
 /// The decompressed content of a small gzip file (every member), or `None` to stream it instead
 /// (too large, or broken: the streaming reader then reads what it can and reports where it
 /// stopped).
-pub(crate) fn inflate_whole(path: &Path, size: u64) -> Option<Vec<u8>> {
+pub fn inflate_whole(path: &Path, size: u64) -> Option<Vec<u8>> {
     if !(18..=WHOLE_GZIP_MAX).contains(&size) {
         return None;
     }

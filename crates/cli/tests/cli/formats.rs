@@ -104,3 +104,23 @@ fn lines_longer_than_a_chunk() {
     let out = run_ok(&["--format", "csv", "query", "--from", s(&t.path("long.jsonl")), "stats count(*) as n, sum(input.inputTokenCount) as i"]);
     assert_eq!(stdout(&out), "n,i\n6,43289\n");
 }
+
+/// Two gzip members of exactly the same size: the whole-file inflater must read both (the size
+/// in the file's last trailer matches the first member, which must not fool it).
+#[test]
+fn equal_sized_gzip_members_are_both_read() {
+    let t = TempDir::new("fmt-gz-equal");
+    let samples = std::fs::read_to_string(data("invocations.jsonl")).expect("samples");
+    let lines: Vec<&str> = samples.lines().collect();
+    let a = lines[..3].join("\n") + "\n";
+    let b = lines[3..].join("\n") + "\n";
+    let width = a.len().max(b.len());
+    let pad = |s: &str| format!("{s}{}\n", " ".repeat(width - s.len()));
+    let mut both = gzip(pad(&a).as_bytes());
+    both.extend(gzip(pad(&b).as_bytes()));
+    std::fs::write(t.path("two-equal.gz"), both).expect("write");
+    ingest(&t.db(), &[&t.path("two-equal.gz")]);
+    golden("samples-store.json", &dump(&t.db()));
+    let out = run_ok(&["--format", "csv", "query", "--from", s(&t.path("two-equal.gz")), "stats count(*) as n"]);
+    assert_eq!(stdout(&out), "n\n6\n");
+}
