@@ -15,12 +15,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use bedrock_usage_core::money::NanoUsd;
 use bedrock_usage_core::pricing::{normalize_model_id, LONG_CONTEXT_THRESHOLD};
-use bedrock_usage_core::query::{closest, extract_fields, flatten_json, fmt_time, parse_query, FieldSet, Plan, Row, Table, Value};
+use bedrock_usage_core::query::{
+    closest, extract_fields, flatten_json, fmt_time, parse_query, FieldSet, Plan, Row, Table, Value,
+};
 use bedrock_usage_core::time::{parse_timestamp_ms, MS_PER_DAY};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::output::{emit, json_string, Format};
-use crate::store::{Grain, StoredInvocation, Store};
+use crate::store::{Grain, Store, StoredInvocation};
 
 /// Fields people reach for that Bedrock records do not have, and what they mean.
 const HINTS: &[(&str, &str)] = &[
@@ -41,10 +43,32 @@ const HINTS: &[(&str, &str)] = &[
 
 /// The fields a stored invocation has (for suggestions).
 const STORE_FIELDS: &[&str] = &[
-    "@timestamp", "@message", "@logStream", "@log", "schemaType", "schemaVersion", "timestamp", "accountId", "identity.arn", "region",
-    "inferenceRegion", "requestId", "operation", "modelId", "errorCode", "input.inputTokenCount", "input.cacheReadInputTokenCount",
-    "input.cacheWriteInputTokenCount", "output.outputTokenCount", "developer", "team", "cost_center", "model", "cost_usd",
-    "cache_write_5m_tokens", "cache_write_1h_tokens",
+    "@timestamp",
+    "@message",
+    "@logStream",
+    "@log",
+    "schemaType",
+    "schemaVersion",
+    "timestamp",
+    "accountId",
+    "identity.arn",
+    "region",
+    "inferenceRegion",
+    "requestId",
+    "operation",
+    "modelId",
+    "errorCode",
+    "input.inputTokenCount",
+    "input.cacheReadInputTokenCount",
+    "input.cacheWriteInputTokenCount",
+    "output.outputTokenCount",
+    "developer",
+    "team",
+    "cost_center",
+    "model",
+    "cost_usd",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
 ];
 
 pub struct QueryRequest<'a> {
@@ -56,7 +80,13 @@ pub struct QueryRequest<'a> {
 }
 
 /// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
-pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: &QueryRequest, format: Format) -> Result<u8> {
+pub fn run(
+    store: Option<&Store>,
+    config: &Config,
+    catalog: &PriceCatalog,
+    req: &QueryRequest,
+    format: Format,
+) -> Result<u8> {
     let parsed = match parse_query(req.query) {
         Ok(q) => q,
         Err(e) => {
@@ -93,29 +123,57 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
         if req.from.is_empty() {
             let store = store.context("no store to query")?;
             let mut exec = plan.start();
-            let grain = plan.additive_stats(ROLLUP_DIMS, ROLLUP_SUMS).and_then(|bin| {
-                [(Grain::Day, MS_PER_DAY), (Grain::Hour, 3_600_000), (Grain::Quarter, crate::store::QUARTER_MS)]
+            let grain = plan
+                .additive_stats(ROLLUP_DIMS, ROLLUP_SUMS)
+                .and_then(|bin| {
+                    [
+                        (Grain::Day, MS_PER_DAY),
+                        (Grain::Hour, 3_600_000),
+                        (Grain::Quarter, crate::store::QUARTER_MS),
+                    ]
                     .into_iter()
                     .find(|(_, step)| bin == i64::MAX || bin % step == 0)
                     .map(|(g, _)| g)
-            });
+                });
             match grain {
                 // A stats of sums over rollup dimensions: read the rollups, not the events.
-                Some(g) => scan_rollups(store, config, catalog, req.since, req.until, g, |row, weight| {
-                    observe(&row, 0, weight);
-                    exec.push_weighted(row, weight);
-                })?,
-                None => scan_store(store, config, catalog, (req.since, req.until), &wanted, plan.shows_default_columns(), |row, size| {
-                    observe(&row, size, 1);
-                    exec.push(row)
-                })?,
+                Some(g) => scan_rollups(
+                    store,
+                    config,
+                    catalog,
+                    req.since,
+                    req.until,
+                    g,
+                    |row, weight| {
+                        observe(&row, 0, weight);
+                        exec.push_weighted(row, weight);
+                    },
+                )?,
+                None => scan_store(
+                    store,
+                    config,
+                    catalog,
+                    (req.since, req.until),
+                    &wanted,
+                    plan.shows_default_columns(),
+                    |row, size| {
+                        observe(&row, size, 1);
+                        exec.push(row)
+                    },
+                )?,
             }
             exec.finish()
         } else {
             let mut needed: Vec<&str> = wanted.iter().map(String::as_str).collect();
             needed.push("timestamp");
             let want_message = plan.shows_default_columns() || wanted.contains("@message");
-            let rows = FileRows::new(req.from, req.since, req.until, FieldSet::new(needed), want_message)?;
+            let rows = FileRows::new(
+                req.from,
+                req.since,
+                req.until,
+                FieldSet::new(needed),
+                want_message,
+            )?;
             let mut bad_lines = Vec::new();
             let t = plan.run(rows.filter_map(|r| match r {
                 Ok((row, size)) => {
@@ -142,9 +200,19 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
                 .iter()
                 .find(|(k, _)| k == w)
                 .map(|(_, v)| *v)
-                .or_else(|| closest(w, names.iter().map(String::as_str).chain(STORE_FIELDS.iter().copied())));
+                .or_else(|| {
+                    closest(
+                        w,
+                        names
+                            .iter()
+                            .map(String::as_str)
+                            .chain(STORE_FIELDS.iter().copied()),
+                    )
+                });
             match hint {
-                Some(h) => eprintln!("warning: no event has the field `{w}`: it reads as null; did you mean `{h}`?"),
+                Some(h) => eprintln!(
+                    "warning: no event has the field `{w}`: it reads as null; did you mean `{h}`?"
+                ),
                 None => eprintln!("warning: no event has the field `{w}`: it reads as null"),
             }
         }
@@ -159,7 +227,16 @@ pub fn run(store: Option<&Store>, config: &Config, catalog: &PriceCatalog, req: 
 }
 
 /// Fields the store's rollups keep per group, and the fields they sum.
-const ROLLUP_DIMS: &[&str] = &["identity.arn", "modelId", "region", "operation", "developer", "team", "cost_center", "model"];
+const ROLLUP_DIMS: &[&str] = &[
+    "identity.arn",
+    "modelId",
+    "region",
+    "operation",
+    "developer",
+    "team",
+    "cost_center",
+    "model",
+];
 const ROLLUP_SUMS: &[&str] = &[
     "input.inputTokenCount",
     "input.cacheReadInputTokenCount",
@@ -183,8 +260,16 @@ fn scan_rollups(
 ) -> Result<()> {
     let facts = store.facts(since, until, grain)?;
     let attributor = Attributor::new(config, &facts.identities);
-    let who: Vec<_> = facts.identities.iter().map(|i| attributor.attribute(i)).collect();
-    let models: Vec<_> = facts.model_ids.iter().map(|m| normalize_model_id(m, &config.models)).collect();
+    let who: Vec<_> = facts
+        .identities
+        .iter()
+        .map(|i| attributor.attribute(i))
+        .collect();
+    let models: Vec<_> = facts
+        .model_ids
+        .iter()
+        .map(|m| normalize_model_id(m, &config.models))
+        .collect();
     for r in &facts.rows {
         let a = &who[r.identity];
         let m = &models[r.model];
@@ -206,14 +291,27 @@ fn scan_rollups(
         if let Some(cc) = &a.cost_center {
             row.set("cost_center", Value::Str(cc.clone()));
         }
-        row.set("model", Value::Str(m.key.clone().unwrap_or_else(|| raw.clone())));
+        row.set(
+            "model",
+            Value::Str(m.key.clone().unwrap_or_else(|| raw.clone())),
+        );
         row.set("input.inputTokenCount", Value::Num(t.input as f64));
-        row.set("input.cacheReadInputTokenCount", Value::Num(t.cache_read as f64));
-        row.set("input.cacheWriteInputTokenCount", Value::Num(t.cache_write() as f64));
+        row.set(
+            "input.cacheReadInputTokenCount",
+            Value::Num(t.cache_read as f64),
+        );
+        row.set(
+            "input.cacheWriteInputTokenCount",
+            Value::Num(t.cache_write() as f64),
+        );
         row.set("output.outputTokenCount", Value::Num(t.output as f64));
         row.set("cache_write_5m_tokens", Value::Num(t.cache_write_5m as f64));
         row.set("cache_write_1h_tokens", Value::Num(t.cache_write_1h as f64));
-        let cost = catalog.decide(m, raw, r.bucket_ms.div_euclid(MS_PER_DAY), r.long_context).ok().and_then(|d| d.rates.cost_pico(t)).map(NanoUsd::from_pico);
+        let cost = catalog
+            .decide(m, raw, r.bucket_ms.div_euclid(MS_PER_DAY), r.long_context)
+            .ok()
+            .and_then(|d| d.rates.cost_pico(t))
+            .map(NanoUsd::from_pico);
         if let Some(c) = cost {
             row.set("cost_usd", Value::Num(c.0 as f64 / 1e9));
         }
@@ -234,12 +332,18 @@ fn scan_store(
     default_columns: bool,
     mut f: impl FnMut(Row, usize) -> bool,
 ) -> Result<()> {
-    let want = |name: &str| (default_columns && (name == "@timestamp" || name == "@message")) || wanted.contains(name);
+    let want = |name: &str| {
+        (default_columns && (name == "@timestamp" || name == "@message")) || wanted.contains(name)
+    };
     let want_message = want("@message");
     let want_metadata = wanted.iter().any(|w| w.starts_with("requestMetadata."));
     let want_cost = want("cost_usd");
     let want_attribution = want("developer") || want("team") || want("cost_center");
-    let identities = if want_attribution { store.identities()? } else { Vec::new() };
+    let identities = if want_attribution {
+        store.identities()?
+    } else {
+        Vec::new()
+    };
     let attributor = Attributor::new(config, &identities);
     let mut attributions = HashMap::new();
     let mut models = HashMap::new();
@@ -252,14 +356,22 @@ fn scan_store(
         };
         let t = inv.tokens;
         put("@timestamp", &|| Value::Time(inv.timestamp_ms));
-        put("@logStream", &|| Value::Str("aws/bedrock/modelinvocations".into()));
-        put("@log", &|| Value::Str(format!("{}:bedrock-usage", inv.account_id)));
+        put("@logStream", &|| {
+            Value::Str("aws/bedrock/modelinvocations".into())
+        });
+        put("@log", &|| {
+            Value::Str(format!("{}:bedrock-usage", inv.account_id))
+        });
         put("schemaType", &|| Value::Str("ModelInvocationLog".into()));
         put("schemaVersion", &|| Value::Str("1.0".into()));
-        put("timestamp", &|| Value::Str(bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
+        put("timestamp", &|| {
+            Value::Str(bedrock_usage_core::time::format_utc(inv.timestamp_ms))
+        });
         put("accountId", &|| Value::Str(inv.account_id.clone()));
         if !inv.identity.principal.is_empty() {
-            put("identity.arn", &|| Value::Str(inv.identity.principal.clone()));
+            put("identity.arn", &|| {
+                Value::Str(inv.identity.principal.clone())
+            });
         }
         put("region", &|| Value::Str(inv.region.clone()));
         if let Some(r) = &inv.inference_region {
@@ -272,13 +384,23 @@ fn scan_store(
             put("errorCode", &|| Value::Str(e.clone()));
         }
         put("input.inputTokenCount", &|| Value::Num(t.input as f64));
-        put("input.cacheReadInputTokenCount", &|| Value::Num(t.cache_read as f64));
-        put("input.cacheWriteInputTokenCount", &|| Value::Num(t.cache_write() as f64));
+        put("input.cacheReadInputTokenCount", &|| {
+            Value::Num(t.cache_read as f64)
+        });
+        put("input.cacheWriteInputTokenCount", &|| {
+            Value::Num(t.cache_write() as f64)
+        });
         put("output.outputTokenCount", &|| Value::Num(t.output as f64));
-        put("cache_write_5m_tokens", &|| Value::Num(t.cache_write_5m as f64));
-        put("cache_write_1h_tokens", &|| Value::Num(t.cache_write_1h as f64));
+        put("cache_write_5m_tokens", &|| {
+            Value::Num(t.cache_write_5m as f64)
+        });
+        put("cache_write_1h_tokens", &|| {
+            Value::Num(t.cache_write_1h as f64)
+        });
         if want_attribution {
-            let a = attributions.entry(inv.identity_id).or_insert_with(|| attributor.attribute(&inv.identity));
+            let a = attributions
+                .entry(inv.identity_id)
+                .or_insert_with(|| attributor.attribute(&inv.identity));
             put("developer", &|| Value::Str(a.developer.clone()));
             if let Some(team) = &a.team {
                 put("team", &|| Value::Str(team.clone()));
@@ -288,12 +410,21 @@ fn scan_store(
             }
         }
         if want("model") || want_cost {
-            let m = models.entry(inv.model_ref).or_insert_with(|| normalize_model_id(&inv.model_id, &config.models));
-            put("model", &|| Value::Str(m.key.clone().unwrap_or_else(|| inv.model_id.clone())));
+            let m = models
+                .entry(inv.model_ref)
+                .or_insert_with(|| normalize_model_id(&inv.model_id, &config.models));
+            put("model", &|| {
+                Value::Str(m.key.clone().unwrap_or_else(|| inv.model_id.clone()))
+            });
             if want_cost {
                 let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
                 let cost = catalog
-                    .decide(m, &inv.model_id, day, t.input_side() > LONG_CONTEXT_THRESHOLD)
+                    .decide(
+                        m,
+                        &inv.model_id,
+                        day,
+                        t.input_side() > LONG_CONTEXT_THRESHOLD,
+                    )
                     .ok()
                     .and_then(|d| d.rates.cost_pico(&t))
                     .map(NanoUsd::from_pico);
@@ -303,7 +434,11 @@ fn scan_store(
             }
         }
         if want_metadata {
-            if let Some(Ok(serde_json::Value::Object(md))) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+            if let Some(Ok(serde_json::Value::Object(md))) = inv
+                .request_metadata
+                .as_deref()
+                .map(serde_json::from_str::<serde_json::Value>)
+            {
                 for (k, v) in md {
                     if let serde_json::Value::String(s) = v {
                         let name = format!("requestMetadata.{k}");
@@ -330,9 +465,15 @@ fn message_of(inv: &StoredInvocation) -> String {
     let s = |v: &str| serde_json::Value::String(v.to_string());
     m.insert("schemaType".into(), s("ModelInvocationLog"));
     m.insert("schemaVersion".into(), s("1.0"));
-    m.insert("timestamp".into(), s(&bedrock_usage_core::time::format_utc(inv.timestamp_ms)));
+    m.insert(
+        "timestamp".into(),
+        s(&bedrock_usage_core::time::format_utc(inv.timestamp_ms)),
+    );
     m.insert("accountId".into(), s(&inv.account_id));
-    m.insert("identity".into(), serde_json::json!({ "arn": inv.identity.principal }));
+    m.insert(
+        "identity".into(),
+        serde_json::json!({ "arn": inv.identity.principal }),
+    );
     m.insert("region".into(), s(&inv.region));
     if let Some(r) = &inv.inference_region {
         m.insert("inferenceRegion".into(), s(r));
@@ -343,7 +484,11 @@ fn message_of(inv: &StoredInvocation) -> String {
     if let Some(e) = &inv.error_code {
         m.insert("errorCode".into(), s(e));
     }
-    if let Some(Ok(md)) = inv.request_metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+    if let Some(Ok(md)) = inv
+        .request_metadata
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
         m.insert("requestMetadata".into(), md);
     }
     let t = &inv.tokens;
@@ -351,7 +496,10 @@ fn message_of(inv: &StoredInvocation) -> String {
         "input".into(),
         serde_json::json!({ "inputTokenCount": t.input, "cacheReadInputTokenCount": t.cache_read, "cacheWriteInputTokenCount": t.cache_write() }),
     );
-    m.insert("output".into(), serde_json::json!({ "outputTokenCount": t.output }));
+    m.insert(
+        "output".into(),
+        serde_json::json!({ "outputTokenCount": t.output }),
+    );
     serde_json::Value::Object(m).to_string()
 }
 
@@ -362,6 +510,9 @@ type EventResult = Result<(Row, usize), String>;
 /// handed out in the order of the files (so results do not depend on thread timing).
 struct FileRows {
     rx: std::sync::mpsc::Receiver<(usize, Vec<EventResult>, bool)>,
+    /// The file being handed out; readers stay within a few files of it, so memory does not grow
+    /// with the input when one file is much larger than the rest.
+    consumed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     files: usize,
     next: usize,
     pending: HashMap<usize, (std::collections::VecDeque<Vec<EventResult>>, bool)>,
@@ -403,7 +554,8 @@ impl EventReader {
     fn row(&self, message: &[u8], stream: &str, log: &str) -> Result<(Row, usize), String> {
         let mut row = Row::default();
         if self.full.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < FULL_ROWS {
-            let v: serde_json::Value = serde_json::from_slice(message).map_err(|e| format!("not JSON: {e}"))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(message).map_err(|e| format!("not JSON: {e}"))?;
             if !v.is_object() {
                 return Err("not a JSON object".into());
             }
@@ -429,74 +581,140 @@ impl EventReader {
 }
 
 impl FileRows {
-    fn new(paths: &[PathBuf], since: Option<i64>, until: Option<i64>, fields: FieldSet, want_message: bool) -> Result<FileRows> {
+    fn new(
+        paths: &[PathBuf],
+        since: Option<i64>,
+        until: Option<i64>,
+        fields: FieldSet,
+        want_message: bool,
+    ) -> Result<FileRows> {
         let mut bad = Vec::new();
         let inputs = crate::ingest::collect_inputs(paths, &mut bad);
         if let Some(b) = bad.first() {
             bail!("{b}");
         }
-        let reader = std::sync::Arc::new(EventReader { fields, want_message, full: std::sync::atomic::AtomicU64::new(0), since, until });
+        let reader = std::sync::Arc::new(EventReader {
+            fields,
+            want_message,
+            full: std::sync::atomic::AtomicU64::new(0),
+            since,
+            until,
+        });
         let files = inputs.len();
         let inputs = std::sync::Arc::new(inputs);
         let next_file = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(1);
+        let lead = 2 * threads + 2;
         for _ in 0..threads {
-            let (inputs, next_file, tx, reader) = (inputs.clone(), next_file.clone(), tx.clone(), reader.clone());
+            let (inputs, next_file, tx, reader, consumed) = (
+                inputs.clone(),
+                next_file.clone(),
+                tx.clone(),
+                reader.clone(),
+                consumed.clone(),
+            );
             std::thread::spawn(move || {
-              let mut buf = Vec::with_capacity((1 << 20) + (64 << 10));
-              loop {
-                let i = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((label, path)) = inputs.get(i) else { return };
-                let mut send = |rows: Vec<EventResult>, done: bool| tx.send((i, rows, done)).is_ok();
-                if let Err(e) = read_events(label, path, &reader, &mut send, &mut buf) {
-                    if !send(vec![Err(format!("{e:#}"))], true) {
+                let mut buf = Vec::with_capacity((1 << 20) + (64 << 10));
+                loop {
+                    let i = next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((label, path)) = inputs.get(i) else {
                         return;
+                    };
+                    while i >= consumed.load(std::sync::atomic::Ordering::Relaxed) + lead {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
                     }
-                } else if !send(Vec::new(), true) {
-                    return; // the query stopped reading
+                    let mut send =
+                        |rows: Vec<EventResult>, done: bool| tx.send((i, rows, done)).is_ok();
+                    if let Err(e) = read_events(label, path, &reader, &mut send, &mut buf) {
+                        if !send(vec![Err(format!("{e:#}"))], true) {
+                            return;
+                        }
+                    } else if !send(Vec::new(), true) {
+                        return; // the query stopped reading
+                    }
                 }
-              }
             });
         }
-        Ok(FileRows { rx, files, next: 0, pending: HashMap::new(), batch: Vec::new().into_iter() })
+        Ok(FileRows {
+            rx,
+            consumed,
+            files,
+            next: 0,
+            pending: HashMap::new(),
+            batch: Vec::new().into_iter(),
+        })
     }
 }
 
 /// Reads one input's events, sending rows in batches; errs if the input cannot be read at all.
 /// `buf` is the calling thread's chunk buffer, reused from file to file.
-fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: &mut dyn FnMut(Vec<EventResult>, bool) -> bool, buf: &mut Vec<u8>) -> Result<()> {
+fn read_events(
+    label: &str,
+    path: &Option<PathBuf>,
+    reader: &EventReader,
+    send: &mut dyn FnMut(Vec<EventResult>, bool) -> bool,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     let mut r: Box<dyn Read> = match path {
-        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?),
+        Some(p) => {
+            Box::new(std::fs::File::open(p).with_context(|| format!("cannot read {label}"))?)
+        }
         None => Box::new(std::io::stdin()),
     };
     buf.clear();
     crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("cannot read {label}"))?;
     let whole = match path {
-        Some(p) if buf.starts_with(&[0x1f, 0x8b]) => std::fs::metadata(p).ok().and_then(|m| crate::ingest::inflate_whole(p, m.len())),
+        Some(p) if buf.starts_with(&[0x1f, 0x8b]) => std::fs::metadata(p)
+            .ok()
+            .and_then(|m| crate::ingest::inflate_whole(p, m.len())),
         _ => None,
     };
     if let Some(bytes) = whole {
         r = Box::new(std::io::Cursor::new(bytes));
         buf.clear();
-        crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("cannot read {label}"))?;
+        crate::ingest::fill(&mut r, buf, 64 << 10)
+            .with_context(|| format!("cannot read {label}"))?;
     } else if buf.starts_with(&[0x1f, 0x8b]) {
         let head = std::mem::take(buf);
-        r = Box::new(flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 18, std::io::Cursor::new(head).chain(r))));
+        r = Box::new(flate2::bufread::MultiGzDecoder::new(
+            std::io::BufReader::with_capacity(1 << 18, std::io::Cursor::new(head).chain(r)),
+        ));
         buf.reserve(1 << 20);
-        crate::ingest::fill(&mut r, buf, 64 << 10).with_context(|| format!("{label}: a broken gzip stream"))?;
+        crate::ingest::fill(&mut r, buf, 64 << 10)
+            .with_context(|| format!("{label}: a broken gzip stream"))?;
     }
     let mut batch = Vec::with_capacity(256);
     if crate::ingest::is_log_events_document(buf) {
-        r.read_to_end(buf).with_context(|| format!("cannot read {label}"))?;
-        let doc: serde_json::Value = serde_json::from_slice(buf).with_context(|| format!("{label}: not a valid `aws logs filter-log-events` document"))?;
-        for (i, ev) in doc.get("events").and_then(|e| e.as_array()).into_iter().flatten().enumerate() {
+        r.read_to_end(buf)
+            .with_context(|| format!("cannot read {label}"))?;
+        let doc: serde_json::Value = serde_json::from_slice(buf).with_context(|| {
+            format!("{label}: not a valid `aws logs filter-log-events` document")
+        })?;
+        for (i, ev) in doc
+            .get("events")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let Some(msg) = ev.get("message").and_then(|m| m.as_str()) else {
                 batch.push(Err(format!("{label}: events[{i}] has no message")));
                 continue;
             };
-            let stream = ev.get("logStreamName").and_then(|s| s.as_str()).unwrap_or("aws/bedrock/modelinvocations");
-            if let Some(r) = reader.keep(reader.row(msg.as_bytes(), stream, label).map_err(|e| format!("{label}: events[{i}]: {e}"))) {
+            let stream = ev
+                .get("logStreamName")
+                .and_then(|s| s.as_str())
+                .unwrap_or("aws/bedrock/modelinvocations");
+            if let Some(r) = reader.keep(
+                reader
+                    .row(msg.as_bytes(), stream, label)
+                    .map_err(|e| format!("{label}: events[{i}]: {e}")),
+            ) {
                 batch.push(r);
             }
         }
@@ -521,7 +739,9 @@ fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: 
         want = 1 << 20;
         let chunk = &buf[..cut];
         let mut from = 0;
-        for end in memchr::memchr_iter(b'\n', chunk).chain((cut > 0 && chunk[cut - 1] != b'\n').then_some(cut)) {
+        for end in memchr::memchr_iter(b'\n', chunk)
+            .chain((cut > 0 && chunk[cut - 1] != b'\n').then_some(cut))
+        {
             let line = &chunk[from..end];
             from = end + 1;
             n += 1;
@@ -530,11 +750,26 @@ fn read_events(label: &str, path: &Option<PathBuf>, reader: &EventReader, send: 
                 continue;
             }
             // An export-task line: a timestamp, a space, then the record.
-            let body = if text[0].is_ascii_digit() { memchr::memchr(b' ', text).map(|i| &text[i + 1..]).unwrap_or(text) } else { text };
-            if let Some(r) = reader.keep(reader.row(body, "aws/bedrock/modelinvocations", label).map_err(|e| format!("{label}:{n}: {e}"))) {
+            let body = if text[0].is_ascii_digit() {
+                memchr::memchr(b' ', text)
+                    .map(|i| &text[i + 1..])
+                    .unwrap_or(text)
+            } else {
+                text
+            };
+            if let Some(r) = reader.keep(
+                reader
+                    .row(body, "aws/bedrock/modelinvocations", label)
+                    .map_err(|e| format!("{label}:{n}: {e}")),
+            ) {
                 batch.push(r);
             }
-            if batch.len() >= 256 && !send(std::mem::replace(&mut batch, Vec::with_capacity(256)), false) {
+            if batch.len() >= 256
+                && !send(
+                    std::mem::replace(&mut batch, Vec::with_capacity(256)),
+                    false,
+                )
+            {
                 return Ok(());
             }
         }
@@ -570,6 +805,8 @@ impl Iterator for FileRows {
             if entry.1 {
                 self.pending.remove(&self.next);
                 self.next += 1;
+                self.consumed
+                    .store(self.next, std::sync::atomic::Ordering::Relaxed);
                 continue;
             }
             match self.rx.recv() {
@@ -602,8 +839,13 @@ pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> 
             let mut out = String::from("[");
             for (i, row) in t.rows.iter().enumerate() {
                 out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
-                let fields: Vec<String> =
-                    t.columns.iter().zip(row).filter(|(_, v)| !v.is_null()).map(|(c, v)| format!("{}: {}", json_string(c), json_value(v))).collect();
+                let fields: Vec<String> = t
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(c, v)| format!("{}: {}", json_string(c), json_value(v)))
+                    .collect();
                 out.push_str(&fields.join(", "));
                 out.push('}');
             }
@@ -635,21 +877,49 @@ pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> 
         Format::Csv => {
             let rec = crate::output::Records {
                 fields: t.columns.clone(),
-                rows: t.rows.iter().map(|r| r.iter().map(|v| crate::output::Cell::text(v.to_string())).collect()).collect(),
+                rows: t
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|v| crate::output::Cell::text(v.to_string()))
+                            .collect()
+                    })
+                    .collect(),
             };
             emit(&rec.to_csv())?;
         }
         Format::Table | Format::Markdown => {
-            let right: Vec<bool> = (0..t.columns.len()).map(|i| !t.rows.is_empty() && t.rows.iter().all(|r| matches!(r[i], Value::Num(_) | Value::Null))).collect();
+            let right: Vec<bool> = (0..t.columns.len())
+                .map(|i| {
+                    !t.rows.is_empty()
+                        && t.rows
+                            .iter()
+                            .all(|r| matches!(r[i], Value::Num(_) | Value::Null))
+                })
+                .collect();
             let table = crate::output::Table {
                 headers: t.columns.clone(),
                 right,
-                rows: t.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect(),
+                rows: t
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(|v| v.to_string()).collect())
+                    .collect(),
                 footer: None,
             };
-            emit(&if format == Format::Table { table.render() } else { table.render_markdown() })?;
+            emit(&if format == Format::Table {
+                table.render()
+            } else {
+                table.render_markdown()
+            })?;
             if format == Format::Table {
-                eprintln!("{} rows; {} records scanned ({:.1} MB)", t.rows.len(), scanned, bytes as f64 / 1e6);
+                eprintln!(
+                    "{} rows; {} records scanned ({:.1} MB)",
+                    t.rows.len(),
+                    scanned,
+                    bytes as f64 / 1e6
+                );
             }
         }
     }
