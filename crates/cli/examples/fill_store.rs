@@ -5,7 +5,11 @@
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let db = args.next().unwrap_or_else(|| "bench/out/10m.db".into());
-    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000_000);
+    let n: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000_000);
     let mut store = bedrock_usage::store::Store::open(std::path::Path::new(&db))?;
     let keys = bedrock_usage_core::Config::defaults().metadata_keys;
     let batch = 200_000u64;
@@ -38,7 +42,10 @@ fn main() -> anyhow::Result<()> {
         }
         done += records;
         b += 1;
-        eprintln!("{done} invocations stored ({:.0}/s)", done as f64 / start.elapsed().as_secs_f64());
+        eprintln!(
+            "{done} invocations stored ({:.0}/s)",
+            done as f64 / start.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -30,7 +30,11 @@ fn whole(path: &std::path::Path) -> u64 {
 }
 
 /// Seconds to run `f` over every file, on `threads` threads.
-fn timed(files: &[std::path::PathBuf], threads: usize, f: fn(&std::path::Path) -> u64) -> (u64, f64) {
+fn timed(
+    files: &[std::path::PathBuf],
+    threads: usize,
+    f: fn(&std::path::Path) -> u64,
+) -> (u64, f64) {
     let start = std::time::Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let total = std::sync::atomic::AtomicU64::new(0);
@@ -52,8 +56,13 @@ fn timed(files: &[std::path::PathBuf], threads: usize, f: fn(&std::path::Path) -
 
 fn main() {
     let files: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    for (name, f) in [("zlib-rs streaming", inflate as fn(&std::path::Path) -> u64), ("libdeflate whole", whole)] {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for (name, f) in [
+        ("zlib-rs streaming", inflate as fn(&std::path::Path) -> u64),
+        ("libdeflate whole", whole),
+    ] {
         let (total, one) = timed(&files, 1, f);
         let (_, all) = timed(&files, cores, f);
         println!(

@@ -16,7 +16,12 @@ use crate::output::Format;
 /// Start with `bedrock-usage demo`: a synthetic month for a team of eight, end to end, no AWS
 /// account needed.
 #[derive(Debug, Parser)]
-#[command(name = "bedrock-usage", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "bedrock-usage",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Args {
     /// The store (a SQLite file). Default: bedrock-usage/usage.db in your data directory
     /// (~/.local/share on Linux).
@@ -76,7 +81,12 @@ pub enum Command {
     Report {
         /// Group by these keys, comma-separated: developer, team, cost-center, model, principal,
         /// operation, region, day, week, month.
-        #[arg(long, value_delimiter = ',', default_value = "developer", value_name = "KEY[,KEY...]")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "developer",
+            value_name = "KEY[,KEY...]"
+        )]
         by: Vec<String>,
         /// From this time: a date (2026-11-01, local midnight in --tz), an RFC 3339 time, or a
         /// duration back from now (30m, 12h, 7d, 2w).

@@ -24,7 +24,8 @@ pub const ACCOUNT: &str = "123456789012";
 pub const SHARED_ROLE: &str = "code-server-multi-dev-ec2-role";
 pub const SHARED_INSTANCE: &str = "i-0a1b2c3d4e5f67890";
 pub const HEIDI_INSTANCE: &str = "i-0fedcba9876543210";
-pub const APP_PROFILE: &str = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6";
+pub const APP_PROFILE: &str =
+    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6";
 
 /// The config the demo corpus is meant to be read with.
 pub const DEMO_CONFIG: &str = r#"# bedrock-usage configuration for the demo corpus (see docs/configuration.md).
@@ -150,19 +151,70 @@ const APAC_MODELS: &[(&str, u64)] = &[
 const HEIDI_MODELS: &[(&str, u64)] = &[
     (APP_PROFILE, 20),
     ("global.anthropic.claude-opus-4-6-v1", 5),
-    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0", 1),
+    (
+        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0",
+        1,
+    ),
     ("anthropic.claude-v2:1", 1),
 ];
 
 const TEAM: &[Dev] = &[
-    Dev { name: "alice", who: Who::IamUser, region: "us-east-1", weight: 14, models: US_MODELS },
-    Dev { name: "bob", who: Who::Sso, region: "us-west-2", weight: 22, models: US_MODELS },
-    Dev { name: "carol", who: Who::SharedWithMeta("developer"), region: "ap-southeast-1", weight: 12, models: APAC_MODELS },
-    Dev { name: "dave", who: Who::Sso, region: "us-east-1", weight: 16, models: US_MODELS },
-    Dev { name: "erin", who: Who::SharedWithMeta("developer"), region: "ap-southeast-1", weight: 10, models: APAC_MODELS },
-    Dev { name: "frank", who: Who::SharedWithMeta("user"), region: "ap-southeast-1", weight: 8, models: APAC_MODELS },
-    Dev { name: "grace", who: Who::SharedNoMeta, region: "ap-southeast-1", weight: 9, models: APAC_MODELS },
-    Dev { name: "heidi", who: Who::OwnInstance, region: "us-east-1", weight: 9, models: HEIDI_MODELS },
+    Dev {
+        name: "alice",
+        who: Who::IamUser,
+        region: "us-east-1",
+        weight: 14,
+        models: US_MODELS,
+    },
+    Dev {
+        name: "bob",
+        who: Who::Sso,
+        region: "us-west-2",
+        weight: 22,
+        models: US_MODELS,
+    },
+    Dev {
+        name: "carol",
+        who: Who::SharedWithMeta("developer"),
+        region: "ap-southeast-1",
+        weight: 12,
+        models: APAC_MODELS,
+    },
+    Dev {
+        name: "dave",
+        who: Who::Sso,
+        region: "us-east-1",
+        weight: 16,
+        models: US_MODELS,
+    },
+    Dev {
+        name: "erin",
+        who: Who::SharedWithMeta("developer"),
+        region: "ap-southeast-1",
+        weight: 10,
+        models: APAC_MODELS,
+    },
+    Dev {
+        name: "frank",
+        who: Who::SharedWithMeta("user"),
+        region: "ap-southeast-1",
+        weight: 8,
+        models: APAC_MODELS,
+    },
+    Dev {
+        name: "grace",
+        who: Who::SharedNoMeta,
+        region: "ap-southeast-1",
+        weight: 9,
+        models: APAC_MODELS,
+    },
+    Dev {
+        name: "heidi",
+        who: Who::OwnInstance,
+        region: "us-east-1",
+        weight: 9,
+        models: HEIDI_MODELS,
+    },
 ];
 
 impl Dev {
@@ -214,7 +266,10 @@ impl LedgerEntry {
     pub fn to_invocation(&self) -> bedrock_usage_core::Invocation {
         let mut request_metadata = Vec::new();
         if let Some(k) = self.meta_key {
-            request_metadata.push(("container".to_string(), format!("code-server-{}", self.person)));
+            request_metadata.push((
+                "container".to_string(),
+                format!("code-server-{}", self.person),
+            ));
             request_metadata.push((k.to_string(), self.person.clone()));
         } else if self.person == "grace" {
             request_metadata.push(("container".to_string(), "code-server-grace".to_string()));
@@ -238,7 +293,13 @@ impl LedgerEntry {
     }
 
     pub fn tokens(&self) -> Tokens {
-        Tokens { input: self.input, output: self.output, cache_read: self.cache_read, cache_write_5m: self.cache_write_5m, cache_write_1h: self.cache_write_1h }
+        Tokens {
+            input: self.input,
+            output: self.output,
+            cache_read: self.cache_read,
+            cache_write_5m: self.cache_write_5m,
+            cache_write_1h: self.cache_write_1h,
+        }
     }
 }
 
@@ -253,25 +314,50 @@ pub struct DemoOptions {
 }
 
 impl DemoOptions {
-    pub fn from_args(seed: u64, records: Option<u64>, month: &str, compress: Compression, body_kb: &str, writing: bool) -> Result<DemoOptions> {
+    pub fn from_args(
+        seed: u64,
+        records: Option<u64>,
+        month: &str,
+        compress: Compression,
+        body_kb: &str,
+        writing: bool,
+    ) -> Result<DemoOptions> {
         let (y, m) = month
             .split_once('-')
             .and_then(|(y, m)| Some((y.parse::<i64>().ok()?, m.parse::<u32>().ok()?)))
             .filter(|(y, m)| (1970..=9999).contains(y) && (1..=12).contains(m))
             .with_context(|| format!("--month: `{month}` is not a month (YYYY-MM)"))?;
         let first_day = days_from_civil(y, m, 1);
-        let next = if m == 12 { days_from_civil(y + 1, 1, 1) } else { days_from_civil(y, m + 1, 1) };
+        let next = if m == 12 {
+            days_from_civil(y + 1, 1, 1)
+        } else {
+            days_from_civil(y, m + 1, 1)
+        };
         let (lo, hi) = body_kb
             .split_once('-')
             .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
             .filter(|(a, b)| a <= b)
-            .with_context(|| format!("--body-kb: `{body_kb}` is not MIN-MAX in KB, such as 5-100"))?;
+            .with_context(|| {
+                format!("--body-kb: `{body_kb}` is not MIN-MAX in KB, such as 5-100")
+            })?;
         let records = records.unwrap_or(if writing { 10_000 } else { 6_000 });
         if records == 0 {
             bail!("--records: give at least 1");
         }
-        let (body_min, body_max) = if writing { (lo * 1024, hi * 1024) } else { (0, 0) };
-        Ok(DemoOptions { seed, records, first_day, days: next - first_day, compress, body_min, body_max })
+        let (body_min, body_max) = if writing {
+            (lo * 1024, hi * 1024)
+        } else {
+            (0, 0)
+        };
+        Ok(DemoOptions {
+            seed,
+            records,
+            first_day,
+            days: next - first_day,
+            compress,
+            body_min,
+            body_max,
+        })
     }
 }
 
@@ -291,7 +377,11 @@ fn uuid(rng: &mut Rng) -> String {
 /// Generates the month's calls (the ledger), sorted by time.
 pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
     let mut rng = Rng::new(opts.seed);
-    let devs: Vec<(usize, u64)> = TEAM.iter().enumerate().map(|(i, d)| (i, d.weight)).collect();
+    let devs: Vec<(usize, u64)> = TEAM
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.weight))
+        .collect();
     let mut out = Vec::with_capacity(opts.records as usize);
     for _ in 0..opts.records {
         let dev = &TEAM[*rng.pick(&devs)];
@@ -302,7 +392,12 @@ pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
         }
         let ms = day * MS_PER_DAY + rng.range(6 * 3_600_000, 20 * 3_600_000 - 1) as i64;
         let model = *rng.pick(dev.models);
-        let operation = *rng.pick(&[("InvokeModelWithResponseStream", 60), ("InvokeModel", 20), ("Converse", 10), ("ConverseStream", 10)]);
+        let operation = *rng.pick(&[
+            ("InvokeModelWithResponseStream", 60),
+            ("InvokeModel", 20),
+            ("Converse", 10),
+            ("ConverseStream", 10),
+        ]);
         let error_code = if rng.chance(20) {
             Some("ThrottlingException")
         } else if rng.chance(5) {
@@ -332,9 +427,18 @@ pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
             },
         };
         if error_code.is_none() {
-            let modern = model.contains("-4-") || model.contains("-4-5") || model.contains("-5") || model.contains("sonnet-4") || model.contains("opus-4") || model.contains("haiku-4");
+            let modern = model.contains("-4-")
+                || model.contains("-4-5")
+                || model.contains("-5")
+                || model.contains("sonnet-4")
+                || model.contains("opus-4")
+                || model.contains("haiku-4");
             let caching = !model.contains("claude-v2") && rng.chance(700);
-            e.input = if caching { rng.range(1, 60) } else { rng.range(200, 8000) };
+            e.input = if caching {
+                rng.range(1, 60)
+            } else {
+                rng.range(200, 8000)
+            };
             e.output = rng.range(20, 4000);
             if caching {
                 e.cache_read = rng.range(5_000, 150_000);
@@ -342,22 +446,35 @@ pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
                     let w = rng.range(500, 20_000);
                     // Only Anthropic-native bodies report the 5m/1h split; Converse reports a sum.
                     let split_known = operation.starts_with("Invoke") && modern;
-                    let h1 = if split_known && rng.chance(400) { rng.range(0, w) } else { 0 };
+                    let h1 = if split_known && rng.chance(400) {
+                        rng.range(0, w)
+                    } else {
+                        0
+                    };
                     e.cache_write_1h = h1;
                     e.cache_write_5m = w - h1;
                 }
                 // Now and then a long-context request on a model with long-context rates.
-                if (model.contains("sonnet-4-5") || model.contains("sonnet-4-2")) && rng.chance(30) {
+                if (model.contains("sonnet-4-5") || model.contains("sonnet-4-2")) && rng.chance(30)
+                {
                     e.cache_read = rng.range(200_001, 400_000);
                 }
             }
         }
         if opts.body_max > 0 {
-            e.body_bytes = if rng.chance(15) { rng.range(110 * 1024, 300 * 1024) } else { rng.range(opts.body_min, opts.body_max) };
+            e.body_bytes = if rng.chance(15) {
+                rng.range(110 * 1024, 300 * 1024)
+            } else {
+                rng.range(opts.body_min, opts.body_max)
+            };
         }
         out.push(e);
     }
-    out.sort_by(|a, b| a.timestamp_ms.cmp(&b.timestamp_ms).then(a.request_id.cmp(&b.request_id)));
+    out.sort_by(|a, b| {
+        a.timestamp_ms
+            .cmp(&b.timestamp_ms)
+            .then(a.request_id.cmp(&b.request_id))
+    });
     out
 }
 
@@ -367,9 +484,41 @@ struct TextPool(String);
 impl TextPool {
     fn new(rng: &mut Rng) -> TextPool {
         const WORDS: &[&str] = &[
-            "fn", "main()", "let", "mut", "config", "the", "test", "fails", "because", "\\\"unwrap\\\"", "on", "None", "at",
-            "src/lib.rs:42", "\\n", "cargo", "build", "error[E0502]:", "cannot", "borrow", "as", "mutable", "{\\\"requestId\\\":", "\\\"x\\\"}",
-            "inputTokenCount", "résumé", "\\u00e9t\\u00e9", "deploy", "kubectl", "logs", "\\t", "SELECT", "*", "FROM", "invocations;",
+            "fn",
+            "main()",
+            "let",
+            "mut",
+            "config",
+            "the",
+            "test",
+            "fails",
+            "because",
+            "\\\"unwrap\\\"",
+            "on",
+            "None",
+            "at",
+            "src/lib.rs:42",
+            "\\n",
+            "cargo",
+            "build",
+            "error[E0502]:",
+            "cannot",
+            "borrow",
+            "as",
+            "mutable",
+            "{\\\"requestId\\\":",
+            "\\\"x\\\"}",
+            "inputTokenCount",
+            "résumé",
+            "\\u00e9t\\u00e9",
+            "deploy",
+            "kubectl",
+            "logs",
+            "\\t",
+            "SELECT",
+            "*",
+            "FROM",
+            "invocations;",
         ];
         let mut s = String::with_capacity(600 << 10);
         while s.len() < 512 << 10 {
@@ -383,7 +532,12 @@ impl TextPool {
         let n = n.min(self.0.len() - 64);
         let start = rng.range(0, (self.0.len() - n - 32) as u64) as usize;
         let b = self.0.as_bytes();
-        let s = start + b[start..].iter().position(|&c| c == b' ').map(|i| i + 1).unwrap_or(0);
+        let s = start
+            + b[start..]
+                .iter()
+                .position(|&c| c == b' ')
+                .map(|i| i + 1)
+                .unwrap_or(0);
         let mut e = (s + n).min(b.len() - 1);
         while e > s && b[e] != b' ' {
             e -= 1;
@@ -393,7 +547,13 @@ impl TextPool {
 }
 
 /// Writes one record as Bedrock would log it.
-fn write_record(out: &mut Vec<u8>, e: &LedgerEntry, pool: &TextPool, rng: &mut Rng, offload_path: Option<&str>) {
+fn write_record(
+    out: &mut Vec<u8>,
+    e: &LedgerEntry,
+    pool: &TextPool,
+    rng: &mut Rng,
+    offload_path: Option<&str>,
+) {
     let anthropic = e.operation.starts_with("Invoke");
     let stream = e.operation.ends_with("Stream");
     let model_name = e.model_id.rsplit('/').next().unwrap_or(&e.model_id);
@@ -408,8 +568,13 @@ fn write_record(out: &mut Vec<u8>, e: &LedgerEntry, pool: &TextPool, rng: &mut R
         ""
     };
     let meta = match e.meta_key {
-        Some(k) => format!(",\"requestMetadata\":{{\"{k}\":\"{}\",\"container\":\"code-server-{}\"}}", e.person, e.person),
-        None if e.person == "grace" => ",\"requestMetadata\":{\"container\":\"code-server-grace\"}".to_string(),
+        Some(k) => format!(
+            ",\"requestMetadata\":{{\"{k}\":\"{}\",\"container\":\"code-server-{}\"}}",
+            e.person, e.person
+        ),
+        None if e.person == "grace" => {
+            ",\"requestMetadata\":{\"container\":\"code-server-grace\"}".to_string()
+        }
         None => String::new(),
     };
     let text = pool.take(rng, e.body_bytes as usize);
@@ -469,8 +634,19 @@ fn write_record(out: &mut Vec<u8>, e: &LedgerEntry, pool: &TextPool, rng: &mut R
             format!(",\"outputBodyJson\":{{\"output\":{{\"message\":{{\"role\":\"assistant\",\"content\":[{{\"text\":\"{reply}\"}}]}}}},\"stopReason\":\"end_turn\",{usage},\"metrics\":{{\"latencyMs\":{}}}}}", rng.range(500, 40_000))
         }
     };
-    let error = e.error_code.as_ref().map(|c| format!(",\"errorCode\":\"{c}\"")).unwrap_or_default();
-    let cache_in = if e.cache_read > 0 || cw > 0 { format!(",\"cacheReadInputTokenCount\":{},\"cacheWriteInputTokenCount\":{cw}", e.cache_read) } else { String::new() };
+    let error = e
+        .error_code
+        .as_ref()
+        .map(|c| format!(",\"errorCode\":\"{c}\""))
+        .unwrap_or_default();
+    let cache_in = if e.cache_read > 0 || cw > 0 {
+        format!(
+            ",\"cacheReadInputTokenCount\":{},\"cacheWriteInputTokenCount\":{cw}",
+            e.cache_read
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
         "{{\"schemaType\":\"ModelInvocationLog\",\"schemaVersion\":\"1.0\",\"timestamp\":\"{}\",\"accountId\":\"{ACCOUNT}\",\"identity\":{{\"arn\":\"{}\"}},\"region\":\"{}\"{inference_region},\"requestId\":\"{}\",\"operation\":\"{}\",\"modelId\":\"{}\"{meta}{error},\"input\":{{\"inputContentType\":\"application/json\",{input_body},\"inputTokenCount\":{}{cache_in}}},\"output\":{{\"outputContentType\":\"application/json\"{output_body},\"outputTokenCount\":{}}}}}",
@@ -488,14 +664,20 @@ fn write_record(out: &mut Vec<u8>, e: &LedgerEntry, pool: &TextPool, rng: &mut R
 fn ymdh(ms: i64) -> (String, String, String, String) {
     let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
     let h = ms.rem_euclid(MS_PER_DAY) / 3_600_000;
-    (format!("{y:04}"), format!("{m:02}"), format!("{d:02}"), format!("{h:02}"))
+    (
+        format!("{y:04}"),
+        format!("{m:02}"),
+        format!("{d:02}"),
+        format!("{h:02}"),
+    )
 }
 
 fn write_object(path: &Path, data: &[u8], compress: Compression) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     match compress {
         Compression::Gzip => {
@@ -525,14 +707,24 @@ pub fn write_corpus(dir: &Path, opts: &DemoOptions) -> Result<CorpusInfo> {
     let ledger = generate(opts);
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let pool = TextPool::new(&mut rng);
-    let root = dir.join("AWSLogs").join(ACCOUNT).join("BedrockModelInvocationLogs");
+    let root = dir
+        .join("AWSLogs")
+        .join(ACCOUNT)
+        .join("BedrockModelInvocationLogs");
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     std::fs::write(root.join("amazon-bedrock-logs-permission-check"), b"")?;
-    let ext = if opts.compress == Compression::Gzip { "json.gz" } else { "json" };
+    let ext = if opts.compress == Compression::Gzip {
+        "json.gz"
+    } else {
+        "json"
+    };
     // One object per region and hour, as Bedrock delivers them (in order of time).
     let mut by_object: BTreeMap<(String, i64), Vec<usize>> = BTreeMap::new();
     for (i, e) in ledger.iter().enumerate() {
-        by_object.entry((e.region.clone(), e.timestamp_ms.div_euclid(3_600_000))).or_default().push(i);
+        by_object
+            .entry((e.region.clone(), e.timestamp_ms.div_euclid(3_600_000)))
+            .or_default()
+            .push(i);
     }
     let mut objects = 0u64;
     let mut bytes = 0u64;
@@ -546,7 +738,11 @@ pub fn write_corpus(dir: &Path, opts: &DemoOptions) -> Result<CorpusInfo> {
             let offload = if e.body_bytes > 100 * 1024 {
                 let key = format!("AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{region}/{y}/{m}/{d}/{h}/data/{}_input.json.gz", e.request_id);
                 let mut body = Vec::new();
-                let _ = write!(body, "{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", pool.take(&mut rng, e.body_bytes as usize));
+                let _ = write!(
+                    body,
+                    "{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+                    pool.take(&mut rng, e.body_bytes as usize)
+                );
                 write_object(&dir.join(&key), &body, Compression::Gzip)?;
                 Some(format!("s3://bedrock-logs-{ACCOUNT}/{key}"))
             } else {
@@ -555,7 +751,10 @@ pub fn write_corpus(dir: &Path, opts: &DemoOptions) -> Result<CorpusInfo> {
             write_record(&mut buf, e, &pool, &mut rng, offload.as_deref());
         }
         let first = &ledger[idx[0]];
-        let stamp: String = format_utc(first.timestamp_ms).chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let stamp: String = format_utc(first.timestamp_ms)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         let name = format!("{stamp}_{:016x}.{ext}", rng.next_u64());
         write_object(&part.join(name), &buf, opts.compress)?;
         objects += 1;
@@ -573,13 +772,28 @@ pub fn write_corpus(dir: &Path, opts: &DemoOptions) -> Result<CorpusInfo> {
         ledger.len(),
         objects,
         bytes as f64 / 1e6,
-        if opts.compress == Compression::Gzip { ", gzipped" } else { "" },
+        if opts.compress == Compression::Gzip {
+            ", gzipped"
+        } else {
+            ""
+        },
         dir.join("AWSLogs").display(),
         started.elapsed().as_secs_f64()
     );
-    eprintln!("config: {}; ledger (the generator's truth): {}", dir.join("bedrock-usage.toml").display(), dir.join("ledger.jsonl").display());
-    eprintln!("next: bedrock-usage --db {0}/usage.db --config {0}/bedrock-usage.toml ingest {0}/AWSLogs", dir.display());
-    Ok(CorpusInfo { objects, bytes, ledger })
+    eprintln!(
+        "config: {}; ledger (the generator's truth): {}",
+        dir.join("bedrock-usage.toml").display(),
+        dir.join("ledger.jsonl").display()
+    );
+    eprintln!(
+        "next: bedrock-usage --db {0}/usage.db --config {0}/bedrock-usage.toml ingest {0}/AWSLogs",
+        dir.display()
+    );
+    Ok(CorpusInfo {
+        objects,
+        bytes,
+        ledger,
+    })
 }
 
 /// The records of `ledger` as JSON lines (bodies as `opts` says, none offloaded).
@@ -602,11 +816,17 @@ pub fn run_demo(db: Option<&Path>, opts: &DemoOptions, format: Format) -> Result
     let buf = render_jsonl(opts, &ledger);
     let log = temp.join("invocations.jsonl");
     std::fs::write(&log, &buf)?;
-    let db_path: PathBuf = db.map(Path::to_path_buf).unwrap_or_else(|| temp.join("usage.db"));
+    let db_path: PathBuf = db
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| temp.join("usage.db"));
     let config = bedrock_usage_core::Config::parse(DEMO_CONFIG, "demo config")?;
     let catalog = bedrock_usage_core::PriceCatalog::embedded();
     let mut store = crate::store::Store::open(&db_path)?;
-    let opts_ingest = crate::ingest::IngestOptions { metadata_keys: config.metadata_keys.clone(), progress: false, max_examples: 5 };
+    let opts_ingest = crate::ingest::IngestOptions {
+        metadata_keys: config.metadata_keys.clone(),
+        progress: false,
+        max_examples: 5,
+    };
     let summary = crate::ingest::ingest(&mut store, &[log], &opts_ingest)?;
     let (y, m, _) = civil_from_days(opts.first_day);
     if format == Format::Table {
@@ -618,12 +838,18 @@ pub fn run_demo(db: Option<&Path>, opts: &DemoOptions, format: Format) -> Result
         );
         println!("Usage and cost by developer:\n");
     }
-    let by_dev = crate::report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Developer]);
-    crate::report::print(&crate::report::build(&store, &config, &catalog, &by_dev)?, format, false)?;
+    let by_dev =
+        crate::report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Developer]);
+    crate::report::print(
+        &crate::report::build(&store, &config, &catalog, &by_dev)?,
+        format,
+        false,
+    )?;
     if format == Format::Table {
         println!("\nBy model:\n");
     }
-    let by_model = crate::report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
+    let by_model =
+        crate::report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
     let model_report = crate::report::build(&store, &config, &catalog, &by_model)?;
     crate::report::print(&model_report, format, false)?;
     if format == Format::Table {

@@ -101,7 +101,10 @@ struct Job {
 }
 
 /// Expands the command-line paths into input streams, in a stable order.
-pub fn collect_inputs(paths: &[PathBuf], bad: &mut Vec<BadInput>) -> Vec<(String, Option<PathBuf>)> {
+pub fn collect_inputs(
+    paths: &[PathBuf],
+    bad: &mut Vec<BadInput>,
+) -> Vec<(String, Option<PathBuf>)> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -111,26 +114,42 @@ pub fn collect_inputs(paths: &[PathBuf], bad: &mut Vec<BadInput>) -> Vec<(String
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => walk(p, 0, &mut out, bad),
             Ok(_) => out.push((p.display().to_string(), Some(p.clone()))),
-            Err(e) => bad.push(BadInput { file: p.display().to_string(), line: None, reason: format!("cannot read: {e}") }),
+            Err(e) => bad.push(BadInput {
+                file: p.display().to_string(),
+                line: None,
+                reason: format!("cannot read: {e}"),
+            }),
         }
     }
     out
 }
 
-fn walk(dir: &Path, depth: usize, out: &mut Vec<(String, Option<PathBuf>)>, bad: &mut Vec<BadInput>) {
+fn walk(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<(String, Option<PathBuf>)>,
+    bad: &mut Vec<BadInput>,
+) {
     if depth > 64 {
         return;
     }
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            bad.push(BadInput { file: dir.display().to_string(), line: None, reason: format!("cannot read directory: {e}") });
+            bad.push(BadInput {
+                file: dir.display().to_string(),
+                line: None,
+                reason: format!("cannot read directory: {e}"),
+            });
             return;
         }
     };
     entries.sort();
     for p in entries {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with('.') || name == "amazon-bedrock-logs-permission-check" {
             continue;
         }
@@ -142,16 +161,29 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(String, Option<PathBuf>)>, bad:
                 walk(&p, depth + 1, out, bad);
             }
             Ok(_) => out.push((p.display().to_string(), Some(p))),
-            Err(e) => bad.push(BadInput { file: p.display().to_string(), line: None, reason: format!("cannot read: {e}") }),
+            Err(e) => bad.push(BadInput {
+                file: p.display().to_string(),
+                line: None,
+                reason: format!("cannot read: {e}"),
+            }),
         }
     }
 }
 
 /// `.../YYYY/MM/DD/HH`: the hour partition of the S3 delivery layout.
 fn is_hour_partition(dir: &Path) -> bool {
-    let parts: Vec<String> = dir.components().rev().take(4).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = dir
+        .components()
+        .rev()
+        .take(4)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     let all_digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    parts.len() == 4 && all_digits(&parts[0], 2) && all_digits(&parts[1], 2) && all_digits(&parts[2], 2) && all_digits(&parts[3], 4)
+    parts.len() == 4
+        && all_digits(&parts[0], 2)
+        && all_digits(&parts[1], 2)
+        && all_digits(&parts[2], 2)
+        && all_digits(&parts[3], 4)
 }
 
 /// A hash of a prefix of the file (it tells a replaced file from a grown one), and whether the
@@ -166,7 +198,8 @@ fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut words = buf.chunks_exact(8);
     for w in &mut words {
-        h = (h ^ u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])).wrapping_mul(0x0000_0100_0000_01b3);
+        h = (h ^ u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .wrapping_mul(0x0000_0100_0000_01b3);
         h ^= h >> 29;
     }
     for &b in words.remainder() {
@@ -177,31 +210,80 @@ fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
 
 /// Decides where to start each file from its checkpoint. Returns the jobs to run and the number
 /// of files left as they were.
-fn plan(store: &Store, inputs: Vec<(String, Option<PathBuf>)>, summary: &mut IngestSummary, max: usize) -> Result<Vec<Job>> {
+fn plan(
+    store: &Store,
+    inputs: Vec<(String, Option<PathBuf>)>,
+    summary: &mut IngestSummary,
+    max: usize,
+) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
     for (label, path) in inputs {
         let Some(path) = path else {
-            jobs.push(Job { label, key: None, path: None, gzip: false, size: 0, fingerprint: String::new(), fingerprint_len: 0, offset: 0, lines: 0, records: 0 });
+            jobs.push(Job {
+                label,
+                key: None,
+                path: None,
+                gzip: false,
+                size: 0,
+                fingerprint: String::new(),
+                fingerprint_len: 0,
+                offset: 0,
+                lines: 0,
+                records: 0,
+            });
             continue;
         };
-        let prepared = (|| -> io::Result<(String, u64)> { Ok((std::fs::canonicalize(&path)?.display().to_string(), std::fs::metadata(&path)?.len())) })();
+        let prepared = (|| -> io::Result<(String, u64)> {
+            Ok((
+                std::fs::canonicalize(&path)?.display().to_string(),
+                std::fs::metadata(&path)?.len(),
+            ))
+        })();
         let (key, size) = match prepared {
             Ok(x) => x,
             Err(e) => {
-                summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
+                summary.bad(
+                    BadInput {
+                        file: label,
+                        line: None,
+                        reason: format!("cannot read: {e}"),
+                    },
+                    max,
+                );
                 continue;
             }
         };
         let ck = store.checkpoint(&key)?;
-        let fp_len = ck.as_ref().map(|c| c.fingerprint_len).unwrap_or(FINGERPRINT_LEN);
+        let fp_len = ck
+            .as_ref()
+            .map(|c| c.fingerprint_len)
+            .unwrap_or(FINGERPRINT_LEN);
         let (fp, got, gzip) = match head_of(&path, fp_len) {
             Ok(x) => x,
             Err(e) => {
-                summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
+                summary.bad(
+                    BadInput {
+                        file: label,
+                        line: None,
+                        reason: format!("cannot read: {e}"),
+                    },
+                    max,
+                );
                 continue;
             }
         };
-        let mut job = Job { label: label.clone(), key: Some(key), path: Some(path.clone()), gzip, size, fingerprint: String::new(), fingerprint_len: 0, offset: 0, lines: 0, records: 0 };
+        let mut job = Job {
+            label: label.clone(),
+            key: Some(key),
+            path: Some(path.clone()),
+            gzip,
+            size,
+            fingerprint: String::new(),
+            fingerprint_len: 0,
+            offset: 0,
+            lines: 0,
+            records: 0,
+        };
         match ck {
             Some(c) if got == c.fingerprint_len && fp == c.fingerprint && c.gzip == job.gzip => {
                 if c.complete && c.size == job.size {
@@ -229,7 +311,14 @@ fn plan(store: &Store, inputs: Vec<(String, Option<PathBuf>)>, summary: &mut Ing
                 let (fp, got, _) = match head_of(&path, FINGERPRINT_LEN) {
                     Ok(x) => x,
                     Err(e) => {
-                        summary.bad(BadInput { file: label, line: None, reason: format!("cannot read: {e}") }, max);
+                        summary.bad(
+                            BadInput {
+                                file: label,
+                                line: None,
+                                reason: format!("cannot read: {e}"),
+                            },
+                            max,
+                        );
                         continue;
                     }
                 };
@@ -249,7 +338,11 @@ struct BufPool(Mutex<Vec<Vec<u8>>>);
 
 impl BufPool {
     fn get(&self) -> Vec<u8> {
-        self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| Vec::with_capacity(CHUNK + (64 << 10)))
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK + (64 << 10)))
     }
     fn put(&self, mut v: Vec<u8>) {
         v.clear();
@@ -289,7 +382,6 @@ struct Parsed {
     complete: bool,
 }
 
-
 /// Runs an ingest of `paths` into `store`.
 pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Result<IngestSummary> {
     let started = Instant::now();
@@ -306,7 +398,10 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 
     // One stream thread per core: each reads (or inflates) a file and parses its chunks itself,
     // while they are still in its cache; the calling thread is the one writer.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(1);
     // Parsed records are small; a deep queue lets parsing go on while the writer commits.
     let (done_tx, done_rx) = mpsc::sync_channel::<Parsed>(1024);
     let next_job = Arc::new(Mutex::new(0usize));
@@ -314,7 +409,12 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 
     let result = std::thread::scope(|s| -> Result<()> {
         for _ in 0..threads {
-            let (jobs, next_job, done_tx, pool) = (jobs.clone(), next_job.clone(), done_tx.clone(), pool.clone());
+            let (jobs, next_job, done_tx, pool) = (
+                jobs.clone(),
+                next_job.clone(),
+                done_tx.clone(),
+                pool.clone(),
+            );
             s.spawn(move || loop {
                 let i = {
                     let Ok(mut n) = next_job.lock() else { return };
@@ -341,13 +441,22 @@ pub fn ingest(store: &mut Store, paths: &[PathBuf], opts: &IngestOptions) -> Res
 
 /// Reads one stream, cutting it into chunks of whole lines, or parses a whole document.
 /// Errs only when the pipeline is gone.
-fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPool) -> Result<(), ()> {
+fn read_stream(
+    job_ix: usize,
+    job: &Job,
+    done: &SyncSender<Parsed>,
+    pool: &BufPool,
+) -> Result<(), ()> {
     let fail = |reason: String, offset: u64, seq: u64| {
         done.send(Parsed {
             job: job_ix,
             seq,
             records: Vec::new(),
-            bad: vec![BadInput { file: String::new(), line: None, reason }],
+            bad: vec![BadInput {
+                file: String::new(),
+                line: None,
+                reason,
+            }],
             end_offset: offset,
             lines: 0,
             bytes: 0,
@@ -369,7 +478,14 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
                         // Inflate and drop what a previous run already stored.
                         match io::copy(&mut (&mut d).take(job.offset), &mut io::sink()) {
                             Ok(n) if n == job.offset => {}
-                            Ok(_) | Err(_) => return fail("the file changed since it was last read and cannot be resumed".into(), job.offset, 0),
+                            Ok(_) | Err(_) => {
+                                return fail(
+                                    "the file changed since it was last read and cannot be resumed"
+                                        .into(),
+                                    job.offset,
+                                    0,
+                                )
+                            }
                         }
                     }
                     d
@@ -401,11 +517,24 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
         match first.map(|i| buf[i]) {
             None => {}
             Some(b'{') if is_log_events_document(&buf) => {
-                return read_document(job_ix, job, io::Cursor::new(std::mem::take(&mut buf)).chain(reader), done);
+                return read_document(
+                    job_ix,
+                    job,
+                    io::Cursor::new(std::mem::take(&mut buf)).chain(reader),
+                    done,
+                );
             }
             Some(b'{') | Some(b'0'..=b'9') => {}
             Some(_) => {
-                let what = if buf.iter().take(512).any(|&b| b == 0 || (b < 0x20 && !b.is_ascii_whitespace())) { "binary data" } else { "text that is not JSON" };
+                let what = if buf
+                    .iter()
+                    .take(512)
+                    .any(|&b| b == 0 || (b < 0x20 && !b.is_ascii_whitespace()))
+                {
+                    "binary data"
+                } else {
+                    "text that is not JSON"
+                };
                 return fail(format!("not a Bedrock invocation log: the content is {what} (expected JSON lines, gzip, a CloudWatch export or `aws logs filter-log-events` output)"), 0, 0);
             }
         }
@@ -437,7 +566,13 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
         let unterminated = at_end && !data.is_empty() && !data.ends_with(b"\n") && r.is_ok();
         if !data.is_empty() {
             let len = data.len() as u64;
-            let chunk = Chunk { job: job_ix, seq, data, start_offset: offset, unterminated };
+            let chunk = Chunk {
+                job: job_ix,
+                seq,
+                data,
+                start_offset: offset,
+                unterminated,
+            };
             // Parse here, while the chunk is still in this core's cache.
             let parsed = parse_chunk(&chunk);
             pool.put(chunk.data);
@@ -450,12 +585,25 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
                 // The end: no offset of its own (the chunks carry theirs; an unfinished last line
                 // may have held the checkpoint back).
                 Ok(_) => done
-                    .send(Parsed { job: job_ix, seq, records: Vec::new(), bad: Vec::new(), end_offset: 0, lines: 0, bytes: 0, last: true, complete: true })
+                    .send(Parsed {
+                        job: job_ix,
+                        seq,
+                        records: Vec::new(),
+                        bad: Vec::new(),
+                        end_offset: 0,
+                        lines: 0,
+                        bytes: 0,
+                        last: true,
+                        complete: true,
+                    })
                     .map_err(|_| ()),
                 Err(e) => {
                     let mut reason = read_error(job, &e);
                     if !buf.is_empty() {
-                        reason.push_str(&format!(" ({} bytes of an unfinished line dropped)", buf.len()));
+                        reason.push_str(&format!(
+                            " ({} bytes of an unfinished line dropped)",
+                            buf.len()
+                        ));
                     }
                     fail(reason, offset, seq)
                 }
@@ -465,7 +613,10 @@ fn read_stream(job_ix: usize, job: &Job, done: &SyncSender<Parsed>, pool: &BufPo
 }
 
 fn read_error(job: &Job, e: &io::Error) -> String {
-    if job.gzip || e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::InvalidInput {
+    if job.gzip
+        || e.kind() == io::ErrorKind::UnexpectedEof
+        || e.kind() == io::ErrorKind::InvalidInput
+    {
         format!("truncated or corrupt gzip stream: {e}; the records before it were read")
     } else {
         format!("read error: {e}")
@@ -495,7 +646,9 @@ pub fn inflate_whole(path: &Path, size: u64) -> Option<Vec<u8>> {
         let (used, written) = loop {
             match decompressor.member(&gz[pos..], out.spare_capacity_mut()) {
                 Member::Done { used, written } => break (used, written),
-                Member::NoRoom if out.capacity() < WHOLE_GZIP_OUT_MAX => out.reserve(out.capacity().max(64 << 10)),
+                Member::NoRoom if out.capacity() < WHOLE_GZIP_OUT_MAX => {
+                    out.reserve(out.capacity().max(64 << 10))
+                }
                 Member::NoRoom | Member::Bad => return None,
             }
         };
@@ -518,7 +671,8 @@ enum Member {
 impl Inflater {
     fn new() -> Option<Inflater> {
         // SAFETY: a plain allocation; null (out of memory) is handled.
-        std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() }).map(Inflater)
+        std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() })
+            .map(Inflater)
     }
 
     /// Inflates the gzip member at the start of `input` into `out`.
@@ -571,20 +725,41 @@ pub(crate) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Resu
 /// `{"events": [...` (possibly pretty-printed, possibly after other keys) rather than a record.
 /// Looks at the start of the first line only (a record line can be megabytes long).
 pub(crate) fn is_log_events_document(head: &[u8]) -> bool {
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
     let first = &head[start..];
     let line = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];
     if line.iter().all(|b| b.is_ascii_whitespace() || *b == b'{') {
         // `{` alone on its line: pretty-printed, which a delivered record never is.
         return true;
     }
-    let compact: Vec<u8> = line.iter().take(64).copied().filter(|b| !b.is_ascii_whitespace()).take(40).collect();
-    [&b"{\"events\":"[..], b"{\"searchedLogStreams\":", b"{\"nextToken\":", b"{\"nextForwardToken\":"].iter().any(|p| compact.starts_with(p))
+    let compact: Vec<u8> = line
+        .iter()
+        .take(64)
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take(40)
+        .collect();
+    [
+        &b"{\"events\":"[..],
+        b"{\"searchedLogStreams\":",
+        b"{\"nextToken\":",
+        b"{\"nextForwardToken\":",
+    ]
+    .iter()
+    .any(|p| compact.starts_with(p))
 }
 
 /// Parses the output of `aws logs filter-log-events` (or `get-log-events`): records are the
 /// `message` strings of `events`. Streams the document; events are parsed as they come.
-fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<Parsed>) -> Result<(), ()> {
+fn read_document(
+    job_ix: usize,
+    job: &Job,
+    reader: impl Read,
+    done: &SyncSender<Parsed>,
+) -> Result<(), ()> {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use std::cell::RefCell;
 
@@ -607,7 +782,11 @@ fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<
     impl Sink<'_> {
         fn flush(&mut self, last: bool, complete: bool, reason: Option<String>) {
             if let Some(r) = reason {
-                self.bad.push(BadInput { file: String::new(), line: None, reason: r });
+                self.bad.push(BadInput {
+                    file: String::new(),
+                    line: None,
+                    reason: r,
+                });
             }
             let p = Parsed {
                 job: self.job,
@@ -667,12 +846,20 @@ fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<
                 let n = s.events;
                 s.events += 1;
                 match ev.message {
-                    None => s.bad.push(BadInput { file: String::new(), line: None, reason: format!("events[{n}]: no `message`") }),
+                    None => s.bad.push(BadInput {
+                        file: String::new(),
+                        line: None,
+                        reason: format!("events[{n}]: no `message`"),
+                    }),
                     Some(m) => {
                         s.bytes += m.len() as u64;
                         match parse_record(m.as_bytes()) {
                             Ok(r) => s.batch.push(r),
-                            Err(e) => s.bad.push(BadInput { file: String::new(), line: None, reason: format!("events[{n}].message: {e}") }),
+                            Err(e) => s.bad.push(BadInput {
+                                file: String::new(),
+                                line: None,
+                                reason: format!("events[{n}].message: {e}"),
+                            }),
                         }
                     }
                 }
@@ -686,7 +873,17 @@ fn read_document(job_ix: usize, job: &Job, reader: impl Read, done: &SyncSender<
             Ok(())
         }
     }
-    let sink = RefCell::new(Sink { job: job_ix, done, seq: 0, batch: Vec::new(), bad: Vec::new(), events: 0, bytes: 0, end_offset: 0, gone: false });
+    let sink = RefCell::new(Sink {
+        job: job_ix,
+        done,
+        seq: 0,
+        batch: Vec::new(),
+        bad: Vec::new(),
+        events: 0,
+        bytes: 0,
+        end_offset: 0,
+        gone: false,
+    });
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, reader));
     let result = Doc(&sink).deserialize(&mut de).and_then(|_| de.end());
     let mut s = sink.into_inner();
@@ -738,7 +935,13 @@ fn parse_chunk(c: &Chunk) -> Parsed {
             match memchr::memchr(b' ', body) {
                 Some(sp) => body = &body[sp + 1..],
                 None => {
-                    bad.push(BadInput { file: String::new(), line: Some(line_no), reason: "not a record: the line starts with a number and has no record after it".into() });
+                    bad.push(BadInput {
+                        file: String::new(),
+                        line: Some(line_no),
+                        reason:
+                            "not a record: the line starts with a number and has no record after it"
+                                .into(),
+                    });
                     continue;
                 }
             }
@@ -748,19 +951,46 @@ fn parse_chunk(c: &Chunk) -> Parsed {
             Err(e) if nl.is_none() && c.unterminated => {
                 // The file may still be being written: the checkpoint stays before this line, so
                 // a later run reads it again once it is whole.
-                bad.push(BadInput { file: String::new(), line: Some(line_no), reason: format!("incomplete last line (no newline at the end of the file): {e}") });
+                bad.push(BadInput {
+                    file: String::new(),
+                    line: Some(line_no),
+                    reason: format!(
+                        "incomplete last line (no newline at the end of the file): {e}"
+                    ),
+                });
                 end_offset = c.start_offset + line_start as u64;
                 line_no -= 1;
                 break;
             }
-            Err(e) => bad.push(BadInput { file: String::new(), line: Some(line_no), reason: e.to_string() }),
+            Err(e) => bad.push(BadInput {
+                file: String::new(),
+                line: Some(line_no),
+                reason: e.to_string(),
+            }),
         }
     }
-    Parsed { job: c.job, seq: c.seq, records, bad, end_offset, lines: line_no, bytes: data.len() as u64, last: false, complete: false }
+    Parsed {
+        job: c.job,
+        seq: c.seq,
+        records,
+        bad,
+        end_offset,
+        lines: line_no,
+        bytes: data.len() as u64,
+        last: false,
+        complete: false,
+    }
 }
 
 /// The writer: puts parsed pieces back in stream order, commits records with their checkpoints.
-fn write_all(store: &mut Store, jobs: &[Job], rx: Receiver<Parsed>, opts: &IngestOptions, summary: &mut IngestSummary, progress: &crate::progress::Progress) -> Result<()> {
+fn write_all(
+    store: &mut Store,
+    jobs: &[Job],
+    rx: Receiver<Parsed>,
+    opts: &IngestOptions,
+    summary: &mut IngestSummary,
+    progress: &crate::progress::Progress,
+) -> Result<()> {
     let mut pending: HashMap<usize, BTreeMap<u64, Parsed>> = HashMap::new();
     let mut next_seq = vec![0u64; jobs.len()];
     let mut state: Vec<Checkpoint> = jobs
@@ -780,8 +1010,17 @@ fn write_all(store: &mut Store, jobs: &[Job], rx: Receiver<Parsed>, opts: &Inges
     let mut batch: Vec<Invocation> = Vec::new();
     let mut dirty: Vec<usize> = Vec::new();
     let mut finished = 0u64;
-    let commit = |store: &mut Store, batch: &mut Vec<Invocation>, dirty: &mut Vec<usize>, state: &[Checkpoint], summary: &mut IngestSummary| -> Result<()> {
-        let cks: Vec<Checkpoint> = dirty.iter().filter(|&&i| jobs[i].key.is_some()).map(|&i| state[i].clone()).collect();
+    let commit = |store: &mut Store,
+                  batch: &mut Vec<Invocation>,
+                  dirty: &mut Vec<usize>,
+                  state: &[Checkpoint],
+                  summary: &mut IngestSummary|
+     -> Result<()> {
+        let cks: Vec<Checkpoint> = dirty
+            .iter()
+            .filter(|&&i| jobs[i].key.is_some())
+            .map(|&i| state[i].clone())
+            .collect();
         if batch.is_empty() && cks.is_empty() {
             return Ok(());
         }

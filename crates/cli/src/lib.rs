@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use bedrock_usage_core::config::{Config, ConfigError};
-use bedrock_usage_core::pricing::{normalize_model_id, Geography, PriceCatalog, Rates, LONG_CONTEXT_THRESHOLD};
+use bedrock_usage_core::pricing::{
+    normalize_model_id, Geography, PriceCatalog, Rates, LONG_CONTEXT_THRESHOLD,
+};
 use bedrock_usage_core::time::{format_date, parse_date, MS_PER_DAY};
 
 use crate::cli::{Args, Command, ConfigCommand, PricingCommand};
@@ -32,23 +34,68 @@ pub fn run(args: Args) -> Result<u8> {
         bail!("--format aws is the output of `query` only (the shape `aws logs get-query-results` prints)");
     }
     match &args.command {
-        Command::Query { query, since, until, from, limit } => {
+        Command::Query {
+            query,
+            since,
+            until,
+            from,
+            limit,
+        } => {
             let cfg = load_config(args.config.as_deref())?;
             let catalog = load_catalog(&cfg, None)?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
             let zone = bedrock_usage_core::time::Zone::utc();
-            let since = since.as_deref().map(|s| report::parse_when(s, &zone, now, false, "--since")).transpose()?;
-            let until = until.as_deref().map(|s| report::parse_when(s, &zone, now, true, "--until")).transpose()?;
-            let store = if from.is_empty() { Some(open_existing_store(args.db.as_deref())?) } else { None };
-            let req = query::QueryRequest { query, since, until, from, limit: *limit };
+            let since = since
+                .as_deref()
+                .map(|s| report::parse_when(s, &zone, now, false, "--since"))
+                .transpose()?;
+            let until = until
+                .as_deref()
+                .map(|s| report::parse_when(s, &zone, now, true, "--until"))
+                .transpose()?;
+            let store = if from.is_empty() {
+                Some(open_existing_store(args.db.as_deref())?)
+            } else {
+                None
+            };
+            let req = query::QueryRequest {
+                query,
+                since,
+                until,
+                from,
+                limit: *limit,
+            };
             query::run(store.as_ref(), &cfg.config, &catalog, &req, args.format)
         }
-        Command::Ingest { paths, strict, no_progress } => cmd_ingest(&args, paths, *strict, !*no_progress),
-        Command::Report { by, since, until, tz, developer, team, model } => {
+        Command::Ingest {
+            paths,
+            strict,
+            no_progress,
+        } => cmd_ingest(&args, paths, *strict, !*no_progress),
+        Command::Report {
+            by,
+            since,
+            until,
+            tz,
+            developer,
+            team,
+            model,
+        } => {
             let cfg = load_config(args.config.as_deref())?;
             let catalog = load_catalog(&cfg, None)?;
             let store = open_existing_store(args.db.as_deref())?;
-            let req = report::ReportRequest::from_args(by, since.as_deref(), until.as_deref(), tz, developer, team, model)?;
+            let req = report::ReportRequest::from_args(
+                by,
+                since.as_deref(),
+                until.as_deref(),
+                tz,
+                developer,
+                team,
+                model,
+            )?;
             let r = report::build(&store, &cfg.config, &catalog, &req)?;
             report::print(&r, args.format, true)?;
             Ok(EXIT_OK)
@@ -58,16 +105,34 @@ pub fn run(args: Args) -> Result<u8> {
             let cat = load_catalog(&cfg, catalog.as_deref())?;
             match command {
                 PricingCommand::List => pricing_list(&cat, args.format),
-                PricingCommand::Show { model_id, date } => pricing_show(&cat, &cfg.config, model_id, date.as_deref(), args.format),
+                PricingCommand::Show { model_id, date } => {
+                    pricing_show(&cat, &cfg.config, model_id, date.as_deref(), args.format)
+                }
                 PricingCommand::Unpriced => {
                     let store = open_existing_store(args.db.as_deref())?;
                     pricing_unpriced(&store, &cfg.config, &cat, args.format)
                 }
             }
         }
-        Command::Config { command: ConfigCommand::Check } => config_check(args.config.as_deref()),
-        Command::Demo { seed, write, records, month, compress, body_kb } => {
-            let opts = demo::DemoOptions::from_args(*seed, records.to_owned(), month, *compress, body_kb, write.is_some())?;
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(args.config.as_deref()),
+        Command::Demo {
+            seed,
+            write,
+            records,
+            month,
+            compress,
+            body_kb,
+        } => {
+            let opts = demo::DemoOptions::from_args(
+                *seed,
+                records.to_owned(),
+                month,
+                *compress,
+                body_kb,
+                write.is_some(),
+            )?;
             match write {
                 Some(dir) => demo::write_corpus(dir, &opts).map(|_| EXIT_OK),
                 None => demo::run_demo(args.db.as_deref(), &opts, args.format),
@@ -84,11 +149,18 @@ pub struct LoadedConfig {
 
 pub fn load_config(path: Option<&Path>) -> Result<LoadedConfig> {
     let Some(path) = path else {
-        return Ok(LoadedConfig { config: Config::defaults(), path: None });
+        return Ok(LoadedConfig {
+            config: Config::defaults(),
+            path: None,
+        });
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
     let config = Config::parse(&text, &path.display().to_string())?;
-    Ok(LoadedConfig { config, path: Some(path.to_path_buf()) })
+    Ok(LoadedConfig {
+        config,
+        path: Some(path.to_path_buf()),
+    })
 }
 
 /// The embedded catalog, with the user's file (`--catalog`, else `[pricing] catalog`) merged in.
@@ -98,13 +170,18 @@ pub fn load_catalog(cfg: &LoadedConfig, override_path: Option<&Path>) -> Result<
         (Some(p), _) => Some(p.to_path_buf()),
         (None, Some(p)) => {
             // Relative to the config file.
-            let base = cfg.path.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+            let base = cfg
+                .path
+                .as_deref()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."));
             Some(base.join(p))
         }
         (None, None) => None,
     };
     if let Some(p) = path {
-        let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read the price catalog {}", p.display()))?;
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read the price catalog {}", p.display()))?;
         catalog.merge(PriceCatalog::parse(&text, &p.display().to_string())?);
     }
     Ok(catalog)
@@ -113,7 +190,9 @@ pub fn load_catalog(cfg: &LoadedConfig, override_path: Option<&Path>) -> Result<
 pub fn store_path(db: Option<&Path>) -> Result<PathBuf> {
     match db {
         Some(p) => Ok(p.to_path_buf()),
-        None => store::default_path().context("no data directory is known for this user: pass --db PATH or set BEDROCK_USAGE_DB"),
+        None => store::default_path().context(
+            "no data directory is known for this user: pass --db PATH or set BEDROCK_USAGE_DB",
+        ),
     }
 }
 
@@ -129,19 +208,43 @@ fn cmd_ingest(args: &Args, paths: &[PathBuf], strict: bool, progress: bool) -> R
     let cfg = load_config(args.config.as_deref())?;
     let path = store_path(args.db.as_deref())?;
     let mut store = Store::open(&path)?;
-    let opts = ingest::IngestOptions { metadata_keys: cfg.config.metadata_keys.clone(), progress, max_examples: 10 };
+    let opts = ingest::IngestOptions {
+        metadata_keys: cfg.config.metadata_keys.clone(),
+        progress,
+        max_examples: 10,
+    };
     let s = ingest::ingest(&mut store, paths, &opts)?;
     print_ingest_summary(&s, args.format)?;
-    Ok(if strict && s.bad > 0 { EXIT_CHECK_FAILED } else { EXIT_OK })
+    Ok(if strict && s.bad > 0 {
+        EXIT_CHECK_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 pub fn print_ingest_summary(s: &ingest::IngestSummary, format: Format) -> Result<()> {
     let secs = s.elapsed.as_secs_f64();
-    let mbps = if secs > 0.0 { s.bytes as f64 / 1e6 / secs } else { 0.0 };
+    let mbps = if secs > 0.0 {
+        s.bytes as f64 / 1e6 / secs
+    } else {
+        0.0
+    };
     match format {
         Format::Json | Format::Csv | Format::Aws => {
             let rec = Records {
-                fields: ["files", "files_unchanged", "files_resumed", "records", "inserted", "duplicates", "bad", "bytes", "seconds"].map(String::from).to_vec(),
+                fields: [
+                    "files",
+                    "files_unchanged",
+                    "files_resumed",
+                    "records",
+                    "inserted",
+                    "duplicates",
+                    "bad",
+                    "bytes",
+                    "seconds",
+                ]
+                .map(String::from)
+                .to_vec(),
                 rows: vec![vec![
                     Cell::int(s.files),
                     Cell::int(s.files_unchanged),
@@ -154,7 +257,11 @@ pub fn print_ingest_summary(s: &ingest::IngestSummary, format: Format) -> Result
                     Cell::Number(format!("{secs:.3}")),
                 ]],
             };
-            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
+            emit(&if format == Format::Csv {
+                rec.to_csv()
+            } else {
+                rec.to_json()
+            })?;
         }
         Format::Table | Format::Markdown => {
             let g = bedrock_usage_core::money::group_thousands;
@@ -175,12 +282,25 @@ pub fn print_ingest_summary(s: &ingest::IngestSummary, format: Format) -> Result
                     g(s.files_resumed)
                 )
             };
-            text.push_str(&format!("read {:.1} MB of JSON in {:.2} s ({:.0} MB/s)\n", s.bytes as f64 / 1e6, secs, mbps));
+            text.push_str(&format!(
+                "read {:.1} MB of JSON in {:.2} s ({:.0} MB/s)\n",
+                s.bytes as f64 / 1e6,
+                secs,
+                mbps
+            ));
             emit(&text)?;
         }
     }
     if s.bad > 0 {
-        eprintln!("warning: {} bad inputs were skipped (the rest was ingested){}:", s.bad, if s.bad as usize > s.bad_examples.len() { format!("; the first {}", s.bad_examples.len()) } else { String::new() });
+        eprintln!(
+            "warning: {} bad inputs were skipped (the rest was ingested){}:",
+            s.bad,
+            if s.bad as usize > s.bad_examples.len() {
+                format!("; the first {}", s.bad_examples.len())
+            } else {
+                String::new()
+            }
+        );
         for b in &s.bad_examples {
             eprintln!("  {b}");
         }
@@ -215,7 +335,9 @@ fn config_check(path: Option<&Path>) -> Result<u8> {
         for (from, to) in &cfg.config.models {
             let m = normalize_model_id(to, &Default::default());
             if let Err(why) = cat.decide(&m, to, today, false) {
-                problems.push(format!("`models.\"{from}\"` = `{to}`: cannot be priced: {why}"));
+                problems.push(format!(
+                    "`models.\"{from}\"` = `{to}`: cannot be priced: {why}"
+                ));
             }
         }
     }
@@ -242,7 +364,10 @@ fn config_check(path: Option<&Path>) -> Result<u8> {
 }
 
 pub fn today_day() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     now.div_euclid(MS_PER_DAY)
 }
 
@@ -262,35 +387,82 @@ fn rate_cells(r: &Rates) -> Vec<String> {
         usd_per_million(r.input),
         usd_per_million(r.output),
         usd_per_million(r.cache_write_5m),
-        r.cache_write_1h.map(usd_per_million).unwrap_or_else(|| "-".into()),
+        r.cache_write_1h
+            .map(usd_per_million)
+            .unwrap_or_else(|| "-".into()),
         usd_per_million(r.cache_read),
     ]
 }
 
 fn pricing_list(cat: &PriceCatalog, format: Format) -> Result<u8> {
     let today = today_day();
-    let headers = ["model", "name", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "from", "regional_premium", "long_context", "origin"];
+    let headers = [
+        "model",
+        "name",
+        "input",
+        "output",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "from",
+        "regional_premium",
+        "long_context",
+        "origin",
+    ];
     let mut rows = Vec::new();
     for e in cat.entries() {
-        let current = e.rates.iter().rev().find(|r| r.from_day <= today).or(e.rates.first());
+        let current = e
+            .rates
+            .iter()
+            .rev()
+            .find(|r| r.from_day <= today)
+            .or(e.rates.first());
         let Some(r) = current else { continue };
         let mut row = vec![e.key.clone(), e.name.clone()];
         row.extend(rate_cells(r));
         row.push(format_date(r.from_day));
-        row.push(e.regional_premium.map(|p| format!("x{}", p.describe())).unwrap_or_else(|| "-".into()));
-        row.push(e.long_context.map(|(i, o)| format!("in x{}, out x{}", i.describe(), o.describe())).unwrap_or_else(|| "-".into()));
+        row.push(
+            e.regional_premium
+                .map(|p| format!("x{}", p.describe()))
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(
+            e.long_context
+                .map(|(i, o)| format!("in x{}, out x{}", i.describe(), o.describe()))
+                .unwrap_or_else(|| "-".into()),
+        );
         row.push(e.origin.clone());
         rows.push(row);
     }
     match format {
         Format::Table | Format::Markdown => {
             let t = Table {
-                headers: ["model", "name", "input", "output", "cache write 5m", "cache write 1h", "cache read", "from", "regional", "long context", "origin"].map(String::from).to_vec(),
-                right: vec![false, false, true, true, true, true, true, false, false, false, false],
+                headers: [
+                    "model",
+                    "name",
+                    "input",
+                    "output",
+                    "cache write 5m",
+                    "cache write 1h",
+                    "cache read",
+                    "from",
+                    "regional",
+                    "long context",
+                    "origin",
+                ]
+                .map(String::from)
+                .to_vec(),
+                right: vec![
+                    false, false, true, true, true, true, true, false, false, false, false,
+                ],
                 rows,
                 footer: None,
             };
-            let mut text = if format == Format::Table { t.render() } else { t.render_markdown() };
+            let mut text = if format == Format::Table {
+                t.render()
+            } else {
+                t.render_markdown()
+            };
             if format == Format::Table {
                 text.push_str("\nRates in USD per million tokens, on-demand, in force today. `regional`: multiple on geographic and in-region endpoints (not `global.`).\n");
             }
@@ -304,24 +476,47 @@ fn pricing_list(cat: &PriceCatalog, format: Format) -> Result<u8> {
                     .map(|r| {
                         r.into_iter()
                             .enumerate()
-                            .map(|(i, v)| if (2..=6).contains(&i) && v != "-" { Cell::Number(v) } else if v == "-" { Cell::Null } else { Cell::Text(v) })
+                            .map(|(i, v)| {
+                                if (2..=6).contains(&i) && v != "-" {
+                                    Cell::Number(v)
+                                } else if v == "-" {
+                                    Cell::Null
+                                } else {
+                                    Cell::Text(v)
+                                }
+                            })
                             .collect()
                     })
                     .collect(),
             };
-            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
+            emit(&if format == Format::Csv {
+                rec.to_csv()
+            } else {
+                rec.to_json()
+            })?;
         }
     }
     Ok(EXIT_OK)
 }
 
-fn pricing_show(cat: &PriceCatalog, config: &Config, model_id: &str, date: Option<&str>, format: Format) -> Result<u8> {
+fn pricing_show(
+    cat: &PriceCatalog,
+    config: &Config,
+    model_id: &str,
+    date: Option<&str>,
+    format: Format,
+) -> Result<u8> {
     let day = match date {
-        Some(d) => parse_date(d).with_context(|| format!("--date: `{d}` is not a date (YYYY-MM-DD)"))?,
+        Some(d) => {
+            parse_date(d).with_context(|| format!("--date: `{d}` is not a date (YYYY-MM-DD)"))?
+        }
         None => today_day(),
     };
     let m = normalize_model_id(model_id, &config.models);
-    let mut lines: Vec<(String, String)> = vec![("model id".into(), model_id.into()), ("form".into(), m.form.describe().into())];
+    let mut lines: Vec<(String, String)> = vec![
+        ("model id".into(), model_id.into()),
+        ("form".into(), m.form.describe().into()),
+    ];
     if let Some(t) = &m.mapped_to {
         lines.push(("mapped by config to".into(), t.clone()));
     }
@@ -333,7 +528,12 @@ fn pricing_show(cat: &PriceCatalog, config: &Config, model_id: &str, date: Optio
             Geography::InRegion => "in-region".into(),
         },
     ));
-    lines.push(("normalized".into(), m.key.clone().unwrap_or_else(|| "(no model name in the id)".into())));
+    lines.push((
+        "normalized".into(),
+        m.key
+            .clone()
+            .unwrap_or_else(|| "(no model name in the id)".into()),
+    ));
     let standard = cat.decide(&m, model_id, day, false);
     let long = cat.decide(&m, model_id, day, true);
     let mut rate_rows = Vec::new();
@@ -342,7 +542,12 @@ fn pricing_show(cat: &PriceCatalog, config: &Config, model_id: &str, date: Optio
             let entry = cat.entry(&d.key);
             lines.push((
                 "catalog entry".into(),
-                format!("{} ({}), rates from {}", d.name, entry.map(|e| e.origin.as_str()).unwrap_or("?"), format_date(d.rates.from_day)),
+                format!(
+                    "{} ({}), rates from {}",
+                    d.name,
+                    entry.map(|e| e.origin.as_str()).unwrap_or("?"),
+                    format_date(d.rates.from_day)
+                ),
             ));
             lines.push((
                 "regional premium".into(),
@@ -391,18 +596,39 @@ fn pricing_show(cat: &PriceCatalog, config: &Config, model_id: &str, date: Optio
                     serde_json::json!({"class": k, "input": c[0], "output": c[1], "cache_write_5m": c[2], "cache_write_1h": c[3], "cache_read": c[4]})
                 })
                 .collect();
-            obj.insert("rates_usd_per_million".into(), serde_json::Value::Array(rates));
+            obj.insert(
+                "rates_usd_per_million".into(),
+                serde_json::Value::Array(rates),
+            );
             emit(&(serde_json::to_string_pretty(&serde_json::Value::Object(obj))? + "\n"))?;
         }
         _ => {
             let w = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-            let mut text: String = lines.iter().map(|(k, v)| format!("{k:w$}  {v}\n")).collect();
+            let mut text: String = lines
+                .iter()
+                .map(|(k, v)| format!("{k:w$}  {v}\n"))
+                .collect();
             if !rate_rows.is_empty() {
-                text.push_str(&format!("\nrates on {} (USD per million tokens, rules applied):\n", format_date(day)));
+                text.push_str(&format!(
+                    "\nrates on {} (USD per million tokens, rules applied):\n",
+                    format_date(day)
+                ));
                 let t = Table {
-                    headers: ["", "input", "output", "cache write 5m", "cache write 1h", "cache read"].map(String::from).to_vec(),
+                    headers: [
+                        "",
+                        "input",
+                        "output",
+                        "cache write 5m",
+                        "cache write 1h",
+                        "cache read",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
                     right: vec![false, true, true, true, true, true],
-                    rows: rate_rows.iter().map(|(k, r)| std::iter::once(k.clone()).chain(rate_cells(r)).collect()).collect(),
+                    rows: rate_rows
+                        .iter()
+                        .map(|(k, r)| std::iter::once(k.clone()).chain(rate_cells(r)).collect())
+                        .collect(),
                     footer: None,
                 };
                 text.push_str(&t.render());
@@ -413,12 +639,27 @@ fn pricing_show(cat: &PriceCatalog, config: &Config, model_id: &str, date: Optio
     Ok(if priced { EXIT_OK } else { EXIT_CHECK_FAILED })
 }
 
-fn pricing_unpriced(store: &Store, config: &Config, cat: &PriceCatalog, format: Format) -> Result<u8> {
+fn pricing_unpriced(
+    store: &Store,
+    config: &Config,
+    cat: &PriceCatalog,
+    format: Format,
+) -> Result<u8> {
     let req = report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
     let r = report::build(store, config, cat, &req)?;
     let rec = Records {
         fields: ["model_id", "calls", "reason"].map(String::from).to_vec(),
-        rows: r.unpriced.iter().map(|u| vec![Cell::text(&u.model_id), Cell::int(u.calls), Cell::text(&u.reason)]).collect(),
+        rows: r
+            .unpriced
+            .iter()
+            .map(|u| {
+                vec![
+                    Cell::text(&u.model_id),
+                    Cell::int(u.calls),
+                    Cell::text(&u.reason),
+                ]
+            })
+            .collect(),
     };
     match format {
         Format::Json | Format::Aws => emit(&rec.to_json())?,
@@ -430,10 +671,24 @@ fn pricing_unpriced(store: &Store, config: &Config, cat: &PriceCatalog, format: 
                 let t = Table {
                     headers: ["model id", "calls", "why"].map(String::from).to_vec(),
                     right: vec![false, true, false],
-                    rows: r.unpriced.iter().map(|u| vec![u.model_id.clone(), bedrock_usage_core::money::group_thousands(u.calls), u.reason.clone()]).collect(),
+                    rows: r
+                        .unpriced
+                        .iter()
+                        .map(|u| {
+                            vec![
+                                u.model_id.clone(),
+                                bedrock_usage_core::money::group_thousands(u.calls),
+                                u.reason.clone(),
+                            ]
+                        })
+                        .collect(),
                     footer: None,
                 };
-                emit(&if format == Format::Table { t.render() } else { t.render_markdown() })?;
+                emit(&if format == Format::Table {
+                    t.render()
+                } else {
+                    t.render_markdown()
+                })?;
             }
         }
     }

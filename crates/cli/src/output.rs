@@ -59,7 +59,9 @@ impl Table {
     pub fn render(&self) -> String {
         let n = self.headers.len();
         let mut width = vec![0usize; n];
-        let all = std::iter::once(&self.headers).chain(self.rows.iter()).chain(self.footer.iter());
+        let all = std::iter::once(&self.headers)
+            .chain(self.rows.iter())
+            .chain(self.footer.iter());
         for row in all {
             for (i, c) in row.iter().enumerate().take(n) {
                 width[i] = width[i].max(c.chars().count());
@@ -99,10 +101,27 @@ impl Table {
 
     pub fn render_markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|");
-        let mut out = format!("| {} |\n", self.headers.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
-        out.push_str(&format!("|{}|\n", self.right.iter().map(|r| if *r { "---:" } else { "---" }).collect::<Vec<_>>().join("|")));
+        let mut out = format!(
+            "| {} |\n",
+            self.headers
+                .iter()
+                .map(|h| esc(h))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        out.push_str(&format!(
+            "|{}|\n",
+            self.right
+                .iter()
+                .map(|r| if *r { "---:" } else { "---" })
+                .collect::<Vec<_>>()
+                .join("|")
+        ));
         for r in self.rows.iter().chain(self.footer.iter()) {
-            out.push_str(&format!("| {} |\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+            out.push_str(&format!(
+                "| {} |\n",
+                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            ));
         }
         out
     }
@@ -146,7 +165,13 @@ impl Records {
 
 fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<String> = cells
-        .map(|c| if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() })
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.to_string()
+            }
+        })
         .collect();
     v.join(",") + "\n"
 }

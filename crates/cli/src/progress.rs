@@ -14,10 +14,13 @@ pub struct Progress {
 impl Progress {
     pub fn new(enabled: bool, files: u64) -> Progress {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(Some(files), ProgressDrawTarget::stderr_with_hz(8));
+            let b =
+                ProgressBar::with_draw_target(Some(files), ProgressDrawTarget::stderr_with_hz(8));
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} files {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} files {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.enable_steady_tick(Duration::from_millis(125));
             b

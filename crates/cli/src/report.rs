@@ -21,7 +21,13 @@ pub struct ReportRequest {
 
 impl ReportRequest {
     pub fn all_by(keys: Vec<GroupKey>) -> ReportRequest {
-        ReportRequest { keys, since: None, until: None, zone: Zone::utc(), filters: Filters::default() }
+        ReportRequest {
+            keys,
+            since: None,
+            until: None,
+            zone: Zone::utc(),
+            filters: Filters::default(),
+        }
     }
 
     pub fn from_args(
@@ -40,7 +46,11 @@ impl ReportRequest {
                 Some(g) => keys.push(g),
                 None => bail!(
                     "--by: unknown key `{k}`; the keys are {}",
-                    GroupKey::ALL.iter().map(|k| k.cli_name()).collect::<Vec<_>>().join(", ")
+                    GroupKey::ALL
+                        .iter()
+                        .map(|k| k.cli_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }
         }
@@ -49,8 +59,12 @@ impl ReportRequest {
         }
         let zone = Zone::named(tz)?;
         let now = now_ms();
-        let since = since.map(|s| parse_when(s, &zone, now, false, "--since")).transpose()?;
-        let until = until.map(|s| parse_when(s, &zone, now, true, "--until")).transpose()?;
+        let since = since
+            .map(|s| parse_when(s, &zone, now, false, "--since"))
+            .transpose()?;
+        let until = until
+            .map(|s| parse_when(s, &zone, now, true, "--until"))
+            .transpose()?;
         if let (Some(a), Some(b)) = (since, until) {
             if a >= b {
                 bail!("--since must be before --until");
@@ -61,13 +75,20 @@ impl ReportRequest {
             since,
             until,
             zone,
-            filters: Filters { developers: developers.to_vec(), teams: teams.to_vec(), models: models.to_vec() },
+            filters: Filters {
+                developers: developers.to_vec(),
+                teams: teams.to_vec(),
+                models: models.to_vec(),
+            },
         })
     }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A date (local midnight in `zone`; for `--until` the whole day is included), an RFC 3339
@@ -94,8 +115,16 @@ pub fn parse_when(s: &str, zone: &Zone, now: i64, is_until: bool, flag: &str) ->
     }
 }
 
-pub fn build(store: &Store, config: &Config, catalog: &PriceCatalog, req: &ReportRequest) -> Result<UsageReport> {
-    let local_periods = req.keys.iter().any(|k| matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month));
+pub fn build(
+    store: &Store,
+    config: &Config,
+    catalog: &PriceCatalog,
+    req: &ReportRequest,
+) -> Result<UsageReport> {
+    let local_periods = req
+        .keys
+        .iter()
+        .any(|k| matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month));
     let grain = if !local_periods || req.zone.name() == "UTC" {
         Grain::Day
     } else {
@@ -115,7 +144,11 @@ pub fn build(store: &Store, config: &Config, catalog: &PriceCatalog, req: &Repor
     };
     let facts = store.facts(req.since, req.until, grain)?;
     let attributor = Attributor::new(config, &facts.identities);
-    let spec = ReportSpec { keys: req.keys.clone(), zone: req.zone.clone(), filters: req.filters.clone() };
+    let spec = ReportSpec {
+        keys: req.keys.clone(),
+        zone: req.zone.clone(),
+        filters: req.filters.clone(),
+    };
     let mut b = ReportBuilder::new(
         spec,
         catalog,
@@ -158,13 +191,18 @@ const FIGURES: [&str; 11] = [
 pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
     match format {
         Format::Json | Format::Csv | Format::Aws => {
-            let mut fields: Vec<String> = r.keys.iter().map(|k| k.field_name().to_string()).collect();
+            let mut fields: Vec<String> =
+                r.keys.iter().map(|k| k.field_name().to_string()).collect();
             fields.extend(FIGURES.iter().map(|s| s.to_string()));
             let rows = r
                 .rows
                 .iter()
                 .map(|row| {
-                    let mut cells: Vec<Cell> = row.keys.iter().map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null)).collect();
+                    let mut cells: Vec<Cell> = row
+                        .keys
+                        .iter()
+                        .map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null))
+                        .collect();
                     let f = &row.figures;
                     let t = &f.tokens;
                     cells.extend([
@@ -184,12 +222,29 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                 })
                 .collect();
             let rec = Records { fields, rows };
-            emit(&if format == Format::Csv { rec.to_csv() } else { rec.to_json() })?;
+            emit(&if format == Format::Csv {
+                rec.to_csv()
+            } else {
+                rec.to_json()
+            })?;
         }
         Format::Table | Format::Markdown => {
             let any_unpriced = r.total.unpriced_calls > 0;
-            let mut headers: Vec<String> = r.keys.iter().map(|k| k.cli_name().to_string()).collect();
-            headers.extend(["calls", "errors", "input", "output", "cache read", "cache write", "total tokens", "cost"].map(String::from));
+            let mut headers: Vec<String> =
+                r.keys.iter().map(|k| k.cli_name().to_string()).collect();
+            headers.extend(
+                [
+                    "calls",
+                    "errors",
+                    "input",
+                    "output",
+                    "cache read",
+                    "cache write",
+                    "total tokens",
+                    "cost",
+                ]
+                .map(String::from),
+            );
             if any_unpriced {
                 headers.push("unpriced calls".into());
             }
@@ -206,7 +261,11 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                     group_thousands(t.cache_write()),
                     group_thousands(t.total()),
                     // Never show $0 for calls nobody could price.
-                    if f.unpriced_calls > 0 && f.cost.0 == 0 { "unpriced".to_string() } else { f.cost.to_display() },
+                    if f.unpriced_calls > 0 && f.cost.0 == 0 {
+                        "unpriced".to_string()
+                    } else {
+                        f.cost.to_display()
+                    },
                 ];
                 if any_unpriced {
                     v.push(group_thousands(f.unpriced_calls));
@@ -217,7 +276,11 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                 .rows
                 .iter()
                 .map(|row| {
-                    let mut v: Vec<String> = row.keys.iter().map(|k| k.clone().unwrap_or_else(|| "-".into())).collect();
+                    let mut v: Vec<String> = row
+                        .keys
+                        .iter()
+                        .map(|k| k.clone().unwrap_or_else(|| "-".into()))
+                        .collect();
                     v.extend(figures(&row.figures));
                     v
                 })
@@ -225,8 +288,17 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
             let mut footer = vec![String::new(); r.keys.len()];
             footer[0] = format!("total ({} rows)", r.rows.len());
             footer.extend(figures(&r.total));
-            let t = Table { headers, right, rows, footer: Some(footer) };
-            emit(&if format == Format::Table { t.render() } else { t.render_markdown() })?;
+            let t = Table {
+                headers,
+                right,
+                rows,
+                footer: Some(footer),
+            };
+            emit(&if format == Format::Table {
+                t.render()
+            } else {
+                t.render_markdown()
+            })?;
         }
     }
     if warn {
@@ -237,7 +309,12 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
 
 pub fn print_warnings(r: &UsageReport) {
     for u in &r.unpriced {
-        eprintln!("warning: {} calls of `{}` are unpriced (not counted in cost): {}", group_thousands(u.calls), u.model_id, u.reason);
+        eprintln!(
+            "warning: {} calls of `{}` are unpriced (not counted in cost): {}",
+            group_thousands(u.calls),
+            u.model_id,
+            u.reason
+        );
     }
     for s in &r.shared {
         eprintln!(

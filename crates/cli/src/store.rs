@@ -213,9 +213,12 @@ pub fn default_path() -> Option<std::path::PathBuf> {
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store's directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the store's directory {}", dir.display())
+            })?;
         }
-        let conn = Connection::open(path).with_context(|| format!("cannot open the store {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL + NORMAL: a committed transaction survives a killed process; on power loss only the
@@ -223,13 +226,22 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -65536)?;
-        let mut store = Store { conn, identities: HashMap::new(), key_buf: String::new(), models: HashMap::new() };
-        store.migrate().with_context(|| format!("cannot prepare the store {}", path.display()))?;
+        let mut store = Store {
+            conn,
+            identities: HashMap::new(),
+            key_buf: String::new(),
+            models: HashMap::new(),
+        };
+        store
+            .migrate()
+            .with_context(|| format!("cannot prepare the store {}", path.display()))?;
         Ok(store)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             anyhow::bail!("the store was written by a newer bedrock-usage (schema {version}, this one knows {})", MIGRATIONS.len());
         }
@@ -267,7 +279,12 @@ impl Store {
 
     /// Stores `records` (ignoring those already stored) and the checkpoints that cover them, in
     /// one transaction. `metadata_keys` decides which request-metadata key names a developer.
-    pub fn write(&mut self, records: &[Invocation], checkpoints: &[Checkpoint], metadata_keys: &[String]) -> Result<WriteOutcome> {
+    pub fn write(
+        &mut self,
+        records: &[Invocation],
+        checkpoints: &[Checkpoint],
+        metadata_keys: &[String],
+    ) -> Result<WriteOutcome> {
         let result = self.write_inner(records, checkpoints, metadata_keys);
         if result.is_err() {
             // Ids handed out inside a rolled-back transaction must not be reused.
@@ -277,7 +294,12 @@ impl Store {
         result
     }
 
-    fn write_inner(&mut self, records: &[Invocation], checkpoints: &[Checkpoint], metadata_keys: &[String]) -> Result<WriteOutcome> {
+    fn write_inner(
+        &mut self,
+        records: &[Invocation],
+        checkpoints: &[Checkpoint],
+        metadata_keys: &[String],
+    ) -> Result<WriteOutcome> {
         let tx = self.conn.transaction()?;
         let mut out = WriteOutcome::default();
         let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
@@ -290,14 +312,24 @@ impl Store {
             order.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
             for inv in order {
                 let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
-                let identity = identity_id(&tx, &mut self.identities, &mut self.key_buf, &inv.principal, sk, sv)?;
+                let identity = identity_id(
+                    &tx,
+                    &mut self.identities,
+                    &mut self.key_buf,
+                    &inv.principal,
+                    sk,
+                    sv,
+                )?;
                 let model = model_ref(&tx, &mut self.models, &inv.model_id)?;
                 let t = &inv.tokens;
                 let metadata = if inv.request_metadata.is_empty() {
                     None
                 } else {
-                    let map: serde_json::Map<String, serde_json::Value> =
-                        inv.request_metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+                    let map: serde_json::Map<String, serde_json::Value> = inv
+                        .request_metadata
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                        .collect();
                     Some(serde_json::Value::Object(map).to_string())
                 };
                 let n = insert.execute(params![
@@ -347,9 +379,18 @@ impl Store {
              ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms",
         )?;
         for c in checkpoints {
-            upsert_source.execute(
-                params![c.path, c.fingerprint, c.fingerprint_len as i64, c.size as i64, c.gzip, c.offset as i64, c.lines as i64, c.complete, c.records as i64, now],
-            )?;
+            upsert_source.execute(params![
+                c.path,
+                c.fingerprint,
+                c.fingerprint_len as i64,
+                c.size as i64,
+                c.gzip,
+                c.offset as i64,
+                c.lines as i64,
+                c.complete,
+                c.records as i64,
+                now
+            ])?;
         }
         drop(upsert_source);
         tx.commit()?;
@@ -358,7 +399,11 @@ impl Store {
 
     /// The first and last instants with data (bucket starts of the daily rollup), if any.
     pub fn time_range(&self) -> Result<Option<(i64, i64)>> {
-        let r: (Option<i64>, Option<i64>) = self.conn.query_row("SELECT MIN(bucket_ms), MAX(bucket_ms) FROM rollup_d", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let r: (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT MIN(bucket_ms), MAX(bucket_ms) FROM rollup_d",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(r.0.zip(r.1.map(|m| m + MS_PER_DAY)))
     }
 
@@ -369,19 +414,30 @@ impl Store {
         let mut set = FactSet::default();
         let mut identity_index = HashMap::new();
         {
-            let mut st = self.conn.prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
+            let mut st = self
+                .conn
+                .prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 let id: i64 = r.get(0)?;
                 let key: String = r.get(2)?;
-                let signal = if key.is_empty() { None } else { Some((key, r.get(3)?)) };
+                let signal = if key.is_empty() {
+                    None
+                } else {
+                    Some((key, r.get(3)?))
+                };
                 identity_index.insert(id, set.identities.len());
-                set.identities.push(Identity { principal: r.get(1)?, signal });
+                set.identities.push(Identity {
+                    principal: r.get(1)?,
+                    signal,
+                });
             }
         }
         let mut model_index = HashMap::new();
         {
-            let mut st = self.conn.prepare("SELECT id, model_id FROM model ORDER BY id")?;
+            let mut st = self
+                .conn
+                .prepare("SELECT id, model_id FROM model ORDER BY id")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 model_index.insert(r.get::<_, i64>(0)?, set.model_ids.len());
@@ -395,7 +451,11 @@ impl Store {
             return Ok(set);
         }
         // [lo, hi) = raw head, quarters, hours, days, hours, quarters, raw tail (each as needed).
-        let levels = [(Grain::Quarter, QUARTER_MS, "rollup_q"), (Grain::Hour, HOUR_MS, "rollup_h"), (Grain::Day, MS_PER_DAY, "rollup_d")];
+        let levels = [
+            (Grain::Quarter, QUARTER_MS, "rollup_q"),
+            (Grain::Hour, HOUR_MS, "rollup_h"),
+            (Grain::Day, MS_PER_DAY, "rollup_d"),
+        ];
         let mut pieces: Vec<(&str, i64, i64)> = Vec::new();
         let (mut left, mut right, mut inner) = (lo, hi, "raw");
         for (g, step, table) in levels {
@@ -433,8 +493,12 @@ impl Store {
             while let Some(r) = rows.next()? {
                 let region = intern(&mut strings, &mut set.strings, r.get_ref(3)?.as_str()?);
                 let operation = intern(&mut strings, &mut set.strings, r.get_ref(4)?.as_str()?);
-                let identity = *identity_index.get(&r.get::<_, i64>(1)?).context("a fact names an identity the store does not have")?;
-                let model = *model_index.get(&r.get::<_, i64>(2)?).context("a fact names a model the store does not have")?;
+                let identity = *identity_index
+                    .get(&r.get::<_, i64>(1)?)
+                    .context("a fact names an identity the store does not have")?;
+                let model = *model_index
+                    .get(&r.get::<_, i64>(2)?)
+                    .context("a fact names a model the store does not have")?;
                 set.rows.push(FactRow {
                     bucket_ms: r.get(0)?,
                     identity,
@@ -460,7 +524,12 @@ impl Store {
     /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, with its
     /// identity and model resolved (for queries over the store).
     /// `f` returns false to stop early.
-    pub fn scan_invocations(&self, since: Option<i64>, until: Option<i64>, mut f: impl FnMut(StoredInvocation) -> bool) -> Result<()> {
+    pub fn scan_invocations(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        mut f: impl FnMut(StoredInvocation) -> bool,
+    ) -> Result<()> {
         let mut st = self.conn.prepare(
             "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
                     i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
@@ -468,13 +537,23 @@ impl Store {
              FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref
              WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2",
         )?;
-        let mut rows = st.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
+        let mut rows = st.query(params![
+            since.unwrap_or(i64::MIN),
+            until.unwrap_or(i64::MAX)
+        ])?;
         while let Some(r) = rows.next()? {
             let key: String = r.get(3)?;
             let go_on = f(StoredInvocation {
                 request_id: r.get(0)?,
                 timestamp_ms: r.get(1)?,
-                identity: Identity { principal: r.get(2)?, signal: if key.is_empty() { None } else { Some((key, r.get(4)?)) } },
+                identity: Identity {
+                    principal: r.get(2)?,
+                    signal: if key.is_empty() {
+                        None
+                    } else {
+                        Some((key, r.get(4)?))
+                    },
+                },
                 model_id: r.get(5)?,
                 account_id: r.get(6)?,
                 region: r.get(7)?,
@@ -502,10 +581,19 @@ impl Store {
     /// Every identity in the store (for attribution, which needs them all to tell shared
     /// principals).
     pub fn identities(&self) -> Result<Vec<Identity>> {
-        let mut st = self.conn.prepare("SELECT principal, signal_key, signal FROM identity ORDER BY id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT principal, signal_key, signal FROM identity ORDER BY id")?;
         let rows = st.query_map([], |r| {
             let key: String = r.get(1)?;
-            Ok(Identity { principal: r.get(0)?, signal: if key.is_empty() { None } else { Some((key, r.get(2)?)) } })
+            Ok(Identity {
+                principal: r.get(0)?,
+                signal: if key.is_empty() {
+                    None
+                } else {
+                    Some((key, r.get(2)?))
+                },
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -539,7 +627,11 @@ impl Store {
     }
 
     pub fn invocation_count(&self) -> Result<u64> {
-        Ok(self.conn.query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 }
 
@@ -579,7 +671,14 @@ fn floor_to(v: i64, step: i64) -> i64 {
     v.div_euclid(step) * step
 }
 
-fn identity_id(tx: &Transaction, cache: &mut HashMap<String, i64>, buf: &mut String, principal: &str, key: &str, signal: &str) -> Result<i64> {
+fn identity_id(
+    tx: &Transaction,
+    cache: &mut HashMap<String, i64>,
+    buf: &mut String,
+    principal: &str,
+    key: &str,
+    signal: &str,
+) -> Result<i64> {
     buf.clear();
     for (i, part) in [principal, key, signal].into_iter().enumerate() {
         if i > 0 {
@@ -591,8 +690,15 @@ fn identity_id(tx: &Transaction, cache: &mut HashMap<String, i64>, buf: &mut Str
         return Ok(id);
     }
     let k = buf.clone();
-    tx.execute("INSERT OR IGNORE INTO identity (principal, signal_key, signal) VALUES (?1, ?2, ?3)", params![principal, key, signal])?;
-    let id = tx.query_row("SELECT id FROM identity WHERE principal = ?1 AND signal_key = ?2 AND signal = ?3", params![principal, key, signal], |r| r.get(0))?;
+    tx.execute(
+        "INSERT OR IGNORE INTO identity (principal, signal_key, signal) VALUES (?1, ?2, ?3)",
+        params![principal, key, signal],
+    )?;
+    let id = tx.query_row(
+        "SELECT id FROM identity WHERE principal = ?1 AND signal_key = ?2 AND signal = ?3",
+        params![principal, key, signal],
+        |r| r.get(0),
+    )?;
     cache.insert(k, id);
     Ok(id)
 }
@@ -601,13 +707,24 @@ fn model_ref(tx: &Transaction, cache: &mut HashMap<String, i64>, model_id: &str)
     if let Some(&id) = cache.get(model_id) {
         return Ok(id);
     }
-    tx.execute("INSERT OR IGNORE INTO model (model_id) VALUES (?1)", [model_id])?;
-    let id = tx.query_row("SELECT id FROM model WHERE model_id = ?1", [model_id], |r| r.get(0))?;
+    tx.execute(
+        "INSERT OR IGNORE INTO model (model_id) VALUES (?1)",
+        [model_id],
+    )?;
+    let id = tx.query_row(
+        "SELECT id FROM model WHERE model_id = ?1",
+        [model_id],
+        |r| r.get(0),
+    )?;
     cache.insert(model_id.to_string(), id);
     Ok(id)
 }
 
-fn upsert_rollup(tx: &Transaction, table: &str, deltas: &HashMap<RollupKey, RollupDelta>) -> Result<()> {
+fn upsert_rollup(
+    tx: &Transaction,
+    table: &str,
+    deltas: &HashMap<RollupKey, RollupDelta>,
+) -> Result<()> {
     let mut st = tx.prepare_cached(&format!(
         "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -638,5 +755,8 @@ fn upsert_rollup(tx: &Transaction, table: &str, deltas: &HashMap<RollupKey, Roll
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

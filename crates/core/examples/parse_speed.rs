@@ -28,7 +28,10 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{bytes} bytes, {records} records, {bad} bad in {secs:.3} s: {:.0} MB/s on one core", bytes as f64 / 1e6 / secs);
+    println!(
+        "{bytes} bytes, {records} records, {bad} bad in {secs:.3} s: {:.0} MB/s on one core",
+        bytes as f64 / 1e6 / secs
+    );
 }
 
 #[allow(dead_code)]
@@ -44,5 +47,8 @@ fn baseline(data: &[u8]) {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("baseline IgnoredAny: {n} in {secs:.3} s: {:.0} MB/s", data.len() as f64 / 1e6 / secs);
+    println!(
+        "baseline IgnoredAny: {n} in {secs:.3} s: {:.0} MB/s",
+        data.len() as f64 / 1e6 / secs
+    );
 }

@@ -54,7 +54,9 @@ pub fn parse_principal(arn: &str) -> Principal<'_> {
 
 /// `i-0a1b2c3d` or `i-0a1b2c3d4e5f67890`: an EC2 instance id, as an instance profile's session.
 pub fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-").is_some_and(|h| (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix("i-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// How a call was attributed.
@@ -94,23 +96,37 @@ pub struct Attributor<'c> {
 impl<'c> Attributor<'c> {
     /// Builds an attributor that knows which of `identities` (every identity in the data being
     /// reported) belong to shared principals.
-    pub fn new<'a>(config: &'c Config, identities: impl IntoIterator<Item = &'a Identity>) -> Attributor<'c> {
+    pub fn new<'a>(
+        config: &'c Config,
+        identities: impl IntoIterator<Item = &'a Identity>,
+    ) -> Attributor<'c> {
         let mut devs_by_principal: HashMap<&str, HashSet<String>> = HashMap::new();
         let mut principals: HashSet<&str> = HashSet::new();
         for id in identities {
             principals.insert(&id.principal);
             if let Some((_, v)) = &id.signal {
-                devs_by_principal.entry(&id.principal).or_default().insert(resolve_alias(config, v).to_string());
+                devs_by_principal
+                    .entry(&id.principal)
+                    .or_default()
+                    .insert(resolve_alias(config, v).to_string());
             }
         }
         let mut shared_reasons = HashMap::new();
         for p in principals {
-            let reason = if config.shared_principals.iter().any(|pat| matches_pattern(pat, p)) {
+            let reason = if config
+                .shared_principals
+                .iter()
+                .any(|pat| matches_pattern(pat, p))
+            {
                 Some("listed under `attribution.shared_principals`".to_string())
             } else if devs_by_principal.get(p).is_some_and(|d| d.len() >= 2) {
                 let mut d: Vec<_> = devs_by_principal[p].iter().cloned().collect();
                 d.sort();
-                Some(format!("its calls name {} developers in request metadata ({})", d.len(), d.join(", ")))
+                Some(format!(
+                    "its calls name {} developers in request metadata ({})",
+                    d.len(),
+                    d.join(", ")
+                ))
             } else if let Principal::AssumedRole { session, .. } = parse_principal(p) {
                 (is_instance_id(session) && !config.aliases.contains_key(session) && !config.aliases.contains_key(p))
                     .then(|| format!("its session `{session}` is an EC2 instance id (an instance profile) that no alias claims"))
@@ -121,7 +137,11 @@ impl<'c> Attributor<'c> {
                 shared_reasons.insert(p.to_string(), r);
             }
         }
-        Attributor { config, shared: shared_reasons.keys().cloned().collect(), shared_reasons }
+        Attributor {
+            config,
+            shared: shared_reasons.keys().cloned().collect(),
+            shared_reasons,
+        }
     }
 
     pub fn is_shared(&self, principal: &str) -> bool {
@@ -132,12 +152,20 @@ impl<'c> Attributor<'c> {
         let (developer, via) = self.developer(id);
         let (team, cost_center) = match self.config.developers.get(&developer) {
             Some((team, cc)) => {
-                let cc = cc.clone().or_else(|| team.as_ref().and_then(|t| self.config.team_cost_centers.get(t).cloned()));
+                let cc = cc.clone().or_else(|| {
+                    team.as_ref()
+                        .and_then(|t| self.config.team_cost_centers.get(t).cloned())
+                });
                 (team.clone(), cc)
             }
             None => (None, None),
         };
-        Attribution { developer, team, cost_center, via }
+        Attribution {
+            developer,
+            team,
+            cost_center,
+            via,
+        }
     }
 
     fn developer(&self, id: &Identity) -> (String, Via) {
@@ -153,7 +181,10 @@ impl<'c> Attributor<'c> {
                 if shared {
                     (format!("shared:{role}/{session}"), Via::Shared)
                 } else {
-                    (resolve_alias(self.config, session).to_string(), Via::Session)
+                    (
+                        resolve_alias(self.config, session).to_string(),
+                        Via::Session,
+                    )
                 }
             }
             Principal::User { name } => (resolve_alias(self.config, name).to_string(), Via::User),
@@ -180,17 +211,24 @@ mod tests {
     use super::*;
 
     fn id(p: &str, dev: Option<&str>) -> Identity {
-        Identity { principal: p.to_string(), signal: dev.map(|d| ("developer".to_string(), d.to_string())) }
+        Identity {
+            principal: p.to_string(),
+            signal: dev.map(|d| ("developer".to_string(), d.to_string())),
+        }
     }
 
-    const ROLE: &str = "arn:aws:sts::1:assumed-role/code-server-multi-dev-ec2-role/i-0a1b2c3d4e5f67890";
+    const ROLE: &str =
+        "arn:aws:sts::1:assumed-role/code-server-multi-dev-ec2-role/i-0a1b2c3d4e5f67890";
 
     #[test]
     fn defaults() {
         let c = Config::defaults();
         let ids = [
             id("arn:aws:iam::1:user/alice", None),
-            id("arn:aws:sts::1:assumed-role/AWSReservedSSO_Dev_x/bob@example.com", None),
+            id(
+                "arn:aws:sts::1:assumed-role/AWSReservedSSO_Dev_x/bob@example.com",
+                None,
+            ),
             id(ROLE, Some("carol")),
             id(ROLE, None),
             id("", None),
@@ -198,7 +236,17 @@ mod tests {
         ];
         let a = Attributor::new(&c, &ids);
         let devs: Vec<_> = ids.iter().map(|i| a.attribute(i).developer).collect();
-        assert_eq!(devs, ["alice", "bob@example.com", "carol", "shared:code-server-multi-dev-ec2-role/i-0a1b2c3d4e5f67890", "unknown", "arn:aws:iam::1:root"]);
+        assert_eq!(
+            devs,
+            [
+                "alice",
+                "bob@example.com",
+                "carol",
+                "shared:code-server-multi-dev-ec2-role/i-0a1b2c3d4e5f67890",
+                "unknown",
+                "arn:aws:iam::1:root"
+            ]
+        );
         assert!(a.attribute(&ids[3]).is_shared());
     }
 
@@ -224,7 +272,10 @@ cost_center = "CC-1"
         )
         .expect("config");
         let ids = [
-            id("arn:aws:sts::1:assumed-role/AWSReservedSSO_Dev_x/bob@example.com", None),
+            id(
+                "arn:aws:sts::1:assumed-role/AWSReservedSSO_Dev_x/bob@example.com",
+                None,
+            ),
             id(ROLE, None),
             id("arn:aws:sts::1:assumed-role/ci/run-1", None),
             id("arn:aws:sts::1:assumed-role/box/s", Some("x")),
@@ -233,19 +284,45 @@ cost_center = "CC-1"
         ];
         let a = Attributor::new(&c, &ids);
         let bob = a.attribute(&ids[0]);
-        assert_eq!((bob.developer.as_str(), bob.team.as_deref(), bob.cost_center.as_deref()), ("bob", Some("payments"), Some("CC-1")));
+        assert_eq!(
+            (
+                bob.developer.as_str(),
+                bob.team.as_deref(),
+                bob.cost_center.as_deref()
+            ),
+            ("bob", Some("payments"), Some("CC-1"))
+        );
         // An aliased instance id is a person, not a shared principal.
         let erin = a.attribute(&ids[1]);
-        assert_eq!((erin.developer.as_str(), erin.cost_center.as_deref(), erin.is_shared()), ("erin", Some("CC-9"), false));
+        assert_eq!(
+            (
+                erin.developer.as_str(),
+                erin.cost_center.as_deref(),
+                erin.is_shared()
+            ),
+            ("erin", Some("CC-9"), false)
+        );
         assert!(a.attribute(&ids[2]).is_shared());
         assert_eq!(a.attribute(&ids[3]).developer, "x");
-        assert!(a.attribute(&ids[5]).is_shared(), "two developers in metadata make the principal shared");
+        assert!(
+            a.attribute(&ids[5]).is_shared(),
+            "two developers in metadata make the principal shared"
+        );
     }
 
     #[test]
     fn principals() {
-        assert_eq!(parse_principal("arn:aws:iam::1:user/path/to/dave"), Principal::User { name: "dave" });
-        assert_eq!(parse_principal("arn:aws:sts::1:assumed-role/r/s"), Principal::AssumedRole { role: "r", session: "s" });
+        assert_eq!(
+            parse_principal("arn:aws:iam::1:user/path/to/dave"),
+            Principal::User { name: "dave" }
+        );
+        assert_eq!(
+            parse_principal("arn:aws:sts::1:assumed-role/r/s"),
+            Principal::AssumedRole {
+                role: "r",
+                session: "s"
+            }
+        );
         assert!(is_instance_id("i-0a1b2c3d") && !is_instance_id("i-xyz") && !is_instance_id("bob"));
     }
 }

@@ -89,19 +89,34 @@ pub enum ConfigError {
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })?;
-        Config::from_raw(raw).map_err(|problems| ConfigError::Invalid { origin: origin.to_string(), problems })
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Config::from_raw(raw).map_err(|problems| ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        })
     }
 
     pub fn from_raw(raw: RawConfig) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let mut metadata_keys = Vec::new();
-        for k in raw.attribution.metadata_keys.iter().map(String::as_str).chain(DEFAULT_METADATA_KEYS) {
+        for k in raw
+            .attribution
+            .metadata_keys
+            .iter()
+            .map(String::as_str)
+            .chain(DEFAULT_METADATA_KEYS)
+        {
             if k.trim().is_empty() {
                 problems.push("`attribution.metadata_keys`: an empty key".to_string());
             } else if !metadata_keys.iter().any(|x| x == k) {
@@ -127,7 +142,10 @@ impl Config {
         for (d, dev) in &raw.developers {
             if let Some(t) = &dev.team {
                 if !raw.teams.is_empty() && !raw.teams.contains_key(t) {
-                    problems.push(format!("`developers.{d}.team` = `{t}`: no such team under [teams] (known: {})", raw.teams.keys().cloned().collect::<Vec<_>>().join(", ")));
+                    problems.push(format!(
+                        "`developers.{d}.team` = `{t}`: no such team under [teams] (known: {})",
+                        raw.teams.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
             }
             if raw.aliases.contains_key(d) {
@@ -154,8 +172,16 @@ impl Config {
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
             aliases: raw.aliases.into_iter().collect(),
-            developers: raw.developers.into_iter().map(|(k, v)| (k, (v.team, v.cost_center))).collect(),
-            team_cost_centers: raw.teams.into_iter().filter_map(|(k, v)| v.cost_center.map(|c| (k, c))).collect(),
+            developers: raw
+                .developers
+                .into_iter()
+                .map(|(k, v)| (k, (v.team, v.cost_center)))
+                .collect(),
+            team_cost_centers: raw
+                .teams
+                .into_iter()
+                .filter_map(|(k, v)| v.cost_center.map(|c| (k, c)))
+                .collect(),
             models: raw.models.into_iter().collect(),
             catalog_path: raw.pricing.catalog,
         })
@@ -190,8 +216,16 @@ cost_center = "CC-1"
 [models]
 "arn:x" = ""
 "#;
-        let err = Config::parse(text, "c.toml").expect_err("invalid").to_string();
-        for needle in ["metadata_keys", "shared_principals", "aliases.\"b\"", "developers.alice.team", "models.\"arn:x\""] {
+        let err = Config::parse(text, "c.toml")
+            .expect_err("invalid")
+            .to_string();
+        for needle in [
+            "metadata_keys",
+            "shared_principals",
+            "aliases.\"b\"",
+            "developers.alice.team",
+            "models.\"arn:x\"",
+        ] {
             assert!(err.contains(needle), "{needle} missing in {err}");
         }
         assert!(err.contains("5 problem(s)"), "{err}");
@@ -199,13 +233,19 @@ cost_center = "CC-1"
 
     #[test]
     fn unknown_keys_are_errors_with_a_place() {
-        let err = Config::parse("[attribution]\nmetadata_key = [\"x\"]\n", "c.toml").expect_err("unknown").to_string();
-        assert!(err.contains("metadata_key") && err.contains("c.toml"), "{err}");
+        let err = Config::parse("[attribution]\nmetadata_key = [\"x\"]\n", "c.toml")
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            err.contains("metadata_key") && err.contains("c.toml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn defaults_read_developer_then_user() {
-        let c = Config::parse("[attribution]\nmetadata_keys = [\"engineer\"]\n", "c.toml").expect("ok");
+        let c =
+            Config::parse("[attribution]\nmetadata_keys = [\"engineer\"]\n", "c.toml").expect("ok");
         assert_eq!(c.metadata_keys, ["engineer", "developer", "user"]);
     }
 }

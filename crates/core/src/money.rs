@@ -15,7 +15,11 @@ impl NanoUsd {
     /// Rounds pico-dollars to nano-dollars, half away from zero.
     pub fn from_pico(pico: i128) -> NanoUsd {
         let half = PICO_PER_NANO / 2;
-        let n = if pico >= 0 { (pico + half) / PICO_PER_NANO } else { (pico - half) / PICO_PER_NANO };
+        let n = if pico >= 0 {
+            (pico + half) / PICO_PER_NANO
+        } else {
+            (pico - half) / PICO_PER_NANO
+        };
         NanoUsd(n.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
@@ -46,10 +50,18 @@ impl NanoUsd {
         if a < 1_000_000_000 {
             // Below a dollar: four decimals (1e5 nano each).
             let tenth_millis = (a + 50_000) / 100_000;
-            return format!("{sign}${}.{:04}", tenth_millis / 10_000, tenth_millis % 10_000);
+            return format!(
+                "{sign}${}.{:04}",
+                tenth_millis / 10_000,
+                tenth_millis % 10_000
+            );
         }
         let cents = (a + 5_000_000) / 10_000_000;
-        format!("{sign}${}.{:02}", group_thousands((cents / 100) as u64), cents % 100)
+        format!(
+            "{sign}${}.{:02}",
+            group_thousands((cents / 100) as u64),
+            cents % 100
+        )
     }
 }
 
@@ -84,7 +96,10 @@ pub fn parse_scaled_decimal(s: &str, scale: u32) -> Result<i64, String> {
         Some((a, b)) => (a, b),
         None => (t, ""),
     };
-    if int.is_empty() && frac.is_empty() || !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
         return Err(format!("`{s}` is not a decimal number"));
     }
     if frac.len() > scale as usize {
@@ -98,7 +113,9 @@ pub fn parse_scaled_decimal(s: &str, scale: u32) -> Result<i64, String> {
             .ok_or_else(|| format!("`{s}` is too large"))?;
     }
     for _ in frac.len()..scale as usize {
-        v = v.checked_mul(10).ok_or_else(|| format!("`{s}` is too large"))?;
+        v = v
+            .checked_mul(10)
+            .ok_or_else(|| format!("`{s}` is too large"))?;
     }
     Ok(if neg { -v } else { v })
 }

@@ -17,7 +17,9 @@ pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
 const EMBEDDED_CATALOG: &str = include_str!("../data/catalog.toml");
 
 /// The geography prefixes of system inference profiles.
-const GEO_PREFIXES: &[&str] = &["us-gov.", "global.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "uk.", "sa."];
+const GEO_PREFIXES: &[&str] = &[
+    "us-gov.", "global.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "uk.", "sa.",
+];
 
 /// Where a request was served from, as far as pricing cares.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,21 +93,42 @@ pub fn normalize_model_id(model_id: &str, app_profiles: &HashMap<String, String>
     } else {
         (IdForm::Plain, id)
     };
-    if matches!(form, IdForm::ApplicationProfileArn | IdForm::ProvisionedModelArn | IdForm::OtherArn) {
-        return ModelName { form, geography: Geography::InRegion, key: None, mapped_to: None };
+    if matches!(
+        form,
+        IdForm::ApplicationProfileArn | IdForm::ProvisionedModelArn | IdForm::OtherArn
+    ) {
+        return ModelName {
+            form,
+            geography: Geography::InRegion,
+            key: None,
+            mapped_to: None,
+        };
     }
     let mut geography = Geography::InRegion;
     let mut name = rest;
     for p in GEO_PREFIXES {
         if let Some(r) = name.strip_prefix(p) {
-            geography = if *p == "global." { Geography::Global } else { Geography::Geo(p.trim_end_matches('.').to_string()) };
+            geography = if *p == "global." {
+                Geography::Global
+            } else {
+                Geography::Geo(p.trim_end_matches('.').to_string())
+            };
             name = r;
             break;
         }
     }
-    let form = if form == IdForm::Plain && geography != Geography::InRegion { IdForm::SystemProfile } else { form };
+    let form = if form == IdForm::Plain && geography != Geography::InRegion {
+        IdForm::SystemProfile
+    } else {
+        form
+    };
     let name = name.strip_prefix("anthropic.").unwrap_or(name);
-    ModelName { form, geography, key: Some(strip_version(name)).filter(|k| !k.is_empty()), mapped_to: None }
+    ModelName {
+        form,
+        geography,
+        key: Some(strip_version(name)).filter(|k| !k.is_empty()),
+        mapped_to: None,
+    }
 }
 
 /// `claude-sonnet-4-5-20250929-v1:0` -> `claude-sonnet-4-5`; `claude-opus-4-6-v1` ->
@@ -116,7 +139,10 @@ fn strip_version(name: &str) -> String {
     // A trailing `-vN`, unless it is the model's own name (`claude-v2`, `claude-instant-v1`):
     // a versioned id keeps a digit (generation or date) before it.
     if let Some(i) = s.rfind("-v") {
-        if i + 2 < s.len() && s[i + 2..].chars().all(|c| c.is_ascii_digit()) && s[..i].chars().any(|c| c.is_ascii_digit()) {
+        if i + 2 < s.len()
+            && s[i + 2..].chars().all(|c| c.is_ascii_digit())
+            && s[..i].chars().any(|c| c.is_ascii_digit())
+        {
             s.truncate(i);
         }
     }
@@ -146,12 +172,21 @@ impl Ratio {
         ((n + self.den as i128 / 2) / self.den as i128) as i64
     }
     fn parse_multiple(s: &str) -> Result<Ratio, String> {
-        Ok(Ratio { num: parse_scaled_decimal(s, 6)?, den: 1_000_000 })
+        Ok(Ratio {
+            num: parse_scaled_decimal(s, 6)?,
+            den: 1_000_000,
+        })
     }
     fn parse_percent_increase(s: &str) -> Result<Ratio, String> {
-        let t = s.trim().strip_suffix('%').ok_or_else(|| format!("`{s}` must be a percentage such as `10%`"))?;
+        let t = s
+            .trim()
+            .strip_suffix('%')
+            .ok_or_else(|| format!("`{s}` must be a percentage such as `10%`"))?;
         let pct = parse_scaled_decimal(t, 4)?; // percent x 1e4
-        Ok(Ratio { num: 1_000_000 + pct, den: 1_000_000 })
+        Ok(Ratio {
+            num: 1_000_000 + pct,
+            den: 1_000_000,
+        })
     }
     /// `1.5`, `2`, `1.1`: for messages.
     pub fn describe(self) -> String {
@@ -239,8 +274,12 @@ impl std::fmt::Display for Unpriced {
         match self {
             Unpriced::NoModel(why) => write!(f, "{why}"),
             Unpriced::UnknownModel(k) => write!(f, "no catalog entry for model `{k}`"),
-            Unpriced::NoRateOnDay(k, d) => write!(f, "catalog entry `{k}` has no rate in force on {d}"),
-            Unpriced::NoOneHourRate(k) => write!(f, "catalog entry `{k}` has no 1-hour cache-write rate"),
+            Unpriced::NoRateOnDay(k, d) => {
+                write!(f, "catalog entry `{k}` has no rate in force on {d}")
+            }
+            Unpriced::NoOneHourRate(k) => {
+                write!(f, "catalog entry `{k}` has no 1-hour cache-write rate")
+            }
         }
     }
 }
@@ -250,7 +289,10 @@ pub enum CatalogError {
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: {}", problems.join("; "))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -323,25 +365,37 @@ impl PriceCatalog {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<PriceCatalog, CatalogError> {
-        let raw: RawCatalog = toml::from_str(text).map_err(|e| CatalogError::Parse { origin: origin.to_string(), message: e.to_string() })?;
+        let raw: RawCatalog = toml::from_str(text).map_err(|e| CatalogError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
         let mut problems = Vec::new();
         let mut entries = BTreeMap::new();
         for m in raw.model {
             let key = m.key.trim().to_ascii_lowercase();
             let at = format!("model `{key}`");
             let regional_premium = m.regional_premium.as_deref().and_then(|s| {
-                Ratio::parse_percent_increase(s).map_err(|e| problems.push(format!("{at}: `regional_premium`: {e}"))).ok()
+                Ratio::parse_percent_increase(s)
+                    .map_err(|e| problems.push(format!("{at}: `regional_premium`: {e}")))
+                    .ok()
             });
             let long_context = m.long_context.as_ref().and_then(|lc| {
-                let i = Ratio::parse_multiple(&lc.input).map_err(|e| problems.push(format!("{at}: `long_context.input`: {e}"))).ok();
-                let o = Ratio::parse_multiple(&lc.output).map_err(|e| problems.push(format!("{at}: `long_context.output`: {e}"))).ok();
+                let i = Ratio::parse_multiple(&lc.input)
+                    .map_err(|e| problems.push(format!("{at}: `long_context.input`: {e}")))
+                    .ok();
+                let o = Ratio::parse_multiple(&lc.output)
+                    .map_err(|e| problems.push(format!("{at}: `long_context.output`: {e}")))
+                    .ok();
                 i.zip(o)
             });
             let mut rates = Vec::new();
             for r in &m.rates {
                 let from_day = parse_date(&r.from);
                 if from_day.is_none() {
-                    problems.push(format!("{at}: `from` = `{}` is not a date (YYYY-MM-DD)", r.from));
+                    problems.push(format!(
+                        "{at}: `from` = `{}` is not a date (YYYY-MM-DD)",
+                        r.from
+                    ));
                 }
                 let mut field = |name: &str, v: &str| -> i64 {
                     match parse_scaled_decimal(v, 6) {
@@ -361,7 +415,10 @@ impl PriceCatalog {
                     input: field("input", &r.input),
                     output: field("output", &r.output),
                     cache_write_5m: field("cache_write_5m", &r.cache_write_5m),
-                    cache_write_1h: r.cache_write_1h.as_deref().map(|v| field("cache_write_1h", v)),
+                    cache_write_1h: r
+                        .cache_write_1h
+                        .as_deref()
+                        .map(|v| field("cache_write_1h", v)),
                     cache_read: field("cache_read", &r.cache_read),
                 };
                 rates.push(rate);
@@ -388,7 +445,10 @@ impl PriceCatalog {
         if problems.is_empty() {
             Ok(PriceCatalog { entries })
         } else {
-            Err(CatalogError::Invalid { origin: origin.to_string(), problems })
+            Err(CatalogError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
         }
     }
 
@@ -406,7 +466,13 @@ impl PriceCatalog {
     }
 
     /// The rates that price calls of `model` on `day` (UTC day number), with the rules applied.
-    pub fn decide(&self, model: &ModelName, raw_id: &str, day: i64, long_context: bool) -> Result<PriceDecision, Unpriced> {
+    pub fn decide(
+        &self,
+        model: &ModelName,
+        raw_id: &str,
+        day: i64,
+        long_context: bool,
+    ) -> Result<PriceDecision, Unpriced> {
         let key = match &model.key {
             Some(k) => k,
             None => {
@@ -417,7 +483,10 @@ impl PriceCatalog {
                 }))
             }
         };
-        let entry = self.entries.get(key).ok_or_else(|| Unpriced::UnknownModel(key.clone()))?;
+        let entry = self
+            .entries
+            .get(key)
+            .ok_or_else(|| Unpriced::UnknownModel(key.clone()))?;
         let base = entry
             .rates
             .iter()
@@ -428,7 +497,11 @@ impl PriceCatalog {
             (Geography::Global, _) | (_, None) => None,
             (_, Some(p)) => Some(p),
         };
-        let lc = if long_context { entry.long_context } else { None };
+        let lc = if long_context {
+            entry.long_context
+        } else {
+            None
+        };
         let mut rates = base.clone();
         if let Some((i, o)) = lc {
             rates = rates.scaled(i, o);
@@ -436,14 +509,28 @@ impl PriceCatalog {
         if let Some(p) = premium {
             rates = rates.scaled(p, p);
         }
-        Ok(PriceDecision { key: key.clone(), name: entry.name.clone(), rates, regional_premium: premium, long_context: lc })
+        Ok(PriceDecision {
+            key: key.clone(),
+            name: entry.name.clone(),
+            rates,
+            regional_premium: premium,
+            long_context: lc,
+        })
     }
 
     /// The cost of `tokens` in pico-dollars.
-    pub fn cost_pico(&self, model: &ModelName, raw_id: &str, day: i64, tokens: &Tokens) -> Result<i128, Unpriced> {
+    pub fn cost_pico(
+        &self,
+        model: &ModelName,
+        raw_id: &str,
+        day: i64,
+        tokens: &Tokens,
+    ) -> Result<i128, Unpriced> {
         let long = tokens.input_side() > LONG_CONTEXT_THRESHOLD;
         let d = self.decide(model, raw_id, day, long)?;
-        d.rates.cost_pico(tokens).ok_or(Unpriced::NoOneHourRate(d.key))
+        d.rates
+            .cost_pico(tokens)
+            .ok_or(Unpriced::NoOneHourRate(d.key))
     }
 }
 
@@ -475,51 +562,169 @@ mod tests {
         ];
         for (id, form, geo, key) in cases {
             let m = norm(id);
-            assert_eq!((m.form, m.geography, m.key.as_deref()), (form, geo, key), "{id}");
+            assert_eq!(
+                (m.form, m.geography, m.key.as_deref()),
+                (form, geo, key),
+                "{id}"
+            );
         }
         let mut map = HashMap::new();
-        map.insert("arn:aws:bedrock:us-east-1:1:application-inference-profile/x".to_string(), "global.anthropic.claude-opus-4-5-20251101-v1:0".to_string());
-        let m = normalize_model_id("arn:aws:bedrock:us-east-1:1:application-inference-profile/x", &map);
-        assert_eq!((m.form, m.geography, m.key.as_deref()), (IdForm::ApplicationProfileArn, Geography::Global, Some("claude-opus-4-5")));
+        map.insert(
+            "arn:aws:bedrock:us-east-1:1:application-inference-profile/x".to_string(),
+            "global.anthropic.claude-opus-4-5-20251101-v1:0".to_string(),
+        );
+        let m = normalize_model_id(
+            "arn:aws:bedrock:us-east-1:1:application-inference-profile/x",
+            &map,
+        );
+        assert_eq!(
+            (m.form, m.geography, m.key.as_deref()),
+            (
+                IdForm::ApplicationProfileArn,
+                Geography::Global,
+                Some("claude-opus-4-5")
+            )
+        );
     }
 
     fn cost(id: &str, date: &str, t: Tokens) -> Result<NanoUsd, Unpriced> {
         let c = PriceCatalog::embedded();
-        c.cost_pico(&norm(id), id, parse_date(date).expect("date"), &t).map(NanoUsd::from_pico)
+        c.cost_pico(&norm(id), id, parse_date(date).expect("date"), &t)
+            .map(NanoUsd::from_pico)
     }
 
     #[test]
     fn reference_rates_and_rules() {
-        let m = Tokens { input: 1_000_000, ..Default::default() };
+        let m = Tokens {
+            input: 1_000_000,
+            ..Default::default()
+        };
         // 100k input tokens: below the long-context threshold.
-        let k = Tokens { input: 100_000, ..Default::default() };
+        let k = Tokens {
+            input: 100_000,
+            ..Default::default()
+        };
         // Claude 3 Haiku: $0.25 per million input.
-        assert_eq!(cost("anthropic.claude-3-haiku-20240307-v1:0", "2026-11-03", m), Ok(NanoUsd(250_000_000)));
+        assert_eq!(
+            cost("anthropic.claude-3-haiku-20240307-v1:0", "2026-11-03", m),
+            Ok(NanoUsd(250_000_000))
+        );
         // Sonnet 4.5 global: $3; in a geography: +10%.
-        assert_eq!(cost("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", k), Ok(NanoUsd(300_000_000)));
-        assert_eq!(cost("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", k), Ok(NanoUsd(330_000_000)));
-        assert_eq!(cost("anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", k), Ok(NanoUsd(330_000_000)));
+        assert_eq!(
+            cost(
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "2026-11-03",
+                k
+            ),
+            Ok(NanoUsd(300_000_000))
+        );
+        assert_eq!(
+            cost(
+                "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "2026-11-03",
+                k
+            ),
+            Ok(NanoUsd(330_000_000))
+        );
+        assert_eq!(
+            cost("anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", k),
+            Ok(NanoUsd(330_000_000))
+        );
         // No regional premium before the 4.5 generation; 1M input is long context for Sonnet 4.
-        assert_eq!(cost("us.anthropic.claude-sonnet-4-20250514-v1:0", "2026-11-03", k), Ok(NanoUsd(300_000_000)));
-        assert_eq!(cost("us.anthropic.claude-sonnet-4-20250514-v1:0", "2026-11-03", m), Ok(NanoUsd(6_000_000_000)));
+        assert_eq!(
+            cost(
+                "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                "2026-11-03",
+                k
+            ),
+            Ok(NanoUsd(300_000_000))
+        );
+        assert_eq!(
+            cost(
+                "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                "2026-11-03",
+                m
+            ),
+            Ok(NanoUsd(6_000_000_000))
+        );
         // Long context: input side over 200k: input x2, output x1.5; with the premium on top.
-        let long = Tokens { input: 150_000, cache_read: 50_001, output: 1000, ..Default::default() };
+        let long = Tokens {
+            input: 150_000,
+            cache_read: 50_001,
+            output: 1000,
+            ..Default::default()
+        };
         // (150000*6 + 50001*0.6 + 1000*22.5) per million = 0.9 + 0.0300006 + 0.0225
-        assert_eq!(cost("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", long), Ok(NanoUsd(952_500_600)));
-        let at_threshold = Tokens { input: 200_000, ..Default::default() };
-        assert_eq!(cost("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "2026-11-03", at_threshold), Ok(NanoUsd(600_000_000)));
+        assert_eq!(
+            cost(
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "2026-11-03",
+                long
+            ),
+            Ok(NanoUsd(952_500_600))
+        );
+        let at_threshold = Tokens {
+            input: 200_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            cost(
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "2026-11-03",
+                at_threshold
+            ),
+            Ok(NanoUsd(600_000_000))
+        );
         // Cache classes: Opus 4.5 global 5m 6.25, 1h 10, read 0.50.
-        let cache = Tokens { cache_write_5m: 1_000_000, cache_write_1h: 1_000_000, cache_read: 1_000_000, ..Default::default() };
-        assert_eq!(cost("global.anthropic.claude-opus-4-5-20251101-v1:0", "2026-11-03", cache), Ok(NanoUsd(16_750_000_000)));
+        let cache = Tokens {
+            cache_write_5m: 1_000_000,
+            cache_write_1h: 1_000_000,
+            cache_read: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            cost(
+                "global.anthropic.claude-opus-4-5-20251101-v1:0",
+                "2026-11-03",
+                cache
+            ),
+            Ok(NanoUsd(16_750_000_000))
+        );
         // Claude 3 Haiku has no 1-hour rate.
-        assert!(matches!(cost("anthropic.claude-3-haiku-20240307-v1:0", "2026-11-03", cache), Err(Unpriced::NoOneHourRate(_))));
+        assert!(matches!(
+            cost(
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                "2026-11-03",
+                cache
+            ),
+            Err(Unpriced::NoOneHourRate(_))
+        ));
         // Effective dates: Sonnet 5's introductory rate, then the list rate.
-        assert_eq!(cost("global.anthropic.claude-sonnet-5", "2026-08-31", m), Ok(NanoUsd(2_000_000_000)));
-        assert_eq!(cost("global.anthropic.claude-sonnet-5", "2026-09-01", m), Ok(NanoUsd(3_000_000_000)));
-        assert!(matches!(cost("global.anthropic.claude-sonnet-5", "2026-01-01", m), Err(Unpriced::NoRateOnDay(..))));
+        assert_eq!(
+            cost("global.anthropic.claude-sonnet-5", "2026-08-31", m),
+            Ok(NanoUsd(2_000_000_000))
+        );
+        assert_eq!(
+            cost("global.anthropic.claude-sonnet-5", "2026-09-01", m),
+            Ok(NanoUsd(3_000_000_000))
+        );
+        assert!(matches!(
+            cost("global.anthropic.claude-sonnet-5", "2026-01-01", m),
+            Err(Unpriced::NoRateOnDay(..))
+        ));
         // Unknown models are unpriced, never $0.
-        assert_eq!(cost("anthropic.claude-9-mystery", "2026-11-03", m), Err(Unpriced::UnknownModel("claude-9-mystery".into())));
-        assert!(matches!(cost("arn:aws:bedrock:us-east-1:1:application-inference-profile/zz", "2026-11-03", m), Err(Unpriced::NoModel(_))));
+        assert_eq!(
+            cost("anthropic.claude-9-mystery", "2026-11-03", m),
+            Err(Unpriced::UnknownModel("claude-9-mystery".into()))
+        );
+        assert!(matches!(
+            cost(
+                "arn:aws:bedrock:us-east-1:1:application-inference-profile/zz",
+                "2026-11-03",
+                m
+            ),
+            Err(Unpriced::NoModel(_))
+        ));
     }
 
     #[test]
@@ -536,6 +741,9 @@ mod tests {
         assert_eq!(e.rates[0].input, 1_000_000);
         let bad = PriceCatalog::parse("[[model]]\nkey = \"x\"\nregional_premium = \"ten\"\n[[model.rates]]\nfrom = \"2020-13-01\"\ninput = \"1.0000001\"\noutput = \"2\"\ncache_write_5m = \"1\"\ncache_read = \"0.1\"\n", "bad.toml");
         let msg = bad.expect_err("invalid").to_string();
-        assert!(msg.contains("regional_premium") && msg.contains("`from`") && msg.contains("`input`"), "{msg}");
+        assert!(
+            msg.contains("regional_premium") && msg.contains("`from`") && msg.contains("`input`"),
+            "{msg}"
+        );
     }
 }

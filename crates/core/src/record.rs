@@ -102,7 +102,6 @@ pub enum RecordError {
     Empty(&'static str),
 }
 
-
 /// The 5-minute / 1-hour split of cache writes, as found in an output body.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSplit {
@@ -160,7 +159,10 @@ struct Seen(Vec<&'static str>);
 impl Seen {
     fn once(&mut self, field: &'static str) -> Result<&'static str, RecordError> {
         if self.0.contains(&field) {
-            return Err(RecordError::Field { field: field.to_string(), message: "given twice".to_string() });
+            return Err(RecordError::Field {
+                field: field.to_string(),
+                message: "given twice".to_string(),
+            });
         }
         self.0.push(field);
         Ok(field)
@@ -176,7 +178,9 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
             "timestamp" => r.timestamp = sc.opt_string(seen.once("timestamp")?)?,
             "accountId" => r.account_id = sc.opt_string(seen.once("accountId")?)?,
             "region" => r.region = sc.opt_string(seen.once("region")?)?,
-            "inferenceRegion" => r.inference_region = sc.opt_string(seen.once("inferenceRegion")?)?,
+            "inferenceRegion" => {
+                r.inference_region = sc.opt_string(seen.once("inferenceRegion")?)?
+            }
             "requestId" => r.request_id = sc.opt_string(seen.once("requestId")?)?,
             "operation" => r.operation = sc.opt_string(seen.once("operation")?)?,
             "modelId" => r.model_id = sc.opt_string(seen.once("modelId")?)?,
@@ -209,9 +213,15 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
                 if sc.opt_object(seen.once("input")?)? {
                     sc.object(|sc, k| {
                         match k.as_ref() {
-                            "inputTokenCount" => r.input_tokens = sc.opt_u64("input.inputTokenCount")?,
-                            "cacheReadInputTokenCount" => r.cache_read = sc.opt_u64("input.cacheReadInputTokenCount")?,
-                            "cacheWriteInputTokenCount" => r.cache_write = sc.opt_u64("input.cacheWriteInputTokenCount")?,
+                            "inputTokenCount" => {
+                                r.input_tokens = sc.opt_u64("input.inputTokenCount")?
+                            }
+                            "cacheReadInputTokenCount" => {
+                                r.cache_read = sc.opt_u64("input.cacheReadInputTokenCount")?
+                            }
+                            "cacheWriteInputTokenCount" => {
+                                r.cache_write = sc.opt_u64("input.cacheWriteInputTokenCount")?
+                            }
                             "inputBodyS3Path" => r.input_s3 = sc.present()?,
                             _ => sc.skip_value()?,
                         }
@@ -223,7 +233,9 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
                 if sc.opt_object(seen.once("output")?)? {
                     sc.object(|sc, k| {
                         match k.as_ref() {
-                            "outputTokenCount" => r.output_tokens = sc.opt_u64("output.outputTokenCount")?,
+                            "outputTokenCount" => {
+                                r.output_tokens = sc.opt_u64("output.outputTokenCount")?
+                            }
                             "outputBodyS3Path" => r.output_s3 = sc.present()?,
                             "outputBodyJson" => r.split = body_cache_split(sc)?,
                             _ => sc.skip_value()?,
@@ -245,7 +257,13 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
 fn body_cache_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
     let mut split = CacheSplit::default();
     match sc.peek_value() {
-        Some(b'{') => sc.object(|sc, k| if k == "usage" { usage_split(sc).map(|s| split = s) } else { sc.skip_value() })?,
+        Some(b'{') => sc.object(|sc, k| {
+            if k == "usage" {
+                usage_split(sc).map(|s| split = s)
+            } else {
+                sc.skip_value()
+            }
+        })?,
         Some(b'[') => sc.array(|sc| {
             if sc.peek_value() != Some(b'{') {
                 return sc.skip_value();
@@ -254,7 +272,13 @@ fn body_cache_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
             let mut event = CacheSplit::default();
             sc.object(|sc, k| match (k.as_ref(), sc.peek_value()) {
                 ("type", Some(b'"')) => sc.string().map(|t| is_start = t == "message_start"),
-                ("message", Some(b'{')) => sc.object(|sc, k| if k == "usage" { usage_split(sc).map(|s| event = s) } else { sc.skip_value() }),
+                ("message", Some(b'{')) => sc.object(|sc, k| {
+                    if k == "usage" {
+                        usage_split(sc).map(|s| event = s)
+                    } else {
+                        sc.skip_value()
+                    }
+                }),
                 _ => sc.skip_value(),
             })?;
             if is_start && !split.found {
@@ -288,7 +312,11 @@ fn usage_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
             Ok(())
         })?;
         if m5.is_some() || h1.is_some() {
-            split = CacheSplit { found: true, ephemeral_5m: m5.unwrap_or(0), ephemeral_1h: h1.unwrap_or(0) };
+            split = CacheSplit {
+                found: true,
+                ephemeral_5m: m5.unwrap_or(0),
+                ephemeral_1h: h1.unwrap_or(0),
+            };
         }
         Ok(())
     })?;
@@ -306,7 +334,8 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
         return Err(RecordError::Empty("requestId"));
     }
     let ts = raw.timestamp.ok_or(RecordError::Missing("timestamp"))?;
-    let timestamp_ms = parse_timestamp_ms(&ts).ok_or_else(|| RecordError::BadTimestamp(ts.to_string()))?;
+    let timestamp_ms =
+        parse_timestamp_ms(&ts).ok_or_else(|| RecordError::BadTimestamp(ts.to_string()))?;
     let model_id = raw.model_id.ok_or(RecordError::Missing("modelId"))?;
     if model_id.trim().is_empty() {
         return Err(RecordError::Empty("modelId"));
@@ -322,7 +351,10 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
         model_id: model_id.into_owned(),
         principal: raw.principal.map(Cow::into_owned).unwrap_or_default(),
         request_metadata: raw.request_metadata,
-        error_code: raw.error_code.map(Cow::into_owned).filter(|s| !s.is_empty()),
+        error_code: raw
+            .error_code
+            .map(Cow::into_owned)
+            .filter(|s| !s.is_empty()),
         tokens: Tokens {
             input: raw.input_tokens.unwrap_or(0),
             output: raw.output_tokens.unwrap_or(0),
@@ -372,12 +404,21 @@ mod tests {
     fn split_is_capped_by_the_records_total() {
         let line = br#"{"timestamp":"2026-11-03T02:14:07Z","requestId":"r","modelId":"m","input":{"cacheWriteInputTokenCount":50},"output":{"outputBodyJson":{"usage":{"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":80}}}}}"#;
         let inv = parse_record(line).expect("record");
-        assert_eq!((inv.tokens.cache_write_5m, inv.tokens.cache_write_1h), (0, 50));
+        assert_eq!(
+            (inv.tokens.cache_write_5m, inv.tokens.cache_write_1h),
+            (0, 50)
+        );
     }
 
     #[test]
     fn odd_bodies_are_not_errors() {
-        for body in [r#""text""#, "null", "3", "[1,2,{\"type\":\"message_start\",\"message\":7}]", r#"{"usage":[1]}"#] {
+        for body in [
+            r#""text""#,
+            "null",
+            "3",
+            "[1,2,{\"type\":\"message_start\",\"message\":7}]",
+            r#"{"usage":[1]}"#,
+        ] {
             let line = format!(
                 r#"{{"timestamp":"2026-11-03T02:14:07Z","requestId":"r","modelId":"m","output":{{"outputBodyJson":{body}}}}}"#
             );
@@ -387,10 +428,22 @@ mod tests {
 
     #[test]
     fn not_records() {
-        assert_eq!(parse_record(br#"{"timestamp":"2026-11-03T02:14:07Z","modelId":"m"}"#), Err(RecordError::Missing("requestId")));
-        assert!(matches!(parse_record(br#"{"schemaType":"Other","requestId":"r"}"#), Err(RecordError::WrongSchema(_))));
-        assert_eq!(parse_record(b"[1,2]"), Err(RecordError::NotAnObject("an array")));
-        assert!(matches!(parse_record(br#"{"requestId":"r","timestamp":"yesterday","modelId":"m"}"#), Err(RecordError::BadTimestamp(_))));
+        assert_eq!(
+            parse_record(br#"{"timestamp":"2026-11-03T02:14:07Z","modelId":"m"}"#),
+            Err(RecordError::Missing("requestId"))
+        );
+        assert!(matches!(
+            parse_record(br#"{"schemaType":"Other","requestId":"r"}"#),
+            Err(RecordError::WrongSchema(_))
+        ));
+        assert_eq!(
+            parse_record(b"[1,2]"),
+            Err(RecordError::NotAnObject("an array"))
+        );
+        assert!(matches!(
+            parse_record(br#"{"requestId":"r","timestamp":"yesterday","modelId":"m"}"#),
+            Err(RecordError::BadTimestamp(_))
+        ));
         assert_eq!(
             parse_record(br#"{"requestId":"r","timestamp":"2026-11-03T02:14:07Z","modelId":"m","input":{"inputTokenCount":-1}}"#),
             Err(RecordError::Field { field: "input.inputTokenCount".into(), message: "expected a non-negative integer, found `-1`".into() })

@@ -42,7 +42,9 @@ impl GroupKey {
     ];
 
     pub fn parse(s: &str) -> Option<GroupKey> {
-        GroupKey::ALL.into_iter().find(|k| k.cli_name() == s || k.field_name() == s)
+        GroupKey::ALL
+            .into_iter()
+            .find(|k| k.cli_name() == s || k.field_name() == s)
     }
 
     /// As written after `--by`.
@@ -124,7 +126,13 @@ struct Acc {
 
 impl Acc {
     fn figures(&self) -> Figures {
-        Figures { calls: self.calls, errors: self.errors, tokens: self.tokens, cost: NanoUsd::from_pico(self.pico), unpriced_calls: self.unpriced_calls }
+        Figures {
+            calls: self.calls,
+            errors: self.errors,
+            tokens: self.tokens,
+            cost: NanoUsd::from_pico(self.pico),
+            unpriced_calls: self.unpriced_calls,
+        }
     }
 }
 
@@ -256,21 +264,33 @@ impl<'a> ReportBuilder<'a> {
                 (f.developers.is_empty() || f.developers.contains(&a.developer))
                     && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref())),
             );
-            let opt = |s: &Option<String>, st: &mut Interner| s.as_deref().map(|v| st.id(v) as u64).unwrap_or(NONE);
+            let opt = |s: &Option<String>, st: &mut Interner| {
+                s.as_deref().map(|v| st.id(v) as u64).unwrap_or(NONE)
+            };
             who.push(Who {
                 developer: strings.id(&a.developer) as u64,
                 team: opt(&a.team, &mut strings),
                 cost_center: opt(&a.cost_center, &mut strings),
-                principal: strings.id(if i.principal.is_empty() { "unknown" } else { &i.principal }) as u64,
+                principal: strings.id(if i.principal.is_empty() {
+                    "unknown"
+                } else {
+                    &i.principal
+                }) as u64,
                 shared: a.via == Via::Shared,
             });
         }
         // Model filters are decided once per model.
-        let kept_model: Vec<bool> = model_ids
-            .iter()
-            .zip(&models)
-            .map(|(raw, m)| spec.filters.models.is_empty() || spec.filters.models.iter().any(|q| raw == q || strings.names[m.label as usize].contains(q.as_str())))
-            .collect();
+        let kept_model: Vec<bool> =
+            model_ids
+                .iter()
+                .zip(&models)
+                .map(|(raw, m)| {
+                    spec.filters.models.is_empty()
+                        || spec.filters.models.iter().any(|q| {
+                            raw == q || strings.names[m.label as usize].contains(q.as_str())
+                        })
+                })
+                .collect();
         let mut kept = Vec::with_capacity(identities.len() * model_ids.len());
         for &d in &kept_dev {
             for &m in &kept_model {
@@ -303,11 +323,23 @@ impl<'a> ReportBuilder<'a> {
         }
         let utc_day = fact.bucket_ms.div_euclid(MS_PER_DAY);
         let (catalog, models, model_ids) = (self.catalog, &self.models, self.model_ids);
-        let rates = self.prices.entry((fact.model, utc_day, fact.long_context)).or_insert_with(|| {
-            catalog.decide(&models[fact.model].name, &model_ids[fact.model], utc_day, fact.long_context).map(|d| d.rates)
-        });
+        let rates = self
+            .prices
+            .entry((fact.model, utc_day, fact.long_context))
+            .or_insert_with(|| {
+                catalog
+                    .decide(
+                        &models[fact.model].name,
+                        &model_ids[fact.model],
+                        utc_day,
+                        fact.long_context,
+                    )
+                    .map(|d| d.rates)
+            });
         let priced = match rates {
-            Ok(r) => r.cost_pico(&fact.tokens).ok_or_else(|| Unpriced::NoOneHourRate(models[fact.model].name.key.clone().unwrap_or_default())),
+            Ok(r) => r.cost_pico(&fact.tokens).ok_or_else(|| {
+                Unpriced::NoOneHourRate(models[fact.model].name.key.clone().unwrap_or_default())
+            }),
             Err(e) => Err(e.clone()),
         };
         let (pico, unpriced_calls) = match priced {
@@ -316,14 +348,20 @@ impl<'a> ReportBuilder<'a> {
             // "unpriced" in any way that matters to a bill.
             Err(_) if fact.tokens.total() == 0 => (0, 0),
             Err(why) => {
-                let e = self.unpriced.entry(model_ids[fact.model].clone()).or_insert_with(|| (why.to_string(), 0));
+                let e = self
+                    .unpriced
+                    .entry(model_ids[fact.model].clone())
+                    .or_insert_with(|| (why.to_string(), 0));
                 e.1 += fact.calls;
                 (0, fact.calls)
             }
         };
         let who = &self.who[fact.identity];
         if who.shared {
-            *self.shared.entry(self.identities[fact.identity].principal.clone()).or_default() += fact.calls;
+            *self
+                .shared
+                .entry(self.identities[fact.identity].principal.clone())
+                .or_default() += fact.calls;
         }
         let mut key = [0u64; MAX_KEYS];
         for (slot, k) in key.iter_mut().zip(&self.keys) {
@@ -340,7 +378,11 @@ impl<'a> ReportBuilder<'a> {
                 // Calendar keys hold the local day number; labels are made at the end.
                 GroupKey::Day | GroupKey::Week | GroupKey::Month => {
                     let zone = &self.zone;
-                    *self.local_days.entry(fact.bucket_ms).or_insert_with(|| zone.local_day(fact.bucket_ms)) as u64
+                    *self
+                        .local_days
+                        .entry(fact.bucket_ms)
+                        .or_insert_with(|| zone.local_day(fact.bucket_ms))
+                        as u64
                 }
             };
         }
@@ -384,13 +426,25 @@ impl<'a> ReportBuilder<'a> {
         let mut rows: Vec<ReportRow> = self
             .groups
             .iter()
-            .map(|(key, acc)| ReportRow { keys: self.keys.iter().zip(key).map(|(k, v)| self.label(*k, *v)).collect(), figures: acc.figures() })
+            .map(|(key, acc)| ReportRow {
+                keys: self
+                    .keys
+                    .iter()
+                    .zip(key)
+                    .map(|(k, v)| self.label(*k, *v))
+                    .collect(),
+                figures: acc.figures(),
+            })
             .collect();
         if time_first {
             rows.sort_by(|a, b| a.keys.cmp(&b.keys));
         } else {
             rows.sort_by(|a, b| {
-                b.figures.cost.cmp(&a.figures.cost).then(b.figures.calls.cmp(&a.figures.calls)).then(a.keys.cmp(&b.keys))
+                b.figures
+                    .cost
+                    .cmp(&a.figures.cost)
+                    .then(b.figures.calls.cmp(&a.figures.calls))
+                    .then(a.keys.cmp(&b.keys))
             });
         }
         let attributor = self.attributor;
@@ -398,12 +452,24 @@ impl<'a> ReportBuilder<'a> {
             keys: self.keys,
             rows,
             total: self.total.figures(),
-            unpriced: self.unpriced.into_iter().map(|(model_id, (reason, calls))| UnpricedModel { model_id, reason, calls }).collect(),
+            unpriced: self
+                .unpriced
+                .into_iter()
+                .map(|(model_id, (reason, calls))| UnpricedModel {
+                    model_id,
+                    reason,
+                    calls,
+                })
+                .collect(),
             shared: self
                 .shared
                 .into_iter()
                 .map(|(principal, calls)| SharedPrincipal {
-                    reason: attributor.shared_reasons.get(&principal).cloned().unwrap_or_default(),
+                    reason: attributor
+                        .shared_reasons
+                        .get(&principal)
+                        .cloned()
+                        .unwrap_or_default(),
                     principal,
                     calls,
                 })
@@ -422,28 +488,68 @@ mod tests {
     fn groups_prices_and_flags() {
         let config = Config::defaults();
         let identities = vec![
-            Identity { principal: "arn:aws:iam::1:user/alice".into(), signal: None },
-            Identity { principal: "arn:aws:sts::1:assumed-role/r/i-0a1b2c3d4e5f67890".into(), signal: None },
+            Identity {
+                principal: "arn:aws:iam::1:user/alice".into(),
+                signal: None,
+            },
+            Identity {
+                principal: "arn:aws:sts::1:assumed-role/r/i-0a1b2c3d4e5f67890".into(),
+                signal: None,
+            },
         ];
-        let models = vec!["global.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(), "anthropic.claude-9".to_string()];
+        let models = vec![
+            "global.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(),
+            "anthropic.claude-9".to_string(),
+        ];
         let attributor = Attributor::new(&config, &identities);
         let catalog = PriceCatalog::embedded();
-        let mut b = ReportBuilder::new(ReportSpec { keys: vec![GroupKey::Developer], zone: Zone::utc(), filters: Filters::default() }, &catalog, &attributor, &identities, &models, &HashMap::new());
+        let mut b = ReportBuilder::new(
+            ReportSpec {
+                keys: vec![GroupKey::Developer],
+                zone: Zone::utc(),
+                filters: Filters::default(),
+            },
+            &catalog,
+            &attributor,
+            &identities,
+            &models,
+            &HashMap::new(),
+        );
         let ts = parse_timestamp_ms("2026-11-03T10:00:00Z").expect("ts");
-        let million = Tokens { input: 1_000_000, ..Default::default() };
-        let fact = |identity, model, calls| Fact { bucket_ms: ts, identity, model, region: "us-east-1", operation: "Converse", long_context: false, calls, errors: 0, tokens: million };
+        let million = Tokens {
+            input: 1_000_000,
+            ..Default::default()
+        };
+        let fact = |identity, model, calls| Fact {
+            bucket_ms: ts,
+            identity,
+            model,
+            region: "us-east-1",
+            operation: "Converse",
+            long_context: false,
+            calls,
+            errors: 0,
+            tokens: million,
+        };
         b.add(&fact(0, 0, 2));
         b.add(&fact(0, 1, 1));
         b.add(&fact(1, 0, 1));
         let r = b.finish();
         assert_eq!(r.rows.len(), 2);
-        let alice = r.rows.iter().find(|row| row.keys[0].as_deref() == Some("alice")).expect("alice");
+        let alice = r
+            .rows
+            .iter()
+            .find(|row| row.keys[0].as_deref() == Some("alice"))
+            .expect("alice");
         assert_eq!(alice.figures.calls, 3);
         assert_eq!(alice.figures.cost, NanoUsd(3_000_000_000));
         assert_eq!(alice.figures.unpriced_calls, 1);
         assert_eq!(r.unpriced.len(), 1);
         assert_eq!(r.shared.len(), 1);
         assert_eq!(r.total.cost, NanoUsd(6_000_000_000));
-        assert!(r.rows.iter().any(|row| row.keys[0].as_deref() == Some("shared:r/i-0a1b2c3d4e5f67890")));
+        assert!(r
+            .rows
+            .iter()
+            .any(|row| row.keys[0].as_deref() == Some("shared:r/i-0a1b2c3d4e5f67890")));
     }
 }

@@ -31,13 +31,22 @@ impl<'a> Scan<'a> {
     /// A syntax error at the cursor (columns count bytes from 1).
     pub fn err(&self, message: &str) -> RecordError {
         if self.i >= self.b.len() {
-            return RecordError::Json { column: self.b.len() + 1, message: format!("the line ends early: {message}") };
+            return RecordError::Json {
+                column: self.b.len() + 1,
+                message: format!("the line ends early: {message}"),
+            };
         }
-        RecordError::Json { column: self.i + 1, message: message.to_string() }
+        RecordError::Json {
+            column: self.i + 1,
+            message: message.to_string(),
+        }
     }
 
     fn field_err(field: &str, message: String) -> RecordError {
-        RecordError::Field { field: field.to_string(), message }
+        RecordError::Field {
+            field: field.to_string(),
+            message,
+        }
     }
 
     #[inline]
@@ -100,7 +109,10 @@ impl<'a> Scan<'a> {
             return Ok(true);
         }
         let found = self.kind();
-        Err(Self::field_err(field, format!("expected an object, found {found}")))
+        Err(Self::field_err(
+            field,
+            format!("expected an object, found {found}"),
+        ))
     }
 
     /// Skips a value and says whether it was anything but null.
@@ -114,7 +126,10 @@ impl<'a> Scan<'a> {
 
     /// `{ "key": value, ... }`: calls `f` for each key with the cursor on its value; `f` must
     /// consume the value.
-    pub fn object(&mut self, mut f: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), RecordError>) -> Result<(), RecordError> {
+    pub fn object(
+        &mut self,
+        mut f: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
         self.eat(b'{', "`{`")?;
         if self.peek_value() == Some(b'}') {
             self.i += 1;
@@ -139,7 +154,10 @@ impl<'a> Scan<'a> {
     }
 
     /// `[ value, ... ]`: calls `f` with the cursor on each element; `f` must consume it.
-    pub fn array(&mut self, mut f: impl FnMut(&mut Self) -> Result<(), RecordError>) -> Result<(), RecordError> {
+    pub fn array(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
         self.eat(b'[', "`[`")?;
         if self.peek_value() == Some(b']') {
             self.i += 1;
@@ -165,7 +183,10 @@ impl<'a> Scan<'a> {
             _ if self.null() => Ok(None),
             _ => {
                 let found = self.kind();
-                Err(Self::field_err(field, format!("expected a string, found {found}")))
+                Err(Self::field_err(
+                    field,
+                    format!("expected a string, found {found}"),
+                ))
             }
         }
     }
@@ -181,22 +202,34 @@ impl<'a> Scan<'a> {
             Some(b'-') => {
                 self.skip_value()?;
                 let text = String::from_utf8_lossy(&self.b[start..self.i]);
-                return Err(Self::field_err(field, format!("expected a non-negative integer, found `{text}`")));
+                return Err(Self::field_err(
+                    field,
+                    format!("expected a non-negative integer, found `{text}`"),
+                ));
             }
             _ => {
                 let found = self.kind();
-                return Err(Self::field_err(field, format!("expected a non-negative integer, found {found}")));
+                return Err(Self::field_err(
+                    field,
+                    format!("expected a non-negative integer, found {found}"),
+                ));
             }
         }
         let mut v: u64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v.checked_mul(10).and_then(|v| v.checked_add((c - b'0') as u64)).ok_or_else(|| Self::field_err(field, "the number is too large".into()))?;
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((c - b'0') as u64))
+                .ok_or_else(|| Self::field_err(field, "the number is too large".into()))?;
             self.i += 1;
         }
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             self.skip_value_from(start)?;
             let text = String::from_utf8_lossy(&self.b[start..self.i]);
-            return Err(Self::field_err(field, format!("expected a non-negative integer, found `{text}`")));
+            return Err(Self::field_err(
+                field,
+                format!("expected a non-negative integer, found `{text}`"),
+            ));
         }
         Ok(Some(v))
     }
@@ -206,10 +239,13 @@ impl<'a> Scan<'a> {
         self.ws();
         let start = self.i;
         self.skip_value_from(start)?;
-        std::str::from_utf8(&self.b[start..self.i]).ok().and_then(|t| t.parse().ok()).ok_or_else(|| {
-            self.i = start;
-            self.err("not a number")
-        })
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| {
+                self.i = start;
+                self.err("not a number")
+            })
     }
 
     /// Consumes `true` or `false`.
@@ -257,8 +293,10 @@ impl<'a> Scan<'a> {
                     self.i = start + p;
                     return Err(self.err("a control character inside a string"));
                 }
-                let s = std::str::from_utf8(raw)
-                    .map_err(|e| RecordError::Json { column: start + e.valid_up_to() + 1, message: "invalid UTF-8 inside a string".into() })?;
+                let s = std::str::from_utf8(raw).map_err(|e| RecordError::Json {
+                    column: start + e.valid_up_to() + 1,
+                    message: "invalid UTF-8 inside a string".into(),
+                })?;
                 self.i = start + k + 1;
                 Ok(Cow::Borrowed(s))
             }
@@ -288,7 +326,10 @@ impl<'a> Scan<'a> {
             i += k;
             if b[i] == b'"' {
                 self.i = i + 1;
-                return String::from_utf8(out).map_err(|_| RecordError::Json { column: start + 1, message: "invalid UTF-8 inside a string".into() });
+                return String::from_utf8(out).map_err(|_| RecordError::Json {
+                    column: start + 1,
+                    message: "invalid UTF-8 inside a string".into(),
+                });
             }
             let esc = b.get(i + 1).copied();
             i += 2;
@@ -305,7 +346,11 @@ impl<'a> Scan<'a> {
                     let hi = self.hex4(i)?;
                     i += 4;
                     let code = if (0xD800..0xDC00).contains(&hi) {
-                        let lo = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') { Some(self.hex4(i + 2)?) } else { None };
+                        let lo = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
+                            Some(self.hex4(i + 2)?)
+                        } else {
+                            None
+                        };
                         match lo {
                             Some(lo) if (0xDC00..0xE000).contains(&lo) => {
                                 i += 6;
@@ -338,7 +383,12 @@ impl<'a> Scan<'a> {
     }
 
     fn hex4(&mut self, at: usize) -> Result<u32, RecordError> {
-        let h = self.b.get(at..at + 4).filter(|h| h.iter().all(u8::is_ascii_hexdigit)).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+        let h = self
+            .b
+            .get(at..at + 4)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
         h.ok_or_else(|| {
             self.i = at;
             self.err("an invalid \\u escape")
@@ -473,7 +523,8 @@ fn find_escaped(backslash: u64, prev_escaped: &mut u64) -> u64 {
     let backslash = backslash & !*prev_escaped;
     let follows_escape = (backslash << 1) | *prev_escaped;
     let odd_sequence_starts = backslash & !EVEN_BITS & !follows_escape;
-    let (sequences_starting_on_even_bits, overflow) = odd_sequence_starts.overflowing_add(backslash);
+    let (sequences_starting_on_even_bits, overflow) =
+        odd_sequence_starts.overflowing_add(backslash);
     *prev_escaped = overflow as u64;
     let invert_mask = sequences_starting_on_even_bits << 1;
     (EVEN_BITS ^ invert_mask) & follows_escape
@@ -486,7 +537,9 @@ fn block_masks(block: &[u8]) -> (u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
         // SSE2 is part of x86_64 itself: no CPU detection, no `target-cpu=native`.
-        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
         // SAFETY: SSE2 is always available on x86_64, and the four 16-byte loads read
         // `block[0..64]`, which the assertion above and every caller guarantee exists.
         unsafe {
@@ -517,14 +570,26 @@ fn block_masks(block: &[u8]) -> (u64, u64) {
 fn next_structural(b: &[u8], mut i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
         // SAFETY: as in `skip_string_body`.
         unsafe {
-            let (q, lb, rb, ls, rs) = (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'{' as i8), _mm_set1_epi8(b'}' as i8), _mm_set1_epi8(b'[' as i8), _mm_set1_epi8(b']' as i8));
+            let (q, lb, rb, ls, rs) = (
+                _mm_set1_epi8(b'"' as i8),
+                _mm_set1_epi8(b'{' as i8),
+                _mm_set1_epi8(b'}' as i8),
+                _mm_set1_epi8(b'[' as i8),
+                _mm_set1_epi8(b']' as i8),
+            );
             while i + 16 <= b.len() {
                 let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
                 let m = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_or_si128(_mm_cmpeq_epi8(v, lb), _mm_cmpeq_epi8(v, rb))),
+                    _mm_or_si128(
+                        _mm_cmpeq_epi8(v, q),
+                        _mm_or_si128(_mm_cmpeq_epi8(v, lb), _mm_cmpeq_epi8(v, rb)),
+                    ),
                     _mm_or_si128(_mm_cmpeq_epi8(v, ls), _mm_cmpeq_epi8(v, rs)),
                 );
                 let mask = _mm_movemask_epi8(m) as u32;
@@ -535,7 +600,10 @@ fn next_structural(b: &[u8], mut i: usize) -> Option<usize> {
             }
         }
     }
-    b.get(i..)?.iter().position(|c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']')).map(|k| i + k)
+    b.get(i..)?
+        .iter()
+        .position(|c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']'))
+        .map(|k| i + k)
 }
 
 #[cfg(test)]
@@ -546,8 +614,18 @@ mod tests {
     fn strings_unescape_exactly() {
         let mut s = Scan::new(br#""a\"b\\c\/\n\u00e9\ud83d\ude00""#);
         assert_eq!(s.string().expect("string"), "a\"b\\c/\n\u{e9}\u{1F600}");
-        for bad in [&br#""abc"#[..], br#""\x""#, br#""\ud83d""#, br#""\u12G4""#, b"\"a\x01\""] {
-            assert!(Scan::new(bad).string().is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &br#""abc"#[..],
+            br#""\x""#,
+            br#""\ud83d""#,
+            br#""\u12G4""#,
+            b"\"a\x01\"",
+        ] {
+            assert!(
+                Scan::new(bad).string().is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -557,7 +635,11 @@ mod tests {
         s.skip_value().expect("skip");
         assert_eq!(&s.b[s.i..], b" tail");
         for bad in [&b"{\"a\":[}"[..], b"[[[", b"{\"a\":\"}"] {
-            assert!(Scan::new(bad).skip_value().is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                Scan::new(bad).skip_value().is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(Scan::new(deep.as_bytes()).skip_value().is_err());
@@ -582,7 +664,9 @@ mod tests {
         for _ in 0..3000 {
             let mut v = Vec::new();
             for _ in 0..(seed % 150) {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 v.extend_from_slice(pieces[(seed >> 33) as usize % pieces.len()]);
             }
             if !seed.is_multiple_of(3) {
@@ -590,8 +674,16 @@ mod tests {
             }
             v.extend_from_slice(b"tail{}");
             for start in 0..v.len().min(20) {
-                assert_eq!(skip_string_body(&v, start), simple(&v, start), "{} from {start}", String::from_utf8_lossy(&v));
-                let want = v[start..].iter().position(|c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']')).map(|k| start + k);
+                assert_eq!(
+                    skip_string_body(&v, start),
+                    simple(&v, start),
+                    "{} from {start}",
+                    String::from_utf8_lossy(&v)
+                );
+                let want = v[start..]
+                    .iter()
+                    .position(|c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']'))
+                    .map(|k| start + k);
                 assert_eq!(next_structural(&v, start), want);
             }
         }

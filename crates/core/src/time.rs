@@ -64,7 +64,13 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     }
     let mi = digits(b, 14, 2)?;
     let sec = digits(b, 17, 2)?;
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo)
+        || d == 0
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -135,7 +141,12 @@ pub fn format_date(day: i64) -> String {
 pub fn format_utc(ms: i64) -> String {
     let day = ms.div_euclid(MS_PER_DAY);
     let rem = ms.rem_euclid(MS_PER_DAY);
-    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     if milli == 0 {
         format!("{}T{h:02}:{mi:02}:{s:02}Z", format_date(day))
     } else {
@@ -171,14 +182,20 @@ pub struct UnknownZone(pub String);
 
 impl Zone {
     pub fn utc() -> Zone {
-        Zone { name: "UTC".into(), tz: TimeZone::UTC }
+        Zone {
+            name: "UTC".into(),
+            tz: TimeZone::UTC,
+        }
     }
     pub fn named(name: &str) -> Result<Zone, UnknownZone> {
         if name.eq_ignore_ascii_case("utc") || name == "Z" {
             return Ok(Zone::utc());
         }
         let tz = TimeZone::get(name).map_err(|_| UnknownZone(name.to_string()))?;
-        Ok(Zone { name: name.to_string(), tz })
+        Ok(Zone {
+            name: name.to_string(),
+            tz,
+        })
     }
     pub fn name(&self) -> &str {
         &self.name
@@ -201,7 +218,9 @@ impl Zone {
         if !whole(from) {
             return false;
         }
-        let Ok(mut ts) = Timestamp::from_millisecond(from) else { return false };
+        let Ok(mut ts) = Timestamp::from_millisecond(from) else {
+            return false;
+        };
         while let Some(t) = self.tz.following(ts).next() {
             let at = t.timestamp();
             if at.as_millisecond() > to {
@@ -253,12 +272,35 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_timestamp_ms("2026-11-03T02:14:07Z"), Some(1_793_672_047_000));
-        assert_eq!(parse_timestamp_ms("2026-11-03T02:14:07.5Z"), Some(1_793_672_047_500));
-        assert_eq!(parse_timestamp_ms("2026-11-03T02:14:07.123456Z"), Some(1_793_672_047_123));
-        assert_eq!(parse_timestamp_ms("2026-11-03T04:14:07+02:00"), Some(1_793_672_047_000));
-        assert_eq!(parse_timestamp_ms("2026-11-03T00:14:07-0200"), Some(1_793_672_047_000));
-        for bad in ["", "2026-11-03", "2026-13-03T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-03T02:14:07", "2026-11-03T02:14:07Zx", "2026-11-03T02:14:07."] {
+        assert_eq!(
+            parse_timestamp_ms("2026-11-03T02:14:07Z"),
+            Some(1_793_672_047_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-03T02:14:07.5Z"),
+            Some(1_793_672_047_500)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-03T02:14:07.123456Z"),
+            Some(1_793_672_047_123)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-03T04:14:07+02:00"),
+            Some(1_793_672_047_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms("2026-11-03T00:14:07-0200"),
+            Some(1_793_672_047_000)
+        );
+        for bad in [
+            "",
+            "2026-11-03",
+            "2026-13-03T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-03T02:14:07",
+            "2026-11-03T02:14:07Zx",
+            "2026-11-03T02:14:07.",
+        ] {
             assert_eq!(parse_timestamp_ms(bad), None, "{bad}");
         }
     }
@@ -278,15 +320,29 @@ mod tests {
         let ny = Zone::named("America/New_York").expect("zone");
         assert_eq!(day_label(ny.local_day(ms)), "2026-11-02");
         assert_eq!(day_label(Zone::utc().local_day(ms)), "2026-11-03");
-        assert_eq!(week_label(parse_date("2026-11-08").expect("d")), "2026-11-02");
-        assert_eq!(week_label(parse_date("2026-11-02").expect("d")), "2026-11-02");
+        assert_eq!(
+            week_label(parse_date("2026-11-08").expect("d")),
+            "2026-11-02"
+        );
+        assert_eq!(
+            week_label(parse_date("2026-11-02").expect("d")),
+            "2026-11-02"
+        );
         assert_eq!(month_label(parse_date("2026-11-30").expect("d")), "2026-11");
         let kolkata = Zone::named("Asia/Kolkata").expect("zone");
-        assert_eq!(kolkata.day_start_ms(parse_date("2026-11-03").expect("d")), parse_timestamp_ms("2026-11-02T18:30:00Z").expect("ts"));
+        assert_eq!(
+            kolkata.day_start_ms(parse_date("2026-11-03").expect("d")),
+            parse_timestamp_ms("2026-11-02T18:30:00Z").expect("ts")
+        );
         assert!(Zone::named("Mars/Olympus").is_err());
-        let year = (parse_timestamp_ms("2026-01-01T00:00:00Z").expect("ts"), parse_timestamp_ms("2026-12-31T00:00:00Z").expect("ts"));
+        let year = (
+            parse_timestamp_ms("2026-01-01T00:00:00Z").expect("ts"),
+            parse_timestamp_ms("2026-12-31T00:00:00Z").expect("ts"),
+        );
         assert!(ny.whole_hour_offsets(year.0, year.1));
         assert!(!kolkata.whole_hour_offsets(year.0, year.1));
-        assert!(!Zone::named("Australia/Lord_Howe").expect("zone").whole_hour_offsets(year.0, year.1));
+        assert!(!Zone::named("Australia/Lord_Howe")
+            .expect("zone")
+            .whole_hour_offsets(year.0, year.1));
     }
 }

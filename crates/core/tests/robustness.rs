@@ -42,13 +42,19 @@ fn mutated_and_truncated_records_never_panic() {
             }
             _ => {
                 let i = rng.below(m.len());
-                let ins: Vec<u8> = (0..1 + rng.below(8)).map(|_| interesting[rng.below(interesting.len())]).collect();
+                let ins: Vec<u8> = (0..1 + rng.below(8))
+                    .map(|_| interesting[rng.below(interesting.len())])
+                    .collect();
                 m.splice(i..i, ins);
             }
         }
         if let Ok(inv) = parse_record(&m) {
             accepted += 1;
-            assert!(!inv.request_id.trim().is_empty(), "accepted a record without requestId: {}", String::from_utf8_lossy(&m));
+            assert!(
+                !inv.request_id.trim().is_empty(),
+                "accepted a record without requestId: {}",
+                String::from_utf8_lossy(&m)
+            );
             assert!(!inv.model_id.trim().is_empty());
             assert!(inv.tokens.cache_write_1h <= inv.tokens.cache_write());
         }

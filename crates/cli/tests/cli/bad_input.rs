@@ -19,11 +19,22 @@ fn bad_input_is_reported_and_the_rest_is_ingested() {
     .join("\n")
         + "\n";
     std::fs::write(dir.join("mixed.jsonl"), mixed).expect("write");
-    std::fs::write(dir.join("image.png"), [0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 1, 2, 3]).expect("write");
+    std::fs::write(
+        dir.join("image.png"),
+        [0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 1, 2, 3],
+    )
+    .expect("write");
     let gz = gzip(samples.as_bytes());
     std::fs::write(dir.join("cut.json.gz"), &gz[..gz.len() * 2 / 3]).expect("write");
     let missing = t.path("no-such-file.jsonl");
-    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&dir), s(&missing)]);
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        s(&dir),
+        s(&missing),
+    ]);
     let err = stderr(&out);
     for needle in [
         "mixed.jsonl:2: invalid JSON at column 1",
@@ -46,10 +57,23 @@ fn bad_input_is_reported_and_the_rest_is_ingested() {
     };
     assert!(all.len() >= 3, "{stored}");
     for row in &all {
-        assert!(reference.contains(row), "a stored row is not a whole sample record: {row}");
+        assert!(
+            reference.contains(row),
+            "a stored row is not a whole sample record: {row}"
+        );
     }
     // --strict: the same input exits 1 (and stores nothing twice).
-    let out = run_expect(&["--db", s(&t.db()), "ingest", "--no-progress", "--strict", s(&dir)], 1);
+    let out = run_expect(
+        &[
+            "--db",
+            s(&t.db()),
+            "ingest",
+            "--no-progress",
+            "--strict",
+            s(&dir),
+        ],
+        1,
+    );
     assert!(stderr(&out).contains("bad inputs were skipped"));
     assert_eq!(dump(&t.db()), stored);
 }

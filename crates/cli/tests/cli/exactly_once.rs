@@ -1,7 +1,11 @@
 use crate::util::*;
 
 fn sample_lines() -> Vec<String> {
-    std::fs::read_to_string(data("invocations.jsonl")).expect("samples").lines().map(String::from).collect()
+    std::fs::read_to_string(data("invocations.jsonl"))
+        .expect("samples")
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -9,7 +13,10 @@ fn reingest_adds_nothing_and_says_so() {
     let t = TempDir::new("once-again");
     ingest(&t.db(), &[&data("invocations.jsonl")]);
     let before = dump(&t.db());
-    let out = ingest(&t.db(), &[&data("invocations.jsonl"), &data("filter-log-events.json")]);
+    let out = ingest(
+        &t.db(),
+        &[&data("invocations.jsonl"), &data("filter-log-events.json")],
+    );
     assert!(stdout(&out).contains("nothing new"), "{}", stdout(&out));
     assert_eq!(dump(&t.db()), before);
 }
@@ -25,17 +32,28 @@ fn grown_file_is_read_on_from_its_checkpoint() {
     // The writer appends three records and is in the middle of a fourth.
     let seventh = lines[0].replace("5f0c2a1e-8d2b-4c1a-9a51-0c6b1f1e0a01", "grown-0007");
     let (head, tail) = seventh.split_at(60);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open");
     use std::io::Write;
     write!(f, "{}\n{head}", lines[3..].join("\n")).expect("append");
     let out = ingest(&t.db(), &[&log]);
     assert_eq!(dump(&t.db()).matches("\"request_id\"").count(), 6);
-    assert!(stderr(&out).contains("bedrock.log:7: incomplete last line"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bedrock.log:7: incomplete last line"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("1 resumed"), "{}", stdout(&out));
     // The line is finished: the next run reads just it.
     writeln!(f, "{tail}").expect("append");
     let out = ingest(&t.db(), &[&log]);
-    assert!(stdout(&out).contains("ingested 1 new records"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ingested 1 new records"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stderr(&out).contains("bad"), "{}", stderr(&out));
     let all = dump(&t.db());
     assert_eq!(all.matches("\"request_id\"").count(), 7);
@@ -52,8 +70,16 @@ fn replaced_file_is_read_again_without_double_counting() {
     // Rotated: new content under the same name, overlapping one record already stored.
     std::fs::write(&log, lines[2..].join("\n") + "\n").expect("write");
     let out = ingest(&t.db(), &[&log]);
-    assert!(stdout(&out).contains("ingested 3 new records"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("1 already stored"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ingested 3 new records"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 already stored"),
+        "{}",
+        stdout(&out)
+    );
     golden("samples-store.json", &dump(&t.db()));
 }
 
@@ -72,16 +98,26 @@ fn kill_9_at_random_moments_then_rerun_gives_exact_totals() {
         if i % 2 == 0 {
             std::fs::write(corpus.join(format!("part-{i}.jsonl")), body).expect("write");
         } else {
-            std::fs::write(corpus.join(format!("part-{i}.json.gz")), gzip(body.as_bytes())).expect("write");
+            std::fs::write(
+                corpus.join(format!("part-{i}.json.gz")),
+                gzip(body.as_bytes()),
+            )
+            .expect("write");
         }
     }
     let clean = t.path("clean.db");
     ingest(&clean, &[&corpus]);
     let want = report_csv(&clean, None, &["--by", "developer,model,day"]);
-    let want_count = bedrock_usage::store::Store::open(&clean).expect("open").invocation_count().expect("count");
+    let want_count = bedrock_usage::store::Store::open(&clean)
+        .expect("open")
+        .invocation_count()
+        .expect("count");
     assert_eq!(want_count, lines.len() as u64);
 
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let mut r = rng(seed);
     let mut kills_mid_run = 0;
     for trial in 0..3 {
@@ -102,12 +138,25 @@ fn kill_9_at_random_moments_then_rerun_gives_exact_totals() {
         }
         ingest(&db, &[&corpus]);
         let got = report_csv(&db, None, &["--by", "developer,model,day"]);
-        assert_eq!(got, want, "trial {trial} (seed {seed}): reports differ after kills");
-        let count = bedrock_usage::store::Store::open(&db).expect("open").invocation_count().expect("count");
+        assert_eq!(
+            got, want,
+            "trial {trial} (seed {seed}): reports differ after kills"
+        );
+        let count = bedrock_usage::store::Store::open(&db)
+            .expect("open")
+            .invocation_count()
+            .expect("count");
         assert_eq!(count, want_count, "trial {trial} (seed {seed})");
-        assert_eq!(dump(&db), dump(&clean), "trial {trial} (seed {seed}): stored rows differ");
+        assert_eq!(
+            dump(&db),
+            dump(&clean),
+            "trial {trial} (seed {seed}): stored rows differ"
+        );
     }
-    assert!(kills_mid_run > 0, "no kill landed while an ingest was running (seed {seed}): make the corpus larger");
+    assert!(
+        kills_mid_run > 0,
+        "no kill landed while an ingest was running (seed {seed}): make the corpus larger"
+    );
 }
 
 /// An object still being uploaded (a cut gzip stream) is read as far as it goes; once whole, the
@@ -121,7 +170,11 @@ fn cut_gzip_completed_later_loses_nothing() {
     for cut in [gz.len() / 3, gz.len() * 3 / 4] {
         std::fs::write(&p, &gz[..cut]).expect("write");
         let out = ingest(&t.db(), &[&p]);
-        assert!(stderr(&out).contains("truncated or corrupt gzip"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("truncated or corrupt gzip"),
+            "{}",
+            stderr(&out)
+        );
     }
     std::fs::write(&p, &gz).expect("write");
     let out = ingest(&t.db(), &[&p]);

@@ -45,16 +45,28 @@ fn reordering_duplication_and_splitting_give_identical_reports() {
         }
         let db = t.path(&format!("prop-{seed}.db"));
         // Run 1: some files; run 2: stdin with a random sample; run 3: everything again.
-        let some: Vec<&std::path::Path> = files.iter().filter(|_| r.chance(500)).map(|p| p.as_path()).collect();
+        let some: Vec<&std::path::Path> = files
+            .iter()
+            .filter(|_| r.chance(500))
+            .map(|p| p.as_path())
+            .collect();
         if !some.is_empty() {
             ingest(&db, &some);
         }
-        let sample: String = v.iter().filter(|_| r.chance(200)).map(|l| format!("{l}\n")).collect();
+        let sample: String = v
+            .iter()
+            .filter(|_| r.chance(200))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let out = run_with_stdin(&["--db", s(&db), "ingest", "-"], sample.as_bytes());
         assert!(out.status.success(), "{}", stderr(&out));
         let all: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
         ingest(&db, &all);
-        assert_eq!(report_csv(&db, None, &keys), want, "seed {seed}: report differs");
+        assert_eq!(
+            report_csv(&db, None, &keys),
+            want,
+            "seed {seed}: report differs"
+        );
         assert_eq!(dump(&db), want_dump, "seed {seed}: store differs");
     }
 }

@@ -13,7 +13,9 @@ fn setup(name: &str) -> (TempDir, Vec<bedrock_usage::demo::LedgerEntry>) {
 }
 
 fn sum(rows: &[BTreeMap<String, String>], k: &str) -> u64 {
-    rows.iter().map(|r| r[k].parse::<u64>().expect("number")).sum()
+    rows.iter()
+        .map(|r| r[k].parse::<u64>().expect("number"))
+        .sum()
 }
 
 /// The store answers from daily and quarter-hour rollups and raw rows at the edges; at any
@@ -32,11 +34,26 @@ fn time_ranges_are_exact_at_any_boundary() {
     for (a, b) in ranges {
         let lo = parse_timestamp_ms(a).expect("ts");
         let hi = parse_timestamp_ms(b).expect("ts");
-        let inside: Vec<_> = ledger.iter().filter(|e| e.timestamp_ms >= lo && e.timestamp_ms < hi).collect();
-        let rows = report_csv(&t.db(), None, &["--by", "developer", "--since", a, "--until", b]);
+        let inside: Vec<_> = ledger
+            .iter()
+            .filter(|e| e.timestamp_ms >= lo && e.timestamp_ms < hi)
+            .collect();
+        let rows = report_csv(
+            &t.db(),
+            None,
+            &["--by", "developer", "--since", a, "--until", b],
+        );
         assert_eq!(sum(&rows, "calls"), inside.len() as u64, "{a}..{b}");
-        assert_eq!(sum(&rows, "cache_read_tokens"), inside.iter().map(|e| e.cache_read).sum::<u64>(), "{a}..{b}");
-        assert_eq!(sum(&rows, "output_tokens"), inside.iter().map(|e| e.output).sum::<u64>(), "{a}..{b}");
+        assert_eq!(
+            sum(&rows, "cache_read_tokens"),
+            inside.iter().map(|e| e.cache_read).sum::<u64>(),
+            "{a}..{b}"
+        );
+        assert_eq!(
+            sum(&rows, "output_tokens"),
+            inside.iter().map(|e| e.output).sum::<u64>(),
+            "{a}..{b}"
+        );
     }
 }
 
@@ -47,41 +64,120 @@ fn local_days_and_dates_in_a_time_zone() {
         let zone = Zone::named(tz).expect("zone");
         let mut want: BTreeMap<String, u64> = BTreeMap::new();
         for e in &ledger {
-            *want.entry(day_label(zone.local_day(e.timestamp_ms))).or_default() += 1;
+            *want
+                .entry(day_label(zone.local_day(e.timestamp_ms)))
+                .or_default() += 1;
         }
         let rows = report_csv(&t.db(), None, &["--by", "day", "--tz", tz]);
-        let got: BTreeMap<String, u64> = rows.iter().map(|r| (r["day"].clone(), r["calls"].parse().expect("n"))).collect();
+        let got: BTreeMap<String, u64> = rows
+            .iter()
+            .map(|r| (r["day"].clone(), r["calls"].parse().expect("n")))
+            .collect();
         assert_eq!(got, want, "{tz}");
     }
     // Dates in --since/--until are local midnights; a date --until includes that whole day.
     let zone = Zone::named("Asia/Kolkata").expect("zone");
     let lo = zone.day_start_ms(bedrock_usage_core::time::parse_date("2026-11-10").expect("d"));
     let hi = zone.day_start_ms(bedrock_usage_core::time::parse_date("2026-11-13").expect("d"));
-    let rows = report_csv(&t.db(), None, &["--by", "developer", "--since", "2026-11-10", "--until", "2026-11-12", "--tz", "Asia/Kolkata"]);
-    assert_eq!(sum(&rows, "calls"), ledger.iter().filter(|e| e.timestamp_ms >= lo && e.timestamp_ms < hi).count() as u64);
+    let rows = report_csv(
+        &t.db(),
+        None,
+        &[
+            "--by",
+            "developer",
+            "--since",
+            "2026-11-10",
+            "--until",
+            "2026-11-12",
+            "--tz",
+            "Asia/Kolkata",
+        ],
+    );
+    assert_eq!(
+        sum(&rows, "calls"),
+        ledger
+            .iter()
+            .filter(|e| e.timestamp_ms >= lo && e.timestamp_ms < hi)
+            .count() as u64
+    );
 }
 
 #[test]
 fn filters_and_formats() {
     let (t, ledger) = setup("rep-filter");
-    let rows = report_csv(&t.db(), None, &["--by", "developer,model", "--developer", "alice,bob", "--model", "opus"]);
+    let rows = report_csv(
+        &t.db(),
+        None,
+        &[
+            "--by",
+            "developer,model",
+            "--developer",
+            "alice,bob",
+            "--model",
+            "opus",
+        ],
+    );
     assert!(!rows.is_empty());
     for r in &rows {
-        assert!(r["developer"] == "alice" || r["developer"] == "bob@example.com" || r["developer"] == "bob", "{r:?}");
+        assert!(
+            r["developer"] == "alice"
+                || r["developer"] == "bob@example.com"
+                || r["developer"] == "bob",
+            "{r:?}"
+        );
         assert!(r["model"].contains("opus"), "{r:?}");
     }
-    let alice_opus = ledger.iter().filter(|e| e.person == "alice" && e.model_id.contains("opus")).count() as u64;
-    let got: u64 = rows.iter().filter(|r| r["developer"] == "alice").map(|r| r["calls"].parse::<u64>().expect("n")).sum();
+    let alice_opus = ledger
+        .iter()
+        .filter(|e| e.person == "alice" && e.model_id.contains("opus"))
+        .count() as u64;
+    let got: u64 = rows
+        .iter()
+        .filter(|r| r["developer"] == "alice")
+        .map(|r| r["calls"].parse::<u64>().expect("n"))
+        .sum();
     assert_eq!(got, alice_opus);
-    let table = stdout(&run_ok(&["--db", s(&t.db()), "report", "--by", "team,cost-center"]));
-    assert!(table.contains("total (") && table.contains("team"), "{table}");
-    let md = stdout(&run_ok(&["--db", s(&t.db()), "--format", "markdown", "report", "--by", "month"]));
+    let table = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "report",
+        "--by",
+        "team,cost-center",
+    ]));
+    assert!(
+        table.contains("total (") && table.contains("team"),
+        "{table}"
+    );
+    let md = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--format",
+        "markdown",
+        "report",
+        "--by",
+        "month",
+    ]));
     assert!(md.starts_with("| month |") && md.contains("|---|"), "{md}");
-    let err = stderr(&run_expect(&["--db", s(&t.db()), "report", "--by", "colour"], 2));
-    assert!(err.contains("unknown key `colour`") && err.contains("cost-center"), "{err}");
-    let err = stderr(&run_expect(&["--db", s(&t.db()), "report", "--since", "last tuesday"], 2));
-    assert!(err.contains("--since: `last tuesday` is not a date"), "{err}");
-    let err = stderr(&run_expect(&["--db", s(&t.db()), "report", "--tz", "Mars/Olympus"], 2));
+    let err = stderr(&run_expect(
+        &["--db", s(&t.db()), "report", "--by", "colour"],
+        2,
+    ));
+    assert!(
+        err.contains("unknown key `colour`") && err.contains("cost-center"),
+        "{err}"
+    );
+    let err = stderr(&run_expect(
+        &["--db", s(&t.db()), "report", "--since", "last tuesday"],
+        2,
+    ));
+    assert!(
+        err.contains("--since: `last tuesday` is not a date"),
+        "{err}"
+    );
+    let err = stderr(&run_expect(
+        &["--db", s(&t.db()), "report", "--tz", "Mars/Olympus"],
+        2,
+    ));
     assert!(err.contains("unknown time zone `Mars/Olympus`"), "{err}");
 }
 
@@ -89,14 +185,25 @@ fn filters_and_formats() {
 fn missing_store_is_a_clear_error() {
     let t = TempDir::new("rep-missing");
     let err = stderr(&run_expect(&["--db", s(&t.path("nope.db")), "report"], 2));
-    assert!(err.contains("no store at") && err.contains("ingest"), "{err}");
+    assert!(
+        err.contains("no store at") && err.contains("ingest"),
+        "{err}"
+    );
 }
 
 #[test]
 fn closed_pipe_is_not_an_error() {
     let (t, _) = setup("rep-pipe");
     let mut child = bin()
-        .args(["--db", s(&t.db()), "--format", "csv", "report", "--by", "developer,model,day,region,operation"])
+        .args([
+            "--db",
+            s(&t.db()),
+            "--format",
+            "csv",
+            "report",
+            "--by",
+            "developer,model,day,region,operation",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

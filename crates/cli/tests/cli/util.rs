@@ -28,14 +28,26 @@ impl Drop for TempDir {
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bedrock-usage"));
-    c.env_remove("BEDROCK_USAGE_DB").env_remove("BEDROCK_USAGE_CONFIG");
+    c.env_remove("BEDROCK_USAGE_DB")
+        .env_remove("BEDROCK_USAGE_CONFIG");
     c
 }
 
 /// Runs the binary; panics with its output if the exit status is not `code`.
 pub fn run_expect(args: &[&str], code: i32) -> Output {
-    let out = bin().args(args).stdin(Stdio::null()).output().expect("run bedrock-usage");
-    assert_eq!(out.status.code(), Some(code), "bedrock-usage {}\nstdout:\n{}\nstderr:\n{}", args.join(" "), stdout(&out), stderr(&out));
+    let out = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bedrock-usage");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "bedrock-usage {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        stdout(&out),
+        stderr(&out)
+    );
     out
 }
 
@@ -45,7 +57,13 @@ pub fn run_ok(args: &[&str]) -> Output {
 
 pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     let data = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -69,7 +87,10 @@ pub fn s(p: &Path) -> &str {
 }
 
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+        .join(name)
 }
 
 pub fn ingest(db: &Path, paths: &[&Path]) -> Output {
@@ -94,14 +115,21 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it.
 pub fn golden(name: &str, got: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, got).expect("write golden");
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     if want != got {
-        let first = want.lines().zip(got.lines()).position(|(a, b)| a != b).unwrap_or(want.lines().count().min(got.lines().count()));
+        let first = want
+            .lines()
+            .zip(got.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(got.lines().count()));
         panic!(
             "{} differs at line {}:\n  expected: {}\n  got:      {}\n(rerun with UPDATE_GOLDEN=1 if the change is intended)",
             path.display(),
@@ -113,7 +141,11 @@ pub fn golden(name: &str, got: &str) {
 }
 
 /// `report --format csv` as rows of field -> value.
-pub fn report_csv(db: &Path, config: Option<&Path>, extra: &[&str]) -> Vec<std::collections::BTreeMap<String, String>> {
+pub fn report_csv(
+    db: &Path,
+    config: Option<&Path>,
+    extra: &[&str],
+) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut args = vec!["--db", s(db)];
     if let Some(c) = config {
         args.extend(["--config", s(c)]);
@@ -126,12 +158,29 @@ pub fn report_csv(db: &Path, config: Option<&Path>, extra: &[&str]) -> Vec<std::
 
 pub fn parse_csv(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or("").split(',').map(String::from).collect();
-    lines.map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect()).collect()
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(String::from)
+        .collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
 }
 
 /// A demo corpus as JSON lines with small bodies, and the generator's ledger.
-pub fn demo_corpus(records: u64, seed: u64, body_kb: (u64, u64)) -> (Vec<bedrock_usage::demo::LedgerEntry>, Vec<u8>) {
+pub fn demo_corpus(
+    records: u64,
+    seed: u64,
+    body_kb: (u64, u64),
+) -> (Vec<bedrock_usage::demo::LedgerEntry>, Vec<u8>) {
     let opts = bedrock_usage::demo::DemoOptions {
         seed,
         records,

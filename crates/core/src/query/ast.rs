@@ -48,10 +48,16 @@ pub enum Command {
     Fields(Vec<Named>),
     Display(Vec<Named>),
     Filter(Expr),
-    Stats { aggregates: Vec<Named>, by: Vec<Named> },
+    Stats {
+        aggregates: Vec<Named>,
+        by: Vec<Named>,
+    },
     Sort(Vec<SortKey>),
     Limit(u64),
-    Parse { field: Expr, pattern: ParsePattern },
+    Parse {
+        field: Expr,
+        pattern: ParsePattern,
+    },
     Dedup(Vec<Expr>),
 }
 
@@ -79,7 +85,10 @@ pub enum BinOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    Field { name: String, span: Span },
+    Field {
+        name: String,
+        span: Span,
+    },
     Number(f64),
     Str(String),
     Regex(String),
@@ -89,6 +98,14 @@ pub enum Expr {
     List(Vec<Expr>),
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr> },
-    Call { name: String, args: Vec<Expr>, span: Span },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+        span: Span,
+    },
 }

@@ -50,7 +50,10 @@ impl Plan {
         let mut regexes = HashMap::new();
         let mut add = |pattern: &str| -> Result<(), QueryError> {
             if !regexes.contains_key(pattern) {
-                let re = Regex::new(pattern).map_err(|e| QueryError { span: 0..0, message: format!("invalid regular expression /{pattern}/: {e}") })?;
+                let re = Regex::new(pattern).map_err(|e| QueryError {
+                    span: 0..0,
+                    message: format!("invalid regular expression /{pattern}/: {e}"),
+                })?;
                 regexes.insert(pattern.to_string(), re);
             }
             Ok(())
@@ -60,7 +63,9 @@ impl Plan {
             match c {
                 Command::Fields(v) | Command::Display(v) => exprs.extend(v.iter().map(|n| &n.expr)),
                 Command::Filter(e) => exprs.push(e),
-                Command::Stats { aggregates, by } => exprs.extend(aggregates.iter().chain(by).map(|n| &n.expr)),
+                Command::Stats { aggregates, by } => {
+                    exprs.extend(aggregates.iter().chain(by).map(|n| &n.expr))
+                }
                 Command::Sort(keys) => exprs.extend(keys.iter().map(|k| &k.expr)),
                 Command::Dedup(v) => exprs.extend(v),
                 Command::Parse { field, pattern } => {
@@ -73,10 +78,20 @@ impl Plan {
                 Command::Limit(_) => {}
             }
             for e in exprs {
-                visit(e, &mut |x| if let Expr::Regex(p) = x { add(p) } else { Ok(()) })?;
+                visit(e, &mut |x| {
+                    if let Expr::Regex(p) = x {
+                        add(p)
+                    } else {
+                        Ok(())
+                    }
+                })?;
             }
         }
-        Ok(Plan { query, regexes, limit })
+        Ok(Plan {
+            query,
+            regexes,
+            limit,
+        })
     }
 
     /// Fields the query reads from events before anything defines them (for warnings about
@@ -91,7 +106,11 @@ impl Plan {
             match c {
                 Command::Fields(v) | Command::Display(v) => {
                     reads.extend(v.iter().map(|n| &n.expr));
-                    defines.extend(v.iter().filter(|n| n.alias.is_some()).map(|n| n.name().to_string()));
+                    defines.extend(
+                        v.iter()
+                            .filter(|n| n.alias.is_some())
+                            .map(|n| n.name().to_string()),
+                    );
                 }
                 Command::Filter(e) => reads.push(e),
                 Command::Stats { aggregates, by } => {
@@ -103,7 +122,9 @@ impl Plan {
                 Command::Parse { field, pattern } => {
                     reads.push(field);
                     defines.extend(match pattern {
-                        ParsePattern::Glob { names, .. } | ParsePattern::Regex { names, .. } => names.clone(),
+                        ParsePattern::Glob { names, .. } | ParsePattern::Regex { names, .. } => {
+                            names.clone()
+                        }
                     });
                 }
                 Command::Limit(_) => {}
@@ -116,7 +137,9 @@ impl Plan {
                             Expr::Field { name, .. } if !defined.contains(name) => {
                                 out.insert(name.clone());
                             }
-                            Expr::Call { name, .. } if name == "bin" || name == "earliest" || name == "latest" => {
+                            Expr::Call { name, .. }
+                                if name == "bin" || name == "earliest" || name == "latest" =>
+                            {
                                 out.insert("@timestamp".to_string());
                             }
                             _ => {}
@@ -139,13 +162,19 @@ impl Plan {
     pub fn additive_stats(&self, dims: &[&str], additive: &[&str]) -> Option<i64> {
         let cmds = &self.query.commands;
         let first = cmds.iter().position(|c| !matches!(c, Command::Filter(_)))?;
-        let Command::Stats { aggregates, by } = &cmds[first] else { return None };
+        let Command::Stats { aggregates, by } = &cmds[first] else {
+            return None;
+        };
         let fields_in = |e: &Expr, allowed: &dyn Fn(&str) -> bool| -> bool {
             let mut ok = true;
             let _ = visit(e, &mut |x| {
                 match x {
                     Expr::Field { name, .. } if !allowed(name) => ok = false,
-                    Expr::Call { name, .. } if AGGREGATES.contains(&name.as_str()) || name == "bin" => ok = false,
+                    Expr::Call { name, .. }
+                        if AGGREGATES.contains(&name.as_str()) || name == "bin" =>
+                    {
+                        ok = false
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -177,7 +206,9 @@ impl Plan {
                     Expr::Call { name, args, .. } if AGGREGATES.contains(&name.as_str()) => {
                         ok &= match (name.as_str(), args.as_slice()) {
                             ("count", []) => true,
-                            ("count" | "sum" | "avg", [Expr::Field { name, .. }]) => additive.contains(&name.as_str()),
+                            ("count" | "sum" | "avg", [Expr::Field { name, .. }]) => {
+                                additive.contains(&name.as_str())
+                            }
                             _ => false,
                         };
                     }
@@ -198,7 +229,12 @@ impl Plan {
     /// Whether the result shows the default columns (`@timestamp`, `@message`): the query has no
     /// `fields`, `display` or `stats`.
     pub fn shows_default_columns(&self) -> bool {
-        !self.query.commands.iter().any(|c| matches!(c, Command::Fields(_) | Command::Display(_) | Command::Stats { .. }))
+        !self.query.commands.iter().any(|c| {
+            matches!(
+                c,
+                Command::Fields(_) | Command::Display(_) | Command::Stats { .. }
+            )
+        })
     }
 
     /// Runs the query over `rows`.
@@ -216,7 +252,18 @@ impl Plan {
     /// call back rather than iterate.
     pub fn start(&self) -> Execution<'_> {
         let cmds = &self.query.commands;
-        let barrier = cmds.iter().position(|c| matches!(c, Command::Stats { .. } | Command::Sort(_) | Command::Dedup(_) | Command::Limit(_))).unwrap_or(cmds.len());
+        let barrier = cmds
+            .iter()
+            .position(|c| {
+                matches!(
+                    c,
+                    Command::Stats { .. }
+                        | Command::Sort(_)
+                        | Command::Dedup(_)
+                        | Command::Limit(_)
+                )
+            })
+            .unwrap_or(cmds.len());
         let mut columns: Vec<String> = Vec::new();
         let mut explicit_columns = false;
         for c in &cmds[..barrier] {
@@ -230,12 +277,28 @@ impl Plan {
             Some(Command::Limit(n)) => Some(*n as usize),
             _ => None,
         };
-        Execution { plan: self, barrier, columns, explicit_columns, stats, early_limit, collected: Vec::new() }
+        Execution {
+            plan: self,
+            barrier,
+            columns,
+            explicit_columns,
+            stats,
+            early_limit,
+            collected: Vec::new(),
+        }
     }
 
     fn finish_run(&self, e: Execution) -> Table {
         let cmds = &self.query.commands;
-        let Execution { barrier, mut columns, mut explicit_columns, stats, early_limit, mut collected, .. } = e;
+        let Execution {
+            barrier,
+            mut columns,
+            mut explicit_columns,
+            stats,
+            early_limit,
+            mut collected,
+            ..
+        } = e;
         let mut rest = barrier;
         if let Some(s) = stats {
             let (cols, rows) = s.finish(self);
@@ -258,12 +321,19 @@ impl Plan {
                     collected = rows;
                 }
                 Command::Sort(keys) => {
-                    let mut keyed: Vec<(Vec<Value>, Row)> = collected.into_iter().map(|r| (keys.iter().map(|k| self.eval(&k.expr, &r)).collect(), r)).collect();
+                    let mut keyed: Vec<(Vec<Value>, Row)> = collected
+                        .into_iter()
+                        .map(|r| (keys.iter().map(|k| self.eval(&k.expr, &r)).collect(), r))
+                        .collect();
                     keyed.sort_by(|(a, _), (b, _)| {
                         for (i, k) in keys.iter().enumerate() {
                             let o = a[i].sort_cmp(&b[i]);
                             // Nulls stay last in both directions.
-                            let o = if k.descending && !a[i].is_null() && !b[i].is_null() { o.reverse() } else { o };
+                            let o = if k.descending && !a[i].is_null() && !b[i].is_null() {
+                                o.reverse()
+                            } else {
+                                o
+                            };
                             if o != std::cmp::Ordering::Equal {
                                 return o;
                             }
@@ -281,7 +351,8 @@ impl Plan {
                     collected.retain(|r| {
                         let vals: Vec<Value> = fields.iter().map(|f| self.eval(f, r)).collect();
                         // Rows with a null in a dedup field are never duplicates.
-                        vals.iter().any(Value::is_null) || seen.insert(vals.iter().map(Value::key).collect::<Vec<_>>())
+                        vals.iter().any(Value::is_null)
+                            || seen.insert(vals.iter().map(Value::key).collect::<Vec<_>>())
                     });
                 }
                 c => {
@@ -297,8 +368,15 @@ impl Plan {
         if truncated {
             collected.truncate(self.limit);
         }
-        let rows = collected.iter().map(|r| columns.iter().map(|c| r.get(c).clone()).collect()).collect();
-        Table { columns, rows, truncated }
+        let rows = collected
+            .iter()
+            .map(|r| columns.iter().map(|c| r.get(c).clone()).collect())
+            .collect();
+        Table {
+            columns,
+            rows,
+            truncated,
+        }
     }
 
     fn note_columns(&self, c: &Command, columns: &mut Vec<String>, explicit: &mut bool) {
@@ -348,13 +426,17 @@ impl Plan {
                             .enumerate()
                             .map(|(i, n)| {
                                 let m = if by_index { c.get(i + 1) } else { c.name(n) };
-                                m.map(|m| Value::Str(m.as_str().to_string())).unwrap_or(Value::Null)
+                                m.map(|m| Value::Str(m.as_str().to_string()))
+                                    .unwrap_or(Value::Null)
                             })
                             .collect::<Vec<_>>()
                     }),
                 };
                 for (i, n) in names.iter().enumerate() {
-                    row.set(n, caps.as_ref().map(|c| c[i].clone()).unwrap_or(Value::Null));
+                    row.set(
+                        n,
+                        caps.as_ref().map(|c| c[i].clone()).unwrap_or(Value::Null),
+                    );
                 }
                 true
             }
@@ -395,7 +477,14 @@ impl Plan {
         }
     }
 
-    fn binary(&self, op: BinOp, left: &Expr, right: &Expr, row: &Row, agg: &mut dyn FnMut(&Expr) -> Value) -> Value {
+    fn binary(
+        &self,
+        op: BinOp,
+        left: &Expr,
+        right: &Expr,
+        row: &Row,
+        agg: &mut dyn FnMut(&Expr) -> Value,
+    ) -> Value {
         match op {
             BinOp::And => {
                 let l = self.eval_with(left, row, agg).truthy();
@@ -408,7 +497,9 @@ impl Plan {
             BinOp::In | BinOp::NotIn => {
                 let l = self.eval_with(left, row, agg);
                 let found = match right {
-                    Expr::List(items) => items.iter().any(|i| l.loose_eq(&self.eval_with(i, row, agg))),
+                    Expr::List(items) => items
+                        .iter()
+                        .any(|i| l.loose_eq(&self.eval_with(i, row, agg))),
                     _ => false,
                 };
                 Value::Bool(!l.is_null() && (found == (op == BinOp::In)))
@@ -448,7 +539,9 @@ impl Plan {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
                 let l = self.eval_with(left, row, agg);
                 let r = self.eval_with(right, row, agg);
-                let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else { return Value::Null };
+                let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+                    return Value::Null;
+                };
                 let n = match op {
                     BinOp::Add => a + b,
                     BinOp::Sub => a - b,
@@ -460,7 +553,9 @@ impl Plan {
                 };
                 // Time plus or minus a duration stays a time.
                 match (&l, op) {
-                    (Value::Time(_), BinOp::Add | BinOp::Sub) if !matches!(r, Value::Time(_)) => Value::Time(n as i64),
+                    (Value::Time(_), BinOp::Add | BinOp::Sub) if !matches!(r, Value::Time(_)) => {
+                        Value::Time(n as i64)
+                    }
                     _ => Value::Num(n),
                 }
             }
@@ -484,8 +579,18 @@ fn call(name: &str, args: &[Expr], v: &[Value], row: &Row) -> Value {
         "abs" => num(0).map(|n| Value::Num(n.abs())).unwrap_or(Value::Null),
         "ceil" => num(0).map(|n| Value::Num(n.ceil())).unwrap_or(Value::Null),
         "floor" => num(0).map(|n| Value::Num(n.floor())).unwrap_or(Value::Null),
-        "greatest" => v.iter().filter_map(Value::as_f64).reduce(f64::max).map(Value::Num).unwrap_or(Value::Null),
-        "least" => v.iter().filter_map(Value::as_f64).reduce(f64::min).map(Value::Num).unwrap_or(Value::Null),
+        "greatest" => v
+            .iter()
+            .filter_map(Value::as_f64)
+            .reduce(f64::max)
+            .map(Value::Num)
+            .unwrap_or(Value::Null),
+        "least" => v
+            .iter()
+            .filter_map(Value::as_f64)
+            .reduce(f64::min)
+            .map(Value::Num)
+            .unwrap_or(Value::Null),
         "concat" => Value::Str(v.iter().map(Value::text).collect()),
         "strlen" if v[0].is_null() => Value::Null,
         "strlen" => Value::Num(text(0).chars().count() as f64),
@@ -496,8 +601,18 @@ fn call(name: &str, args: &[Expr], v: &[Value], row: &Row) -> Value {
         "trim" | "ltrim" | "rtrim" if v[0].is_null() => Value::Null,
         "trim" | "ltrim" | "rtrim" => {
             let s = text(0);
-            let chars: Vec<char> = if v.len() > 1 { text(1).chars().collect() } else { Vec::new() };
-            let pred = |c: char| if chars.is_empty() { c.is_whitespace() } else { chars.contains(&c) };
+            let chars: Vec<char> = if v.len() > 1 {
+                text(1).chars().collect()
+            } else {
+                Vec::new()
+            };
+            let pred = |c: char| {
+                if chars.is_empty() {
+                    c.is_whitespace()
+                } else {
+                    chars.contains(&c)
+                }
+            };
             Value::Str(match name {
                 "trim" => s.trim_matches(pred).to_string(),
                 "ltrim" => s.trim_start_matches(pred).to_string(),
@@ -518,11 +633,19 @@ fn call(name: &str, args: &[Expr], v: &[Value], row: &Row) -> Value {
         "ispresent" => Value::Bool(!v[0].is_null()),
         "isempty" => Value::Bool(v[0].is_null() || text(0).is_empty()),
         "isblank" => Value::Bool(v[0].is_null() || text(0).trim().is_empty()),
-        "coalesce" => v.iter().find(|x| !x.is_null()).cloned().unwrap_or(Value::Null),
+        "coalesce" => v
+            .iter()
+            .find(|x| !x.is_null())
+            .cloned()
+            .unwrap_or(Value::Null),
         "datefloor" | "dateceil" => match (time(&v[0]), duration(1)) {
             (Some(t), Some(d)) if d > 0 => {
                 let f = t.div_euclid(d) * d;
-                Value::Time(if name == "dateceil" && f != t { f + d } else { f })
+                Value::Time(if name == "dateceil" && f != t {
+                    f + d
+                } else {
+                    f
+                })
             }
             _ => Value::Null,
         },
@@ -531,7 +654,9 @@ fn call(name: &str, args: &[Expr], v: &[Value], row: &Row) -> Value {
             _ => Value::Null,
         },
         "frommillis" => num(0).map(|n| Value::Time(n as i64)).unwrap_or(Value::Null),
-        "tomillis" => time(&v[0]).map(|t| Value::Num(t as f64)).unwrap_or(Value::Null),
+        "tomillis" => time(&v[0])
+            .map(|t| Value::Num(t as f64))
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }
@@ -543,7 +668,11 @@ fn glob_to_regex(glob: &str) -> String {
     for (i, p) in parts.iter().enumerate() {
         out.push_str(&regex::escape(p));
         if i + 1 < parts.len() {
-            out.push_str(if i + 2 == parts.len() && parts[i + 1].is_empty() { "(.*)" } else { "(.*?)" });
+            out.push_str(if i + 2 == parts.len() && parts[i + 1].is_empty() {
+                "(.*)"
+            } else {
+                "(.*?)"
+            });
         }
     }
     out
@@ -562,7 +691,10 @@ fn aggregate_args_only(e: &Expr) -> bool {
     }
 }
 
-fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>) -> Result<(), QueryError> {
+fn visit<'e>(
+    e: &'e Expr,
+    f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
     f(e)?;
     match e {
         Expr::Not(x) | Expr::Neg(x) => visit(x, f),
@@ -630,7 +762,10 @@ impl Execution<'_> {
 
 /// One aggregate's running state.
 enum AggState {
-    Count { star: bool, n: u64 },
+    Count {
+        star: bool,
+        n: u64,
+    },
     Distinct(HashSet<String>),
     /// Compensated (Neumaier) sums: nearly independent of the order of the events.
     Sum(Option<(f64, f64)>),
@@ -638,26 +773,42 @@ enum AggState {
     Min(Option<Value>),
     Max(Option<Value>),
     Pct(Vec<f64>, f64),
-    Stddev { n: u64, mean: f64, m2: f64 },
+    Stddev {
+        n: u64,
+        mean: f64,
+        m2: f64,
+    },
     Earliest(Option<(i64, Value)>),
     Latest(Option<(i64, Value)>),
 }
 
 impl AggState {
     fn new(call: &Expr) -> AggState {
-        let Expr::Call { name, args, .. } = call else { return AggState::Count { star: true, n: 0 } };
+        let Expr::Call { name, args, .. } = call else {
+            return AggState::Count { star: true, n: 0 };
+        };
         match name.as_str() {
-            "count" => AggState::Count { star: args.is_empty(), n: 0 },
+            "count" => AggState::Count {
+                star: args.is_empty(),
+                n: 0,
+            },
             "count_distinct" => AggState::Distinct(HashSet::new()),
             "sum" => AggState::Sum(None),
             "avg" => AggState::Avg((0.0, 0.0), 0),
             "min" => AggState::Min(None),
             "max" => AggState::Max(None),
-            "pct" => AggState::Pct(Vec::new(), match args.get(1) {
-                Some(Expr::Number(p)) => *p,
-                _ => 50.0,
-            }),
-            "stddev" => AggState::Stddev { n: 0, mean: 0.0, m2: 0.0 },
+            "pct" => AggState::Pct(
+                Vec::new(),
+                match args.get(1) {
+                    Some(Expr::Number(p)) => *p,
+                    _ => 50.0,
+                },
+            ),
+            "stddev" => AggState::Stddev {
+                n: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
             "earliest" => AggState::Earliest(None),
             _ => AggState::Latest(None),
         }
@@ -685,12 +836,18 @@ impl AggState {
                 }
             }
             AggState::Min(m) => {
-                if !v.is_null() && m.as_ref().is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Less)) {
+                if !v.is_null()
+                    && m.as_ref()
+                        .is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Less))
+                {
                     *m = Some(v);
                 }
             }
             AggState::Max(m) => {
-                if !v.is_null() && m.as_ref().is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Greater)) {
+                if !v.is_null()
+                    && m.as_ref()
+                        .is_none_or(|cur| v.compare(cur) == Some(std::cmp::Ordering::Greater))
+                {
                     *m = Some(v);
                 }
             }
@@ -729,7 +886,13 @@ impl AggState {
             AggState::Count { n, .. } => Value::Num(*n as f64),
             AggState::Distinct(s) => Value::Num(s.len() as f64),
             AggState::Sum(s) => s.map(|(sum, c)| Value::Num(sum + c)).unwrap_or(Value::Null),
-            AggState::Avg((sum, c), n) => if *n == 0 { Value::Null } else { Value::Num((*sum + *c) / *n as f64) },
+            AggState::Avg((sum, c), n) => {
+                if *n == 0 {
+                    Value::Null
+                } else {
+                    Value::Num((*sum + *c) / *n as f64)
+                }
+            }
             AggState::Min(m) | AggState::Max(m) => m.clone().unwrap_or(Value::Null),
             AggState::Pct(vals, p) => {
                 if vals.is_empty() {
@@ -740,8 +903,16 @@ impl AggState {
                 let rank = ((*p / 100.0) * vals.len() as f64).ceil().max(1.0) as usize;
                 Value::Num(vals[rank.min(vals.len()) - 1])
             }
-            AggState::Stddev { n, m2, .. } => if *n < 2 { Value::Null } else { Value::Num((*m2 / (*n - 1) as f64).sqrt()) },
-            AggState::Earliest(e) | AggState::Latest(e) => e.as_ref().map(|(_, v)| v.clone()).unwrap_or(Value::Null),
+            AggState::Stddev { n, m2, .. } => {
+                if *n < 2 {
+                    Value::Null
+                } else {
+                    Value::Num((*m2 / (*n - 1) as f64).sqrt())
+                }
+            }
+            AggState::Earliest(e) | AggState::Latest(e) => {
+                e.as_ref().map(|(_, v)| v.clone()).unwrap_or(Value::Null)
+            }
         }
     }
 }
@@ -750,7 +921,11 @@ impl AggState {
 fn neumaier(acc: &mut (f64, f64), x: f64) {
     let (sum, c) = *acc;
     let t = sum + x;
-    let c = if sum.abs() >= x.abs() { c + ((sum - t) + x) } else { c + ((x - t) + sum) };
+    let c = if sum.abs() >= x.abs() {
+        c + ((sum - t) + x)
+    } else {
+        c + ((x - t) + sum)
+    };
     *acc = (t, c);
 }
 
@@ -775,7 +950,12 @@ impl<'q> StatsState<'q> {
                 Ok(())
             });
         }
-        StatsState { aggregates, by, calls, groups: HashMap::new() }
+        StatsState {
+            aggregates,
+            by,
+            calls,
+            groups: HashMap::new(),
+        }
     }
 
     /// Adds a row standing for `weight` events (1, or the number of calls a pre-aggregated row
@@ -784,13 +964,18 @@ impl<'q> StatsState<'q> {
         let keys: Vec<Value> = self.by.iter().map(|b| plan.eval(&b.expr, row)).collect();
         let k: Vec<String> = keys.iter().map(Value::key).collect();
         let calls = &self.calls;
-        let entry = self.groups.entry(k).or_insert_with(|| (keys, calls.iter().map(|c| AggState::new(c)).collect()));
+        let entry = self
+            .groups
+            .entry(k)
+            .or_insert_with(|| (keys, calls.iter().map(|c| AggState::new(c)).collect()));
         let ts = match row.get("@timestamp") {
             Value::Time(t) => Some(*t),
             other => other.as_f64().map(|n| n as i64),
         };
         for (call, state) in self.calls.iter().zip(entry.1.iter_mut()) {
-            let Expr::Call { args, .. } = call else { continue };
+            let Expr::Call { args, .. } = call else {
+                continue;
+            };
             let v = match args.first() {
                 Some(a) => plan.eval(a, row),
                 None => Value::Null,
@@ -806,10 +991,17 @@ impl<'q> StatsState<'q> {
         let mut groups: Vec<(Vec<Value>, Vec<AggState>)> = self.groups.into_values().collect();
         // A stats without `by` over no rows still gives one row (count 0).
         if groups.is_empty() && self.by.is_empty() {
-            groups.push((Vec::new(), self.calls.iter().map(|c| AggState::new(c)).collect()));
+            groups.push((
+                Vec::new(),
+                self.calls.iter().map(|c| AggState::new(c)).collect(),
+            ));
         }
         groups.sort_by(|a, b| {
-            a.0.iter().zip(&b.0).map(|(x, y)| x.sort_cmp(y)).find(|o| *o != std::cmp::Ordering::Equal).unwrap_or(std::cmp::Ordering::Equal)
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| x.sort_cmp(y))
+                .find(|o| *o != std::cmp::Ordering::Equal)
+                .unwrap_or(std::cmp::Ordering::Equal)
         });
         let rows = groups
             .into_iter()
@@ -841,7 +1033,12 @@ mod tests {
     use crate::query::parse_query;
 
     fn rows() -> Vec<Row> {
-        let mk = |ts: i64, arn: &str, model: &str, input: f64, output: Option<f64>, dev: Option<&str>| {
+        let mk = |ts: i64,
+                  arn: &str,
+                  model: &str,
+                  input: f64,
+                  output: Option<f64>,
+                  dev: Option<&str>| {
             let mut r = Row::default();
             r.set("@timestamp", Value::Time(ts));
             r.set("identity.arn", Value::Str(arn.into()));
@@ -856,51 +1053,131 @@ mod tests {
             r
         };
         vec![
-            mk(1_000, "arn:aws:iam::1:user/alice", "us.anthropic.claude-sonnet-4-5", 10.0, Some(1.0), None),
-            mk(2_000, "arn:aws:iam::1:user/alice", "anthropic.claude-3-haiku", 20.0, Some(2.0), None),
-            mk(400_000, "arn:aws:sts::1:assumed-role/r/i-1", "us.anthropic.claude-sonnet-4-5", 30.0, None, Some("carol")),
-            mk(700_000, "arn:aws:sts::1:assumed-role/r/i-1", "us.anthropic.claude-sonnet-4-5", 40.0, Some(4.0), Some("erin")),
+            mk(
+                1_000,
+                "arn:aws:iam::1:user/alice",
+                "us.anthropic.claude-sonnet-4-5",
+                10.0,
+                Some(1.0),
+                None,
+            ),
+            mk(
+                2_000,
+                "arn:aws:iam::1:user/alice",
+                "anthropic.claude-3-haiku",
+                20.0,
+                Some(2.0),
+                None,
+            ),
+            mk(
+                400_000,
+                "arn:aws:sts::1:assumed-role/r/i-1",
+                "us.anthropic.claude-sonnet-4-5",
+                30.0,
+                None,
+                Some("carol"),
+            ),
+            mk(
+                700_000,
+                "arn:aws:sts::1:assumed-role/r/i-1",
+                "us.anthropic.claude-sonnet-4-5",
+                40.0,
+                Some(4.0),
+                Some("erin"),
+            ),
         ]
     }
 
     fn run(q: &str) -> Table {
-        let plan = Plan::new(parse_query(q).unwrap_or_else(|e| panic!("{}", e.render(q))), DEFAULT_LIMIT).expect("plan");
+        let plan = Plan::new(
+            parse_query(q).unwrap_or_else(|e| panic!("{}", e.render(q))),
+            DEFAULT_LIMIT,
+        )
+        .expect("plan");
         plan.run(rows())
     }
 
     fn cells(t: &Table) -> Vec<Vec<String>> {
-        t.rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect()
+        t.rows
+            .iter()
+            .map(|r| r.iter().map(|v| v.to_string()).collect())
+            .collect()
     }
 
     #[test]
     fn stats_by_with_nulls_and_arithmetic() {
         let t = run("stats count(*) as n, count(output.outputTokenCount) as with_output, sum(output.outputTokenCount) as out, sum(input.inputTokenCount) / count(*) as mean by identity.arn");
-        assert_eq!(t.columns, ["identity.arn", "n", "with_output", "out", "mean"]);
-        assert_eq!(cells(&t), [["arn:aws:iam::1:user/alice", "2", "2", "3", "15"], ["arn:aws:sts::1:assumed-role/r/i-1", "2", "1", "4", "35"]]);
+        assert_eq!(
+            t.columns,
+            ["identity.arn", "n", "with_output", "out", "mean"]
+        );
+        assert_eq!(
+            cells(&t),
+            [
+                ["arn:aws:iam::1:user/alice", "2", "2", "3", "15"],
+                ["arn:aws:sts::1:assumed-role/r/i-1", "2", "1", "4", "35"]
+            ]
+        );
     }
 
     #[test]
     fn filters_like_in_and_null_comparisons() {
-        assert_eq!(run("filter modelId like /sonnet/ | stats count(*)").rows[0][0], Value::Num(3.0));
-        assert_eq!(run("filter modelId like 'haiku' | stats count(*)").rows[0][0], Value::Num(1.0));
-        assert_eq!(run("filter modelId not like 'haiku' | stats count(*)").rows[0][0], Value::Num(3.0));
+        assert_eq!(
+            run("filter modelId like /sonnet/ | stats count(*)").rows[0][0],
+            Value::Num(3.0)
+        );
+        assert_eq!(
+            run("filter modelId like 'haiku' | stats count(*)").rows[0][0],
+            Value::Num(1.0)
+        );
+        assert_eq!(
+            run("filter modelId not like 'haiku' | stats count(*)").rows[0][0],
+            Value::Num(3.0)
+        );
         // A missing field compares false both ways.
         assert_eq!(run("filter output.outputTokenCount > 0 or output.outputTokenCount <= 0 | stats count(*)").rows[0][0], Value::Num(3.0));
-        assert_eq!(run("filter requestMetadata.developer in ['carol', 'x'] | stats count(*)").rows[0][0], Value::Num(1.0));
-        assert_eq!(run("filter not ispresent(requestMetadata.developer) | stats count(*)").rows[0][0], Value::Num(2.0));
-        assert_eq!(run("filter input.inputTokenCount = '20' | stats count(*)").rows[0][0], Value::Num(1.0));
+        assert_eq!(
+            run("filter requestMetadata.developer in ['carol', 'x'] | stats count(*)").rows[0][0],
+            Value::Num(1.0)
+        );
+        assert_eq!(
+            run("filter not ispresent(requestMetadata.developer) | stats count(*)").rows[0][0],
+            Value::Num(2.0)
+        );
+        assert_eq!(
+            run("filter input.inputTokenCount = '20' | stats count(*)").rows[0][0],
+            Value::Num(1.0)
+        );
     }
 
     #[test]
     fn bins_sort_limit_dedup_fields() {
         let t = run("stats sum(input.inputTokenCount) as s by bin(5m) as t | sort t desc");
-        assert_eq!(cells(&t), [["1970-01-01 00:10:00.000", "40"], ["1970-01-01 00:05:00.000", "30"], ["1970-01-01 00:00:00.000", "30"]]);
-        let t = run("fields identity.arn, input.inputTokenCount * 2 as double | sort double desc | limit 2");
-        assert_eq!(cells(&t), [["arn:aws:sts::1:assumed-role/r/i-1", "80"], ["arn:aws:sts::1:assumed-role/r/i-1", "60"]]);
+        assert_eq!(
+            cells(&t),
+            [
+                ["1970-01-01 00:10:00.000", "40"],
+                ["1970-01-01 00:05:00.000", "30"],
+                ["1970-01-01 00:00:00.000", "30"]
+            ]
+        );
+        let t = run(
+            "fields identity.arn, input.inputTokenCount * 2 as double | sort double desc | limit 2",
+        );
+        assert_eq!(
+            cells(&t),
+            [
+                ["arn:aws:sts::1:assumed-role/r/i-1", "80"],
+                ["arn:aws:sts::1:assumed-role/r/i-1", "60"]
+            ]
+        );
         let t = run("dedup identity.arn | fields identity.arn");
         assert_eq!(t.rows.len(), 2);
         let t = run("fields toupper(substr(modelId, 0, 2)) as p, concat(modelId, '!') as c, strlen(modelId) as l, coalesce(requestMetadata.developer, 'none') as d | limit 1");
-        assert_eq!(cells(&t), [["US", "us.anthropic.claude-sonnet-4-5!", "30", "none"]]);
+        assert_eq!(
+            cells(&t),
+            [["US", "us.anthropic.claude-sonnet-4-5!", "30", "none"]]
+        );
     }
 
     #[test]
@@ -915,8 +1192,14 @@ mod tests {
     #[test]
     fn aggregates() {
         let t = run("stats min(input.inputTokenCount), max(input.inputTokenCount), avg(input.inputTokenCount), pct(input.inputTokenCount, 50), stddev(input.inputTokenCount), count_distinct(modelId), earliest(modelId), latest(requestMetadata.developer)");
-        assert_eq!(cells(&t)[0][..6], ["10", "40", "25", "20", "12.9099444874", "2"]);
-        assert_eq!(cells(&t)[0][6..], ["us.anthropic.claude-sonnet-4-5", "erin"]);
+        assert_eq!(
+            cells(&t)[0][..6],
+            ["10", "40", "25", "20", "12.9099444874", "2"]
+        );
+        assert_eq!(
+            cells(&t)[0][6..],
+            ["us.anthropic.claude-sonnet-4-5", "erin"]
+        );
         // Over no rows: one row, count 0, sum null.
         let t = run("filter modelId = 'none' | stats count(*), sum(input.inputTokenCount)");
         assert_eq!(t.rows, [[Value::Num(0.0), Value::Null]]);
@@ -934,7 +1217,9 @@ mod tests {
         let mut exec = plan.start();
         let mut grouped: HashMap<(String, String), (f64, u64)> = HashMap::new();
         for r in rows() {
-            let e = grouped.entry((r.get("identity.arn").text(), r.get("modelId").text())).or_default();
+            let e = grouped
+                .entry((r.get("identity.arn").text(), r.get("modelId").text()))
+                .or_default();
             e.0 += r.get("input.inputTokenCount").as_f64().unwrap_or(0.0);
             e.1 += 1;
         }
@@ -947,20 +1232,37 @@ mod tests {
         }
         assert_eq!(exec.finish(), per_event);
         // What cannot run over sums is refused.
-        for q in ["stats max(input.inputTokenCount)", "filter input.inputTokenCount > 5 | stats count(*)", "fields x | stats count(*)", "stats count(*) by requestId", "stats sum(output.outputTokenCount)"] {
+        for q in [
+            "stats max(input.inputTokenCount)",
+            "filter input.inputTokenCount > 5 | stats count(*)",
+            "fields x | stats count(*)",
+            "stats count(*) by requestId",
+            "stats sum(output.outputTokenCount)",
+        ] {
             let plan = Plan::new(parse_query(q).expect("q"), DEFAULT_LIMIT).expect("plan");
             assert_eq!(plan.additive_stats(&dims, &additive), None, "{q}");
         }
-        let plan = Plan::new(parse_query("stats count(*) by bin(1h), bin(1d)").expect("q"), DEFAULT_LIMIT).expect("plan");
+        let plan = Plan::new(
+            parse_query("stats count(*) by bin(1h), bin(1d)").expect("q"),
+            DEFAULT_LIMIT,
+        )
+        .expect("plan");
         assert_eq!(plan.additive_stats(&dims, &additive), Some(3_600_000));
     }
 
     #[test]
     fn default_columns_limit_and_input_fields() {
-        let q = parse_query("filter x > 1 | fields a, b + c as d | stats sum(d) by a | filter a = 'z'").expect("parse");
+        let q =
+            parse_query("filter x > 1 | fields a, b + c as d | stats sum(d) by a | filter a = 'z'")
+                .expect("parse");
         let plan = Plan::new(q, 2).expect("plan");
-        assert_eq!(plan.input_fields().into_iter().collect::<Vec<_>>(), ["a", "b", "c", "x"]);
-        let t = Plan::new(parse_query("filter ispresent(modelId)").expect("q"), 2).expect("plan").run(rows());
+        assert_eq!(
+            plan.input_fields().into_iter().collect::<Vec<_>>(),
+            ["a", "b", "c", "x"]
+        );
+        let t = Plan::new(parse_query("filter ispresent(modelId)").expect("q"), 2)
+            .expect("plan")
+            .run(rows());
         assert_eq!(t.columns, ["@timestamp", "@message"]);
         assert!(t.truncated && t.rows.len() == 2);
     }

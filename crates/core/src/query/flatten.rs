@@ -18,7 +18,11 @@ pub fn flatten_json(v: &serde_json::Value, prefix: &str, row: &mut Row) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_json(x, &name, row);
             }
         }
@@ -28,7 +32,9 @@ pub fn flatten_json(v: &serde_json::Value, prefix: &str, row: &mut Row) {
             }
         }
         serde_json::Value::String(s) => row.set(prefix, Value::Str(s.clone())),
-        serde_json::Value::Number(n) => row.set(prefix, n.as_f64().map(Value::Num).unwrap_or(Value::Null)),
+        serde_json::Value::Number(n) => {
+            row.set(prefix, n.as_f64().map(Value::Num).unwrap_or(Value::Null))
+        }
         serde_json::Value::Bool(b) => row.set(prefix, Value::Bool(*b)),
         serde_json::Value::Null => {}
     }
@@ -72,7 +78,12 @@ pub fn extract_fields(line: &[u8], fields: &FieldSet, row: &mut Row) -> Result<(
     Ok(())
 }
 
-fn walk(sc: &mut Scan, path: &mut String, fields: &FieldSet, row: &mut Row) -> Result<(), RecordError> {
+fn walk(
+    sc: &mut Scan,
+    path: &mut String,
+    fields: &FieldSet,
+    row: &mut Row,
+) -> Result<(), RecordError> {
     let exact = !path.is_empty() && fields.exact.contains(path.as_str());
     let descend = path.is_empty() || fields.prefixes.contains(path.as_str());
     match sc.peek_value() {
@@ -123,7 +134,8 @@ mod tests {
 
     #[test]
     fn extraction_agrees_with_flattening() {
-        let line = r#"{"a":{"b":1,"c":[{"d":"x"},{"d":"y\"z"}],"e":true},"f":null,"g":"h","i":[1,2.5e1]}"#;
+        let line =
+            r#"{"a":{"b":1,"c":[{"d":"x"},{"d":"y\"z"}],"e":true},"f":null,"g":"h","i":[1,2.5e1]}"#;
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         let mut all = Row::default();
         flatten_json(&v, "", &mut all);
@@ -134,6 +146,11 @@ mod tests {
             assert_eq!(some.get(n), all.get(n), "{n}");
         }
         assert_eq!(some.0.len(), 5);
-        assert!(extract_fields(br#"{"a":[1,2}"#, &FieldSet::new(["a.0"]), &mut Row::default()).is_err());
+        assert!(extract_fields(
+            br#"{"a":[1,2}"#,
+            &FieldSet::new(["a.0"]),
+            &mut Row::default()
+        )
+        .is_err());
     }
 }

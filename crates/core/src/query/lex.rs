@@ -6,7 +6,10 @@ use super::ast::Span;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tok {
     /// A field or keyword: letters, digits, `_`, `.`, `@`, `$`; or any text between backquotes.
-    Ident { text: String, quoted: bool },
+    Ident {
+        text: String,
+        quoted: bool,
+    },
     Number(f64),
     /// A number with a time unit: milliseconds.
     Duration(i64),
@@ -157,13 +160,26 @@ impl<'q> Lexer<'q> {
             b'>' => one(Tok::Gt, self),
             b'\'' | b'"' => self.string(c),
             b'`' => {
-                let end = b[start + 1..].iter().position(|&x| x == b'`').map(|i| start + 1 + i);
+                let end = b[start + 1..]
+                    .iter()
+                    .position(|&x| x == b'`')
+                    .map(|i| start + 1 + i);
                 match end {
                     Some(e) => {
                         self.pos = e + 1;
-                        Ok((Tok::Ident { text: self.src[start + 1..e].to_string(), quoted: true }, start..e + 1))
+                        Ok((
+                            Tok::Ident {
+                                text: self.src[start + 1..e].to_string(),
+                                quoted: true,
+                            },
+                            start..e + 1,
+                        ))
                     }
-                    None => Err(LexError { span: start..b.len(), message: "a backquoted name is not closed (expected a closing `` ` ``)".into() }),
+                    None => Err(LexError {
+                        span: start..b.len(),
+                        message: "a backquoted name is not closed (expected a closing `` ` ``)"
+                            .into(),
+                    }),
                 }
             }
             b'0'..=b'9' => self.number(),
@@ -171,11 +187,20 @@ impl<'q> Lexer<'q> {
                 while self.pos < b.len() && is_ident_char(b[self.pos]) {
                     self.pos += 1;
                 }
-                Ok((Tok::Ident { text: self.src[start..self.pos].to_string(), quoted: false }, start..self.pos))
+                Ok((
+                    Tok::Ident {
+                        text: self.src[start..self.pos].to_string(),
+                        quoted: false,
+                    },
+                    start..self.pos,
+                ))
             }
             _ => {
                 let ch = self.src[start..].chars().next().unwrap_or('?');
-                Err(LexError { span: start..start + ch.len_utf8(), message: format!("unexpected character `{ch}`") })
+                Err(LexError {
+                    span: start..start + ch.len_utf8(),
+                    message: format!("unexpected character `{ch}`"),
+                })
             }
         }
     }
@@ -212,7 +237,13 @@ impl<'q> Lexer<'q> {
                 _ => i += 1,
             }
         }
-        Err(LexError { span: start..b.len(), message: format!("a string is not closed (expected a closing {})", quote as char) })
+        Err(LexError {
+            span: start..b.len(),
+            message: format!(
+                "a string is not closed (expected a closing {})",
+                quote as char
+            ),
+        })
     }
 
     fn number(&mut self) -> Result<(Tok, Span), LexError> {
@@ -246,7 +277,10 @@ impl<'q> Lexer<'q> {
         while u < b.len() && b[u].is_ascii_alphabetic() {
             u += 1;
         }
-        let value: f64 = self.src[start..num_end].parse().map_err(|_| LexError { span: start..num_end, message: "not a number".into() })?;
+        let value: f64 = self.src[start..num_end].parse().map_err(|_| LexError {
+            span: start..num_end,
+            message: "not a number".into(),
+        })?;
         if u > num_end {
             let unit = &self.src[num_end..u];
             return match unit_ms(unit) {
@@ -254,7 +288,13 @@ impl<'q> Lexer<'q> {
                     self.pos = u;
                     Ok((Tok::Duration(value as i64 * ms), start..u))
                 }
-                _ => Err(LexError { span: start..u, message: format!("`{}` is not a number or a duration (units: ms, s, m, h, d, w)", &self.src[start..u]) }),
+                _ => Err(LexError {
+                    span: start..u,
+                    message: format!(
+                        "`{}` is not a number or a duration (units: ms, s, m, h, d, w)",
+                        &self.src[start..u]
+                    ),
+                }),
             };
         }
         self.pos = num_end;
@@ -285,6 +325,9 @@ impl<'q> Lexer<'q> {
                 _ => i += 1,
             }
         }
-        Err(LexError { span: open..b.len(), message: "a regular expression is not closed (expected a closing `/`)".into() })
+        Err(LexError {
+            span: open..b.len(),
+            message: "a regular expression is not closed (expected a closing `/`)".into(),
+        })
     }
 }

@@ -20,4 +20,14 @@ pub use value::{fmt_time, Value};
 
 /// Commands CloudWatch has and bedrock-usage does not (yet): named as such in errors, not as a
 /// syntax error.
-pub const UNSUPPORTED_COMMANDS: &[&str] = &["pattern", "anomaly", "diff", "unmask", "unnest", "lookup", "filterindex", "source", "stats_if"];
+pub const UNSUPPORTED_COMMANDS: &[&str] = &[
+    "pattern",
+    "anomaly",
+    "diff",
+    "unmask",
+    "unnest",
+    "lookup",
+    "filterindex",
+    "source",
+    "stats_if",
+];

@@ -11,13 +11,48 @@ use super::ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey, Span
 use super::lex::{LexError, Lexer, Tok};
 use super::UNSUPPORTED_COMMANDS;
 
-pub const COMMANDS: &[&str] = &["fields", "filter", "stats", "sort", "limit", "display", "parse", "dedup"];
+pub const COMMANDS: &[&str] = &[
+    "fields", "filter", "stats", "sort", "limit", "display", "parse", "dedup",
+];
 
-pub const AGGREGATES: &[&str] = &["count", "count_distinct", "sum", "avg", "min", "max", "pct", "stddev", "earliest", "latest"];
+pub const AGGREGATES: &[&str] = &[
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "pct",
+    "stddev",
+    "earliest",
+    "latest",
+];
 
 pub const FUNCTIONS: &[&str] = &[
-    "abs", "ceil", "floor", "greatest", "least", "concat", "strlen", "toupper", "tolower", "trim", "ltrim", "rtrim", "substr", "replace",
-    "strcontains", "ispresent", "isempty", "isblank", "coalesce", "datefloor", "dateceil", "frommillis", "tomillis", "bin",
+    "abs",
+    "ceil",
+    "floor",
+    "greatest",
+    "least",
+    "concat",
+    "strlen",
+    "toupper",
+    "tolower",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "substr",
+    "replace",
+    "strcontains",
+    "ispresent",
+    "isempty",
+    "isblank",
+    "coalesce",
+    "datefloor",
+    "dateceil",
+    "frommillis",
+    "tomillis",
+    "bin",
 ];
 
 /// A query that cannot be run, with the place in the query.
@@ -37,7 +72,10 @@ impl std::error::Error for QueryError {}
 
 impl From<LexError> for QueryError {
     fn from(e: LexError) -> QueryError {
-        QueryError { span: e.span, message: e.message }
+        QueryError {
+            span: e.span,
+            message: e.message,
+        }
     }
 }
 
@@ -46,12 +84,28 @@ impl QueryError {
     pub fn render(&self, query: &str) -> String {
         let start = self.span.start.min(query.len());
         let line_start = query[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let line_end = query[start..].find('\n').map(|i| start + i).unwrap_or(query.len());
+        let line_end = query[start..]
+            .find('\n')
+            .map(|i| start + i)
+            .unwrap_or(query.len());
         let line_no = query[..line_start].matches('\n').count() + 1;
         let col = query[line_start..start].chars().count();
-        let width = query[start..self.span.end.clamp(start, line_end)].chars().count().max(1);
-        let location = if query.contains('\n') { format!(" (line {line_no}, column {})", col + 1) } else { String::new() };
-        format!("{}{location}\n  {}\n  {}{}", self.message, &query[line_start..line_end], " ".repeat(col), "^".repeat(width))
+        let width = query[start..self.span.end.clamp(start, line_end)]
+            .chars()
+            .count()
+            .max(1);
+        let location = if query.contains('\n') {
+            format!(" (line {line_no}, column {})", col + 1)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}{location}\n  {}\n  {}{}",
+            self.message,
+            &query[line_start..line_end],
+            " ".repeat(col),
+            "^".repeat(width)
+        )
     }
 }
 
@@ -65,7 +119,8 @@ pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) ->
             best = Some((d, c));
         }
     }
-    best.filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2)).map(|(_, c)| c)
+    best.filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
+        .map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -74,7 +129,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != *cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + (ca != *cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -86,7 +143,10 @@ pub fn parse_query(src: &str) -> Result<Query, QueryError> {
     let mut p = Parser::new(src)?;
     let mut commands = Vec::new();
     if p.tok == Tok::End {
-        return Err(p.error(format!("an empty query: expected a command ({})", COMMANDS.join(", "))));
+        return Err(p.error(format!(
+            "an empty query: expected a command ({})",
+            COMMANDS.join(", ")
+        )));
     }
     loop {
         commands.push(p.command()?);
@@ -114,17 +174,29 @@ impl<'q> Parser<'q> {
     fn new(src: &'q str) -> Result<Parser<'q>, QueryError> {
         let mut lex = Lexer::new(src);
         let (tok, span) = lex.next()?;
-        Ok(Parser { src, lex, tok, span, prev_end: 0 })
+        Ok(Parser {
+            src,
+            lex,
+            tok,
+            span,
+            prev_end: 0,
+        })
     }
 
     fn bump(&mut self) -> Result<(Tok, Span), QueryError> {
         self.prev_end = self.span.end;
         let (t, s) = self.lex.next()?;
-        Ok((std::mem::replace(&mut self.tok, t), std::mem::replace(&mut self.span, s)))
+        Ok((
+            std::mem::replace(&mut self.tok, t),
+            std::mem::replace(&mut self.span, s),
+        ))
     }
 
     fn error(&self, message: String) -> QueryError {
-        QueryError { span: self.span.clone(), message }
+        QueryError {
+            span: self.span.clone(),
+            message,
+        }
     }
 
     fn expected(&self, what: &str) -> QueryError {
@@ -146,7 +218,10 @@ impl<'q> Parser<'q> {
 
     fn command(&mut self) -> Result<Command, QueryError> {
         let name = match &self.tok {
-            Tok::Ident { text, quoted: false } => text.to_ascii_lowercase(),
+            Tok::Ident {
+                text,
+                quoted: false,
+            } => text.to_ascii_lowercase(),
             _ => return Err(self.expected(&format!("a command ({})", COMMANDS.join(", ")))),
         };
         let name_span = self.span.clone();
@@ -154,10 +229,18 @@ impl<'q> Parser<'q> {
             let message = if UNSUPPORTED_COMMANDS.contains(&name.as_str()) {
                 format!("`{name}` is a CloudWatch Logs Insights command that bedrock-usage does not support")
             } else {
-                let hint = closest(&name, COMMANDS.iter().copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
-                format!("unknown command `{name}`{hint} (commands: {})", COMMANDS.join(", "))
+                let hint = closest(&name, COMMANDS.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown command `{name}`{hint} (commands: {})",
+                    COMMANDS.join(", ")
+                )
             };
-            return Err(QueryError { span: name_span, message });
+            return Err(QueryError {
+                span: name_span,
+                message,
+            });
         }
         self.bump()?;
         let cmd = match name.as_str() {
@@ -166,7 +249,11 @@ impl<'q> Parser<'q> {
             "filter" => Command::Filter(self.expr()?),
             "stats" => {
                 let aggregates = self.named_list("an aggregate after `stats`, such as `count(*)` or `sum(input.inputTokenCount)`")?;
-                let by = if self.eat_kw("by")? { self.named_list("a field or `bin(...)` after `by`")? } else { Vec::new() };
+                let by = if self.eat_kw("by")? {
+                    self.named_list("a field or `bin(...)` after `by`")?
+                } else {
+                    Vec::new()
+                };
                 Command::Stats { aggregates, by }
             }
             "sort" => {
@@ -256,14 +343,22 @@ impl<'q> Parser<'q> {
                 }
                 for n in by {
                     if let Some((name, span)) = find_aggregate(&n.expr) {
-                        return Err(QueryError { span, message: format!("`{name}` is an aggregate: it cannot stand after `by`") });
+                        return Err(QueryError {
+                            span,
+                            message: format!(
+                                "`{name}` is an aggregate: it cannot stand after `by`"
+                            ),
+                        });
                     }
                 }
             }
             Command::Fields(v) | Command::Display(v) => {
                 for n in v {
                     if let Some((name, span)) = find_aggregate(&n.expr) {
-                        return Err(QueryError { span, message: format!("`{name}` is an aggregate: use it in `stats`") });
+                        return Err(QueryError {
+                            span,
+                            message: format!("`{name}` is an aggregate: use it in `stats`"),
+                        });
                     }
                 }
             }
@@ -286,7 +381,11 @@ impl<'q> Parser<'q> {
             let start = self.span.start;
             let expr = self.expr()?;
             let text = self.src[start..self.prev_end.max(start)].trim().to_string();
-            let alias = if self.eat_kw("as")? { Some(self.name("a name after `as`")?) } else { None };
+            let alias = if self.eat_kw("as")? {
+                Some(self.name("a name after `as`")?)
+            } else {
+                None
+            };
             out.push(Named { expr, alias, text });
             if self.tok != Tok::Comma {
                 return Ok(out);
@@ -309,7 +408,11 @@ impl<'q> Parser<'q> {
         let mut left = self.and()?;
         while self.eat_kw("or")? {
             let right = self.and()?;
-            left = Expr::Binary { op: BinOp::Or, left: Box::new(left), right: Box::new(right) };
+            left = Expr::Binary {
+                op: BinOp::Or,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
         }
         Ok(left)
     }
@@ -318,7 +421,11 @@ impl<'q> Parser<'q> {
         let mut left = self.not()?;
         while self.eat_kw("and")? {
             let right = self.not()?;
-            left = Expr::Binary { op: BinOp::And, left: Box::new(left), right: Box::new(right) };
+            left = Expr::Binary {
+                op: BinOp::And,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
         }
         Ok(left)
     }
@@ -365,7 +472,11 @@ impl<'q> Parser<'q> {
             }
             _ => self.additive()?,
         };
-        Ok(Expr::Binary { op, left: Box::new(left), right: Box::new(right) })
+        Ok(Expr::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        })
     }
 
     fn additive(&mut self) -> Result<Expr, QueryError> {
@@ -378,7 +489,11 @@ impl<'q> Parser<'q> {
             };
             self.bump()?;
             let right = self.multiplicative()?;
-            left = Expr::Binary { op, left: Box::new(left), right: Box::new(right) };
+            left = Expr::Binary {
+                op,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
         }
     }
 
@@ -393,7 +508,11 @@ impl<'q> Parser<'q> {
             };
             self.bump()?;
             let right = self.unary()?;
-            left = Expr::Binary { op, left: Box::new(left), right: Box::new(right) };
+            left = Expr::Binary {
+                op,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
         }
     }
 
@@ -464,11 +583,20 @@ impl<'q> Parser<'q> {
                 if !quoted && self.tok == Tok::LParen {
                     return self.call(text, span);
                 }
-                if !quoted && (text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false")) {
+                if !quoted
+                    && (text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false"))
+                {
                     return Ok(Expr::Bool(text.eq_ignore_ascii_case("true")));
                 }
-                if !quoted && ["and", "or", "as", "by", "like", "in", "asc", "desc"].iter().any(|k| text.eq_ignore_ascii_case(k)) {
-                    return Err(QueryError { span, message: format!("expected a value, found the keyword `{text}`") });
+                if !quoted
+                    && ["and", "or", "as", "by", "like", "in", "asc", "desc"]
+                        .iter()
+                        .any(|k| text.eq_ignore_ascii_case(k))
+                {
+                    return Err(QueryError {
+                        span,
+                        message: format!("expected a value, found the keyword `{text}`"),
+                    });
                 }
                 Ok(Expr::Field { name: text, span })
             }
@@ -479,8 +607,13 @@ impl<'q> Parser<'q> {
     fn call(&mut self, name: String, span: Span) -> Result<Expr, QueryError> {
         let lower = name.to_ascii_lowercase();
         if !AGGREGATES.contains(&lower.as_str()) && !FUNCTIONS.contains(&lower.as_str()) {
-            let hint = closest(&lower, AGGREGATES.iter().chain(FUNCTIONS).copied()).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
-            return Err(QueryError { span, message: format!("unknown function `{name}`{hint}") });
+            let hint = closest(&lower, AGGREGATES.iter().chain(FUNCTIONS).copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(QueryError {
+                span,
+                message: format!("unknown function `{name}`{hint}"),
+            });
         }
         self.bump()?; // (
         let mut args = Vec::new();
@@ -501,9 +634,16 @@ impl<'q> Parser<'q> {
         let end = self.span.end;
         self.bump()?;
         if let Some(msg) = arity_error(&lower, args.len()) {
-            return Err(QueryError { span: span.start..end, message: msg });
+            return Err(QueryError {
+                span: span.start..end,
+                message: msg,
+            });
         }
-        Ok(Expr::Call { name: lower, args, span: span.start..end })
+        Ok(Expr::Call {
+            name: lower,
+            args,
+            span: span.start..end,
+        })
     }
 }
 
@@ -511,9 +651,12 @@ impl<'q> Parser<'q> {
 fn arity_error(name: &str, n: usize) -> Option<String> {
     let (lo, hi) = match name {
         "count" => (0, 1),
-        "count_distinct" | "sum" | "avg" | "min" | "max" | "stddev" | "earliest" | "latest" => (1, 1),
+        "count_distinct" | "sum" | "avg" | "min" | "max" | "stddev" | "earliest" | "latest" => {
+            (1, 1)
+        }
         "pct" => (2, 2),
-        "abs" | "ceil" | "floor" | "strlen" | "toupper" | "tolower" | "ispresent" | "isempty" | "isblank" | "frommillis" | "tomillis" | "bin" => (1, 1),
+        "abs" | "ceil" | "floor" | "strlen" | "toupper" | "tolower" | "ispresent" | "isempty"
+        | "isblank" | "frommillis" | "tomillis" | "bin" => (1, 1),
         "trim" | "ltrim" | "rtrim" => (1, 2),
         "greatest" | "least" | "concat" | "coalesce" => (1, usize::MAX),
         "substr" => (2, 3),
@@ -529,7 +672,10 @@ fn arity_error(name: &str, n: usize) -> Option<String> {
         } else {
             format!("{lo} to {hi}")
         };
-        return Some(format!("`{name}` takes {want} argument{}, not {n}", if want == "1" { "" } else { "s" }));
+        return Some(format!(
+            "`{name}` takes {want} argument{}, not {n}",
+            if want == "1" { "" } else { "s" }
+        ));
     }
     None
 }
@@ -608,16 +754,40 @@ mod tests {
     #[test]
     fn precedence() {
         let q = parse_query("filter a = 1 or b = 2 and not c = 3").expect("parse");
-        let Command::Filter(Expr::Binary { op: BinOp::Or, right, .. }) = &q.commands[0] else { panic!("{q:?}") };
-        let Expr::Binary { op: BinOp::And, right: not, .. } = right.as_ref() else { panic!("{right:?}") };
+        let Command::Filter(Expr::Binary {
+            op: BinOp::Or,
+            right,
+            ..
+        }) = &q.commands[0]
+        else {
+            panic!("{q:?}")
+        };
+        let Expr::Binary {
+            op: BinOp::And,
+            right: not,
+            ..
+        } = right.as_ref()
+        else {
+            panic!("{right:?}")
+        };
         assert!(matches!(not.as_ref(), Expr::Not(_)));
         let q = parse_query("fields 1 + 2 * 3 as x").expect("parse");
-        let Command::Fields(v) = &q.commands[0] else { panic!() };
+        let Command::Fields(v) = &q.commands[0] else {
+            panic!()
+        };
         assert!(matches!(&v[0].expr, Expr::Binary { op: BinOp::Add, .. }));
         assert_eq!(v[0].alias.as_deref(), Some("x"));
-        let q = parse_query("stats sum(input.inputTokenCount) ,  count(*) by bin(1h) | filter x like /a b/").expect("parse");
-        let Command::Stats { aggregates, by } = &q.commands[0] else { panic!() };
-        assert_eq!((aggregates[0].name(), aggregates[1].name(), by[0].name()), ("sum(input.inputTokenCount)", "count(*)", "bin(1h)"));
+        let q = parse_query(
+            "stats sum(input.inputTokenCount) ,  count(*) by bin(1h) | filter x like /a b/",
+        )
+        .expect("parse");
+        let Command::Stats { aggregates, by } = &q.commands[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (aggregates[0].name(), aggregates[1].name(), by[0].name()),
+            ("sum(input.inputTokenCount)", "count(*)", "bin(1h)")
+        );
     }
 
     #[test]
@@ -652,7 +822,23 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(closest("usage.inputTokens", ["input.inputTokenCount", "output.outputTokenCount", "modelId"]), None);
-        assert_eq!(closest("input.inputTokenCont", ["input.inputTokenCount", "output.outputTokenCount"]), Some("input.inputTokenCount"));
+        assert_eq!(
+            closest(
+                "usage.inputTokens",
+                [
+                    "input.inputTokenCount",
+                    "output.outputTokenCount",
+                    "modelId"
+                ]
+            ),
+            None
+        );
+        assert_eq!(
+            closest(
+                "input.inputTokenCont",
+                ["input.inputTokenCount", "output.outputTokenCount"]
+            ),
+            Some("input.inputTokenCount")
+        );
     }
 }

@@ -109,12 +109,28 @@ pub fn fmt_num(n: f64) -> String {
     if !n.is_finite() {
         return format!("{n}");
     }
-    let int_digits = if n.abs() >= 1.0 { n.abs().log10().floor() as i32 + 1 } else { 0 };
-    let lead_zeros = if n.abs() < 1.0 && n != 0.0 { (-n.abs().log10()).floor() as i32 } else { 0 };
+    let int_digits = if n.abs() >= 1.0 {
+        n.abs().log10().floor() as i32 + 1
+    } else {
+        0
+    };
+    let lead_zeros = if n.abs() < 1.0 && n != 0.0 {
+        (-n.abs().log10()).floor() as i32
+    } else {
+        0
+    };
     let decimals = (12 - int_digits + lead_zeros).clamp(0, 17) as usize;
     let s = format!("{n:.decimals$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if s == "-0" { "0".to_string() } else { s }
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s
+    }
 }
 
 /// `2026-11-03 02:14:07.000`, as the CloudWatch console shows times (UTC).
@@ -122,7 +138,13 @@ pub fn fmt_time(ms: i64) -> String {
     let day = ms.div_euclid(MS_PER_DAY);
     let rem = ms.rem_euclid(MS_PER_DAY);
     let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}", rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
 }
 
 impl fmt::Display for Value {
