@@ -235,7 +235,9 @@ fn plan(
         };
         let prepared = (|| -> io::Result<(String, u64)> {
             Ok((
-                std::fs::canonicalize(&path)?.display().to_string(),
+                // Absolute, not canonical: resolving every symlink costs a system call per path
+                // component, and a file reached by two paths is still counted once (by request id).
+                std::path::absolute(&path)?.display().to_string(),
                 std::fs::metadata(&path)?.len(),
             ))
         })();

@@ -257,8 +257,10 @@ impl Store {
     pub fn checkpoint(&self, path: &str) -> Result<Option<Checkpoint>> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records FROM source WHERE path = ?1",
+            )?
+            .query_row(
                 [path],
                 |r| {
                     Ok(Checkpoint {
