@@ -220,7 +220,7 @@ impl Store {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         // WAL + NORMAL: a committed transaction survives a killed process; on power loss only the
         // last few commits can roll back, and their checkpoints roll back with them.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -238,19 +238,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Brings the schema up to date. The version is read and the migrations applied in one
+    /// IMMEDIATE transaction, so two processes opening a new store at once migrate it once.
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
+        let tx = self
             .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             anyhow::bail!("the store was written by a newer bedrock-usage (schema {version}, this one knows {})", MIGRATIONS.len());
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -302,7 +304,10 @@ impl Store {
         checkpoints: &[Checkpoint],
         metadata_keys: &[String],
     ) -> Result<WriteOutcome> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock first (waiting on another writer), never upgrade later.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = WriteOutcome::default();
         let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
         {
@@ -634,6 +639,25 @@ impl Store {
             .query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| {
                 r.get::<_, i64>(0)
             })? as u64)
+    }
+}
+
+/// Switches to WAL. Changing the journal mode needs the database to itself, and SQLite answers
+/// "busy" at once (no busy handler) while another process is opening the same new store: retry
+/// for a while.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 300 =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

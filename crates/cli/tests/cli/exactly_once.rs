@@ -181,3 +181,38 @@ fn cut_gzip_completed_later_loses_nothing() {
     assert!(!stderr(&out).contains("bad"), "{}", stderr(&out));
     golden("samples-store.json", &dump(&t.db()));
 }
+
+/// Two ingests of the same files at the same time (an overlapping cron job) end as one.
+#[test]
+fn concurrent_ingests_count_each_record_once() {
+    let t = TempDir::new("once-concurrent");
+    let (_, jsonl) = demo_corpus(1500, 23, (1, 4));
+    let corpus = t.path("corpus");
+    std::fs::create_dir_all(&corpus).expect("mkdir");
+    let text = String::from_utf8(jsonl).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, part) in lines.chunks(lines.len() / 4 + 1).enumerate() {
+        std::fs::write(corpus.join(format!("p{i}.jsonl")), part.join("\n") + "\n").expect("write");
+    }
+    let clean = t.path("clean.db");
+    ingest(&clean, &[&corpus]);
+    let db = t.path("shared.db");
+    let spawn = || {
+        bin()
+            .args(["--db", s(&db), "ingest", "--no-progress", s(&corpus)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(dump(&db), dump(&clean));
+    assert_eq!(
+        report_csv(&db, None, &["--by", "developer,model"]),
+        report_csv(&clean, None, &["--by", "developer,model"])
+    );
+}
