@@ -29,5 +29,4 @@ pub const UNSUPPORTED_COMMANDS: &[&str] = &[
     "lookup",
     "filterindex",
     "source",
-    "stats_if",
 ];
