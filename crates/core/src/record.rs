@@ -265,7 +265,9 @@ fn body_cache_split(sc: &mut Scan) -> Result<CacheSplit, RecordError> {
             }
         })?,
         Some(b'[') => sc.array(|sc| {
-            if sc.peek_value() != Some(b'{') {
+            // Only the first `message_start` counts: once it is found, the rest of the stream's
+            // events are skipped whole.
+            if split.found || sc.peek_value() != Some(b'{') {
                 return sc.skip_value();
             }
             let mut is_start = false;
