@@ -404,12 +404,18 @@ impl<'q> Parser<'q> {
         }
     }
 
-    fn expr(&mut self) -> Result<Expr, QueryError> {
-        let mut left = self.and()?;
-        while self.eat_kw("or")? {
-            let right = self.and()?;
+    /// One left-associative level of binary operators: `next (op next)*`.
+    fn left_assoc(
+        &mut self,
+        next: fn(&mut Self) -> Result<Expr, QueryError>,
+        op_at: fn(&Self) -> Option<BinOp>,
+    ) -> Result<Expr, QueryError> {
+        let mut left = next(self)?;
+        while let Some(op) = op_at(self) {
+            self.bump()?;
+            let right = next(self)?;
             left = Expr::Binary {
-                op: BinOp::Or,
+                op,
                 left: Box::new(left),
                 right: Box::new(right),
             };
@@ -417,17 +423,12 @@ impl<'q> Parser<'q> {
         Ok(left)
     }
 
+    fn expr(&mut self) -> Result<Expr, QueryError> {
+        self.left_assoc(Self::and, |p| p.at_kw("or").then_some(BinOp::Or))
+    }
+
     fn and(&mut self) -> Result<Expr, QueryError> {
-        let mut left = self.not()?;
-        while self.eat_kw("and")? {
-            let right = self.not()?;
-            left = Expr::Binary {
-                op: BinOp::And,
-                left: Box::new(left),
-                right: Box::new(right),
-            };
-        }
-        Ok(left)
+        self.left_assoc(Self::not, |p| p.at_kw("and").then_some(BinOp::And))
     }
 
     fn not(&mut self) -> Result<Expr, QueryError> {
@@ -480,40 +481,20 @@ impl<'q> Parser<'q> {
     }
 
     fn additive(&mut self) -> Result<Expr, QueryError> {
-        let mut left = self.multiplicative()?;
-        loop {
-            let op = match self.tok {
-                Tok::Plus => BinOp::Add,
-                Tok::Minus => BinOp::Sub,
-                _ => return Ok(left),
-            };
-            self.bump()?;
-            let right = self.multiplicative()?;
-            left = Expr::Binary {
-                op,
-                left: Box::new(left),
-                right: Box::new(right),
-            };
-        }
+        self.left_assoc(Self::multiplicative, |p| match p.tok {
+            Tok::Plus => Some(BinOp::Add),
+            Tok::Minus => Some(BinOp::Sub),
+            _ => None,
+        })
     }
 
     fn multiplicative(&mut self) -> Result<Expr, QueryError> {
-        let mut left = self.unary()?;
-        loop {
-            let op = match self.tok {
-                Tok::Star => BinOp::Mul,
-                Tok::Slash => BinOp::Div,
-                Tok::Percent => BinOp::Mod,
-                _ => return Ok(left),
-            };
-            self.bump()?;
-            let right = self.unary()?;
-            left = Expr::Binary {
-                op,
-                left: Box::new(left),
-                right: Box::new(right),
-            };
-        }
+        self.left_assoc(Self::unary, |p| match p.tok {
+            Tok::Star => Some(BinOp::Mul),
+            Tok::Slash => Some(BinOp::Div),
+            Tok::Percent => Some(BinOp::Mod),
+            _ => None,
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, QueryError> {
