@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use bedrock_usage_core::money::group_thousands;
 use bedrock_usage_core::report::{Fact, Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
-use bedrock_usage_core::time::{parse_date, parse_timestamp_ms, Zone, MS_PER_DAY};
+use bedrock_usage_core::time::{parse_date, parse_duration_ms, parse_timestamp_ms, Zone};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::output::{emit, Cell, Format, Records, Table};
@@ -101,17 +101,9 @@ pub fn parse_when(s: &str, zone: &Zone, now: i64, is_until: bool, flag: &str) ->
     if let Some(ms) = parse_timestamp_ms(t) {
         return Ok(ms);
     }
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => MS_PER_DAY,
-        "w" => 7 * MS_PER_DAY,
-        _ => 0,
-    };
-    match num.parse::<i64>() {
-        Ok(n) if unit_ms > 0 => Ok(now - n.saturating_mul(unit_ms)),
-        _ => bail!("{flag}: `{s}` is not a date (2026-11-01), an RFC 3339 time (2026-11-01T09:00:00Z) or a duration (30m, 12h, 7d, 2w)"),
+    match parse_duration_ms(t) {
+        Some(d) => Ok(now - d),
+        None => bail!("{flag}: `{s}` is not a date (2026-11-01), an RFC 3339 time (2026-11-01T09:00:00Z) or a duration (30m, 12h, 7d, 2w)"),
     }
 }
 

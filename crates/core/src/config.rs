@@ -29,6 +29,150 @@ pub struct RawConfig {
     pub models: BTreeMap<String, String>,
     #[serde(default)]
     pub pricing: RawPricing,
+    /// Where `sync` reads invocation logs from.
+    #[serde(default)]
+    pub sources: RawSources,
+    #[serde(default)]
+    pub sync: RawSync,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSources {
+    #[serde(default)]
+    pub cloudwatch: Vec<RawCloudWatchSource>,
+    #[serde(default)]
+    pub s3: Vec<RawS3Source>,
+}
+
+/// A CloudWatch Logs group Bedrock delivers to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudWatchSource {
+    pub log_group: String,
+    /// Read only these streams...
+    #[serde(default)]
+    pub log_streams: Vec<String>,
+    /// ...or only streams whose names start with this.
+    #[serde(default)]
+    pub log_stream_prefix: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// An S3 bucket (and key prefix) Bedrock delivers to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3Source {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    /// How far back each CloudWatch sync reads again for late records (default `15m`).
+    #[serde(default)]
+    pub overlap: Option<String>,
+    /// How long `sync --watch` waits between rounds (default `60s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Publish per-developer CloudWatch metrics on every sync.
+    #[serde(default)]
+    pub publish_metrics: bool,
+    /// Where the metrics go: region (default: the first source's, else the chain's).
+    #[serde(default)]
+    pub metrics_region: Option<String>,
+}
+
+/// How to reach AWS for one source (unset: the standard chain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsAccess {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// A place `sync` reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    CloudWatch {
+        log_group: String,
+        log_streams: Vec<String>,
+        log_stream_prefix: Option<String>,
+        access: AwsAccess,
+    },
+    S3 {
+        bucket: String,
+        /// Empty, or ending in `/`.
+        prefix: String,
+        access: AwsAccess,
+    },
+}
+
+impl Source {
+    pub fn access(&self) -> &AwsAccess {
+        match self {
+            Source::CloudWatch { access, .. } | Source::S3 { access, .. } => access,
+        }
+    }
+
+    /// How the source is shown to people.
+    pub fn label(&self) -> String {
+        match self {
+            Source::CloudWatch {
+                log_group,
+                log_streams,
+                log_stream_prefix,
+                ..
+            } => {
+                let mut l = format!("cloudwatch {log_group}");
+                if !log_streams.is_empty() {
+                    l.push_str(&format!(" [{}]", log_streams.join(",")));
+                } else if let Some(p) = log_stream_prefix {
+                    l.push_str(&format!(" [{p}*]"));
+                }
+                l
+            }
+            Source::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Settings of `sync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    pub overlap_ms: i64,
+    pub interval_ms: i64,
+    pub publish_metrics: bool,
+    pub metrics_region: Option<String>,
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        SyncSettings {
+            overlap_ms: 15 * 60_000,
+            interval_ms: 60_000,
+            publish_metrics: false,
+            metrics_region: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +226,8 @@ pub struct Config {
     pub team_cost_centers: HashMap<String, String>,
     pub models: HashMap<String, String>,
     pub catalog_path: Option<String>,
+    pub sources: Vec<Source>,
+    pub sync: SyncSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,10 +311,29 @@ impl Config {
                 problems.push("`pricing.catalog`: an empty path".to_string());
             }
         }
+        let sources = check_sources(&raw.sources, &mut problems);
+        let mut sync = SyncSettings::default();
+        for (field, value, slot) in [
+            ("overlap", &raw.sync.overlap, &mut sync.overlap_ms),
+            ("interval", &raw.sync.interval, &mut sync.interval_ms),
+        ] {
+            if let Some(v) = value {
+                match crate::time::parse_duration_ms(v) {
+                    Some(ms) if ms > 0 => *slot = ms,
+                    _ => problems.push(format!(
+                        "`sync.{field}` = `{v}`: not a duration (90s, 15m, 1h)"
+                    )),
+                }
+            }
+        }
+        sync.publish_metrics = raw.sync.publish_metrics;
+        sync.metrics_region = raw.sync.metrics_region;
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
+            sources,
+            sync,
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
             aliases: raw.aliases.into_iter().collect(),
@@ -194,6 +359,108 @@ impl Config {
             Err(p) => unreachable!("defaults are valid: {p:?}"),
         }
     }
+}
+
+fn check_access(
+    place: &str,
+    region: &Option<String>,
+    profile: &Option<String>,
+    role_arn: &Option<String>,
+    endpoint_url: &Option<String>,
+    problems: &mut Vec<String>,
+) -> AwsAccess {
+    if let Some(r) = role_arn {
+        if !r.starts_with("arn:") || !r.contains(":role/") {
+            problems.push(format!(
+                "`{place}.role_arn` = `{r}`: not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            ));
+        }
+    }
+    if let Some(u) = endpoint_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            problems.push(format!(
+                "`{place}.endpoint_url` = `{u}`: must start with http:// or https://"
+            ));
+        }
+    }
+    if let Some(r) = region {
+        if r.trim().is_empty() || r.contains(char::is_whitespace) {
+            problems.push(format!("`{place}.region` = `{r}`: not a region name"));
+        }
+    }
+    AwsAccess {
+        region: region.clone(),
+        profile: profile.clone(),
+        role_arn: role_arn.clone(),
+        endpoint_url: endpoint_url.clone(),
+    }
+}
+
+fn check_sources(raw: &RawSources, problems: &mut Vec<String>) -> Vec<Source> {
+    let mut out = Vec::new();
+    for (i, c) in raw.cloudwatch.iter().enumerate() {
+        let place = format!("sources.cloudwatch[{i}]");
+        if c.log_group.trim().is_empty() {
+            problems.push(format!("`{place}.log_group`: empty"));
+        }
+        if !c.log_streams.is_empty() && c.log_stream_prefix.is_some() {
+            problems.push(format!(
+                "`{place}`: set `log_streams` or `log_stream_prefix`, not both (CloudWatch takes one)"
+            ));
+        }
+        let access = check_access(
+            &place,
+            &c.region,
+            &c.profile,
+            &c.role_arn,
+            &c.endpoint_url,
+            problems,
+        );
+        out.push(Source::CloudWatch {
+            log_group: c.log_group.clone(),
+            log_streams: c.log_streams.clone(),
+            log_stream_prefix: c.log_stream_prefix.clone(),
+            access,
+        });
+    }
+    for (i, s) in raw.s3.iter().enumerate() {
+        let place = format!("sources.s3[{i}]");
+        let bucket = s.bucket.trim_start_matches("s3://").trim_end_matches('/');
+        if bucket.is_empty() || bucket.contains('/') {
+            problems.push(format!(
+                "`{place}.bucket` = `{}`: a bucket name only; put the key prefix in `prefix`",
+                s.bucket
+            ));
+        }
+        let mut prefix = s
+            .prefix
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let access = check_access(
+            &place,
+            &s.region,
+            &s.profile,
+            &s.role_arn,
+            &s.endpoint_url,
+            problems,
+        );
+        out.push(Source::S3 {
+            bucket: bucket.to_string(),
+            prefix,
+            access,
+        });
+    }
+    for (i, a) in out.iter().enumerate() {
+        if out[..i].iter().any(|b| b == a) {
+            problems.push(format!("`sources`: {} is listed twice", a.label()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -240,6 +507,51 @@ cost_center = "CC-1"
             err.contains("metadata_key") && err.contains("c.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sources_are_checked_and_normalized() {
+        let text = r#"
+[[sources.cloudwatch]]
+log_group = "/aws/bedrock/invocations"
+region = "us-east-1"
+role_arn = "arn:aws:iam::123456789012:role/reader"
+[[sources.s3]]
+bucket = "s3://logs-bucket/"
+prefix = "bedrock"
+[sync]
+overlap = "5m"
+publish_metrics = true
+"#;
+        let c = Config::parse(text, "c.toml").expect("ok");
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources[1].label(), "s3://logs-bucket/bedrock/");
+        assert_eq!(c.sync.overlap_ms, 300_000);
+        assert_eq!(c.sync.interval_ms, 60_000);
+        assert!(c.sync.publish_metrics);
+        let bad = r#"
+[[sources.cloudwatch]]
+log_group = ""
+log_streams = ["a"]
+log_stream_prefix = "b"
+role_arn = "reader"
+endpoint_url = "localhost:5000"
+[[sources.s3]]
+bucket = "b/logs"
+[sync]
+interval = "soon"
+"#;
+        let err = Config::parse(bad, "c.toml").expect_err("bad").to_string();
+        for needle in [
+            "sources.cloudwatch[0].log_group",
+            "not both",
+            "sources.cloudwatch[0].role_arn",
+            "sources.cloudwatch[0].endpoint_url",
+            "sources.s3[0].bucket",
+            "sync.interval",
+        ] {
+            assert!(err.contains(needle), "{needle} missing in {err}");
+        }
     }
 
     #[test]

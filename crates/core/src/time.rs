@@ -122,6 +122,21 @@ fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
 
+/// A duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`90s`, `15m`, `7d`), in ms.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => MS_PER_DAY,
+        "w" => 7 * MS_PER_DAY,
+        _ => return None,
+    };
+    num.parse::<i64>().ok()?.checked_mul(unit_ms)
+}
+
 pub fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
