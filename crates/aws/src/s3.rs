@@ -1,0 +1,162 @@
+//! S3: the invocation-log delivery layout, listed by date partition, and its objects.
+//!
+//! Bedrock delivers to `PREFIX/AWSLogs/ACCOUNT/BedrockModelInvocationLogs/REGION/YYYY/MM/DD/HH/`
+//! gzip objects of JSON lines; large bodies go to `.../HH/data/` and one
+//! `amazon-bedrock-logs-permission-check` object is written when logging is set up.
+
+use aws_config::SdkConfig;
+pub use aws_sdk_s3::Client;
+
+use crate::{classify, Failure};
+
+/// An S3 client for `conf`; path-style addressing when the endpoint is overridden (emulators
+/// and most S3-compatible stores do not resolve `BUCKET.host` names).
+pub fn client(conf: &SdkConfig) -> Client {
+    let mut b = aws_sdk_s3::config::Builder::from(conf);
+    if conf.endpoint_url().is_some() {
+        b = b.force_path_style(true);
+    }
+    Client::from_conf(b.build())
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// One page of `ListObjectsV2`.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub objects: Vec<Object>,
+    /// Common prefixes (with a delimiter).
+    pub prefixes: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// One page of keys under `prefix`, after `start_after`, optionally grouped by `delimiter`.
+pub async fn list_page(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    delimiter: Option<&str>,
+    token: Option<&str>,
+    max_keys: Option<i32>,
+) -> Result<Listing, Failure> {
+    let out = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_start_after(start_after.map(str::to_string))
+        .set_delimiter(delimiter.map(str::to_string))
+        .set_continuation_token(token.map(str::to_string))
+        .set_max_keys(max_keys)
+        .send()
+        .await
+        .map_err(|e| classify(e).context(&format!("listing s3://{bucket}/{prefix}")))?;
+    Ok(Listing {
+        objects: out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Object {
+                    key: o.key()?.to_string(),
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect(),
+        prefixes: out
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix().map(str::to_string))
+            .collect(),
+        next: out
+            .next_continuation_token()
+            .filter(|t| !t.is_empty() && out.is_truncated().unwrap_or(true))
+            .map(str::to_string),
+    })
+}
+
+/// The whole content of an object.
+pub async fn get(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, Failure> {
+    let what = || format!("reading s3://{bucket}/{key}");
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| classify(e).context(&what()))?;
+    let body = out.body.collect().await.map_err(|e| {
+        Failure::new(
+            crate::Kind::Transient,
+            "ReadBody",
+            format!("{}: the connection broke mid-body: {e}", what()),
+        )
+    })?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// True for keys that are never invocation logs: the permission-check object and the large-body
+/// offloads under an hour partition's `data/`.
+pub fn is_skipped(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if name == "amazon-bedrock-logs-permission-check" || name.is_empty() {
+        return true;
+    }
+    // `.../YYYY/MM/DD/HH/data/...`
+    let parts: Vec<&str> = key.split('/').collect();
+    parts
+        .windows(2)
+        .any(|w| w[1] == "data" && w[0].len() == 2 && w[0].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// True for a prefix whose last part is a four-digit year (`.../2026/`).
+pub fn is_year_prefix(p: &str) -> bool {
+    let last = p.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    last.len() == 4 && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Does the bucket exist and may we list it?
+pub async fn head_bucket(client: &Client, bucket: &str) -> Result<(), Failure> {
+    client
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| classify(e).context(&format!("checking bucket {bucket}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_what_is_not_a_log() {
+        let base = "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/01/";
+        assert!(is_skipped(&format!(
+            "{base}../amazon-bedrock-logs-permission-check"
+        )));
+        assert!(is_skipped("amazon-bedrock-logs-permission-check"));
+        assert!(is_skipped(&format!("{base}14/data/abc.json.gz")));
+        assert!(!is_skipped(&format!(
+            "{base}14/20260301T140000Z_abc.json.gz"
+        )));
+        assert!(!is_skipped("data/2026/03/01/14/x.json.gz"));
+        assert!(is_skipped(&format!("{base}14/")));
+    }
+
+    #[test]
+    fn year_prefixes() {
+        assert!(is_year_prefix(
+            "a/BedrockModelInvocationLogs/us-east-1/2026/"
+        ));
+        assert!(!is_year_prefix("a/BedrockModelInvocationLogs/us-east-1/"));
+        assert!(!is_year_prefix("a/12/"));
+    }
+}
