@@ -69,6 +69,62 @@ pub enum Command {
         no_progress: bool,
     },
 
+    /// Pull new invocation logs from CloudWatch Logs and S3 into the store, exactly once.
+    ///
+    /// Reads every source of the config (`[[sources.cloudwatch]]`, `[[sources.s3]]`) and those
+    /// given with --log-group / --s3, from where the last sync of each stopped (kept in the
+    /// store with the records). CloudWatch is read again from a safety overlap back (records
+    /// arrive late; the ones read twice are ignored by requestId); S3 is listed by date partition
+    /// and each new object is read once. Credentials and region come from the standard AWS chain
+    /// (environment, profiles, SSO, instance metadata, web identity); throttling, 5xx and dropped
+    /// connections are retried with backoff. A source that fails is reported and the others go
+    /// on; the exit status is then 1.
+    ///
+    /// Examples:
+    ///   bedrock-usage sync --since 30d
+    ///   bedrock-usage sync --log-group /aws/bedrock/model-invocations --region us-east-1
+    ///   bedrock-usage sync --s3 s3://my-bedrock-logs/bedrock/ --profile prod
+    ///   bedrock-usage sync --watch --interval 5m --publish-metrics
+    #[command(verbatim_doc_comment)]
+    Sync {
+        /// Where a source's first sync starts: a date, an RFC 3339 time or a duration back
+        /// (30d). Default: the log group's creation / the whole bucket prefix. Later syncs go on
+        /// from where the last one stopped.
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep syncing every --interval until Ctrl-C / SIGTERM (stops after the current batch).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: the wait between rounds (90s, 5m, 1h). Default: `sync.interval` of the
+        /// config, else 60s.
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// Also put per-developer CloudWatch metrics (namespace BedrockUsage) for the new
+        /// records; also on with `sync.publish_metrics = true` in the config.
+        #[arg(long)]
+        publish_metrics: bool,
+        /// A CloudWatch Logs group to read besides the config's sources (repeatable).
+        #[arg(long, value_name = "NAME")]
+        log_group: Vec<String>,
+        /// An S3 location to read besides the config's sources: s3://BUCKET/PREFIX (repeatable).
+        #[arg(long = "s3", value_name = "S3_URL")]
+        s3: Vec<String>,
+        /// Events or keys per AWS page (default: the service's maximum).
+        #[arg(long, value_name = "N")]
+        page_size: Option<i32>,
+        /// No progress spinner, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+
+    /// Set up and check the AWS side: invocation logging, delivery, dashboards, alarms.
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
+
     /// Usage and cost, grouped and filtered.
     ///
     /// Money is computed now, from the price catalog, so a catalog change reprices history.
@@ -211,6 +267,89 @@ pub enum PricingCommand {
     },
     /// Model ids in the store that have no price, with their call counts.
     Unpriced,
+}
+
+/// Where and as whom to call AWS (over the config's settings and the standard chain).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsArgs {
+    /// The AWS profile (~/.aws/config) to use.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region (default: the source's, else AWS_REGION / the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Another endpoint for every AWS service (a VPC endpoint, a local emulator).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+// Parsed once per run: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Turn on Bedrock's invocation logging and create what it delivers to (idempotent).
+    ///
+    /// Creates (or corrects) the log group with its retention, the IAM role Bedrock needs to
+    /// write to it, the bucket and its policy, and the model-invocation logging configuration;
+    /// optionally a CloudWatch dashboard, cost alarms and a monthly AWS Budget. Each step reads
+    /// what is there first and changes only what differs: a second run changes nothing.
+    /// Destinations default to the first CloudWatch and S3 sources of the config.
+    ///
+    /// Examples:
+    ///   bedrock-usage aws setup --log-group /aws/bedrock/model-invocations --dry-run
+    ///   bedrock-usage aws setup --s3 s3://my-bedrock-logs/bedrock/ --region eu-west-1
+    ///   bedrock-usage aws setup --dashboard --alarm 200 --alarm-developer alice --budget 3000
+    #[command(verbatim_doc_comment)]
+    Setup {
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deliver to this CloudWatch Logs group.
+        #[arg(long, value_name = "NAME")]
+        log_group: Option<String>,
+        /// Retention of the log group, in days.
+        #[arg(long, default_value_t = 30, value_name = "DAYS")]
+        retention_days: i32,
+        /// The IAM role Bedrock assumes to write to the log group.
+        #[arg(
+            long,
+            default_value = "BedrockUsageInvocationLogging",
+            value_name = "NAME"
+        )]
+        role_name: String,
+        /// Deliver to this S3 location: s3://BUCKET/PREFIX (bucket created if missing).
+        #[arg(long = "s3", value_name = "S3_URL")]
+        s3: Option<String>,
+        /// Publish a CloudWatch dashboard (default name BedrockUsage): tokens, cache tokens and
+        /// cost by developer and by model.
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "BedrockUsage")]
+        dashboard: Option<String>,
+        /// Alarm when a day's cost (all developers) passes this many USD (needs
+        /// `sync --publish-metrics`).
+        #[arg(long, value_name = "USD")]
+        alarm: Option<f64>,
+        /// Also an alarm for this developer at the same threshold (repeatable).
+        #[arg(long, value_name = "NAME", requires = "alarm")]
+        alarm_developer: Vec<String>,
+        /// An SNS topic ARN the alarms notify.
+        #[arg(long, value_name = "ARN", requires = "alarm")]
+        alarm_topic: Option<String>,
+        /// A monthly AWS Budget on Amazon Bedrock of this many USD.
+        #[arg(long, value_name = "USD")]
+        budget: Option<f64>,
+        /// Who the budget emails (at 80% actual and 100% forecast).
+        #[arg(long, value_name = "EMAIL", requires = "budget")]
+        budget_email: Option<String>,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Check the AWS side: credentials, invocation logging, every source, the store.
+    ///
+    /// Each check that fails says what to do. Exit status 1 if any check failed.
+    Status {
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -637,8 +637,15 @@ pub fn inflate_whole(path: &Path, size: u64) -> Option<Vec<u8>> {
     if !(18..=WHOLE_GZIP_MAX).contains(&size) {
         return None;
     }
-    let gz = std::fs::read(path).ok()?;
+    inflate_bytes(&std::fs::read(path).ok()?)
+}
+
+/// Inflates every gzip member of `gz` (up to 64 MiB out), or `None` if it is broken or larger.
+pub fn inflate_bytes(gz: &[u8]) -> Option<Vec<u8>> {
     let n = gz.len();
+    if n < 18 {
+        return None;
+    }
     // The last member's size: a good first guess for the whole (usually one member).
     let last = u32::from_le_bytes([gz[n - 4], gz[n - 3], gz[n - 2], gz[n - 1]]) as usize;
     let decompressor = Inflater::new()?;
@@ -981,6 +988,38 @@ fn parse_chunk(c: &Chunk) -> Parsed {
         bytes: data.len() as u64,
         last: false,
         complete: false,
+    }
+}
+
+/// Parses whole JSON lines held in memory (an S3 object, a batch of log-event messages): the
+/// records, the bad lines (numbered from 1, file names left empty) and the number of lines.
+pub(crate) fn parse_lines(data: Vec<u8>) -> (Vec<Invocation>, Vec<BadInput>, u64) {
+    let p = parse_chunk(&Chunk {
+        job: 0,
+        seq: 0,
+        data,
+        start_offset: 0,
+        unterminated: false,
+    });
+    (p.records, p.bad, p.lines)
+}
+
+/// The content of an object that may be gzip (several members or one), decompressed; an error
+/// says how far a broken stream could be read.
+pub(crate) fn decompress(data: Vec<u8>) -> std::result::Result<(Vec<u8>, bool), String> {
+    if !data.starts_with(&[0x1f, 0x8b]) {
+        return Ok((data, false));
+    }
+    if let Some(out) = inflate_bytes(&data) {
+        return Ok((out, true));
+    }
+    let mut out = Vec::new();
+    match MultiGzDecoder::new(&data[..]).read_to_end(&mut out) {
+        Ok(_) => Ok((out, true)),
+        Err(e) => Err(format!(
+            "broken gzip after {} decompressed bytes: {e}",
+            out.len()
+        )),
     }
 }
 

@@ -2,14 +2,17 @@
 //! (`bedrock-usage-core`), the SQLite store, the ingest pipeline and the output formats.
 //! `main.rs` only parses arguments, calls [`run`] and maps errors to exit codes.
 
+pub mod aws_cmd;
 pub mod cli;
 pub mod demo;
 pub mod ingest;
+pub mod metrics;
 pub mod output;
 pub mod progress;
 pub mod query;
 pub mod report;
 pub mod store;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +23,7 @@ use bedrock_usage_core::pricing::{
 };
 use bedrock_usage_core::time::{format_date, parse_date, MS_PER_DAY};
 
-use crate::cli::{Args, Command, ConfigCommand, PricingCommand};
+use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand};
 use crate::output::{emit, Cell, Format, Records, Table};
 use crate::store::Store;
 
@@ -117,6 +120,66 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(args.config.as_deref()),
+        Command::Sync {
+            since,
+            watch,
+            interval,
+            publish_metrics,
+            log_group,
+            s3,
+            page_size,
+            no_progress,
+            aws,
+        } => aws_cmd::cmd_sync(
+            &args,
+            &aws_cmd::SyncArgs {
+                since: since.as_deref(),
+                watch: *watch,
+                interval: interval.as_deref(),
+                publish_metrics: *publish_metrics,
+                log_groups: log_group,
+                s3,
+                page_size: *page_size,
+                progress: !*no_progress,
+                aws,
+            },
+        ),
+        Command::Aws {
+            command:
+                AwsCommand::Setup {
+                    dry_run,
+                    log_group,
+                    retention_days,
+                    role_name,
+                    s3,
+                    dashboard,
+                    alarm,
+                    alarm_developer,
+                    alarm_topic,
+                    budget,
+                    budget_email,
+                    aws,
+                },
+        } => aws_cmd::cmd_setup(
+            &args,
+            &aws_cmd::SetupArgs {
+                dry_run: *dry_run,
+                log_group: log_group.as_deref(),
+                retention_days: *retention_days,
+                role_name,
+                s3: s3.as_deref(),
+                dashboard: dashboard.as_deref(),
+                alarm: *alarm,
+                alarm_developers: alarm_developer,
+                alarm_topic: alarm_topic.as_deref(),
+                budget: *budget,
+                budget_email: budget_email.as_deref(),
+                aws,
+            },
+        ),
+        Command::Aws {
+            command: AwsCommand::Status { aws },
+        } => aws_cmd::cmd_status(&args, aws),
         Command::Demo {
             seed,
             write,

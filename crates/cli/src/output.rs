@@ -132,6 +132,50 @@ pub fn json_string(s: &str) -> String {
 }
 
 impl Records {
+    /// Prints in `format`; tables right-align numbers and group whole ones by thousands.
+    pub fn print(&self, format: Format) -> std::io::Result<()> {
+        match format {
+            Format::Json | Format::Aws => emit(&self.to_json()),
+            Format::Csv => emit(&self.to_csv()),
+            Format::Table | Format::Markdown => {
+                let right = (0..self.fields.len())
+                    .map(|i| {
+                        self.rows
+                            .iter()
+                            .any(|r| matches!(r.get(i), Some(Cell::Number(_))))
+                    })
+                    .collect();
+                let rows = self
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|c| match c {
+                                Cell::Number(n) => n
+                                    .parse::<u64>()
+                                    .map(bedrock_usage_core::money::group_thousands)
+                                    .unwrap_or_else(|_| n.clone()),
+                                Cell::Text(t) => t.clone(),
+                                Cell::Null => "-".to_string(),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let t = Table {
+                    headers: self.fields.clone(),
+                    right,
+                    rows,
+                    footer: None,
+                };
+                emit(&if format == Format::Markdown {
+                    t.render_markdown()
+                } else {
+                    t.render()
+                })
+            }
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let mut out = String::from("[");
         for (i, row) in self.rows.iter().enumerate() {

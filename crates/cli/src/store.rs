@@ -101,6 +101,12 @@ SELECT bucket_ms / 3600000 * 3600000, identity_id, model_ref, region, operation,
        SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens)
 FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;
 "#,
+    // 3: `sync` cursors (how far each AWS source was read) and the records whose CloudWatch
+    // metrics are still to be published.
+    r#"
+CREATE TABLE sync_cursor (key TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE metric_pending (request_id TEXT PRIMARY KEY) WITHOUT ROWID;
+"#,
 ];
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -199,6 +205,8 @@ pub struct FactRow {
 
 pub struct Store {
     conn: Connection,
+    /// Newly inserted records are queued for CloudWatch metrics (`sync --publish-metrics`).
+    track_metrics: bool,
     /// `principal \0 key \0 signal` -> identity id.
     identities: HashMap<String, i64>,
     key_buf: String,
@@ -228,6 +236,7 @@ impl Store {
         conn.pragma_update(None, "cache_size", -65536)?;
         let mut store = Store {
             conn,
+            track_metrics: false,
             identities: HashMap::new(),
             key_buf: String::new(),
             models: HashMap::new(),
@@ -289,7 +298,18 @@ impl Store {
         checkpoints: &[Checkpoint],
         metadata_keys: &[String],
     ) -> Result<WriteOutcome> {
-        let result = self.write_inner(records, checkpoints, metadata_keys);
+        self.write_with_cursors(records, checkpoints, &[], metadata_keys)
+    }
+
+    /// [`Store::write`], also moving `sync` cursors (key, value) in the same transaction.
+    pub fn write_with_cursors(
+        &mut self,
+        records: &[Invocation],
+        checkpoints: &[Checkpoint],
+        cursors: &[(String, i64)],
+        metadata_keys: &[String],
+    ) -> Result<WriteOutcome> {
+        let result = self.write_inner(records, checkpoints, cursors, metadata_keys);
         if result.is_err() {
             // Ids handed out inside a rolled-back transaction must not be reused.
             self.identities.clear();
@@ -302,6 +322,7 @@ impl Store {
         &mut self,
         records: &[Invocation],
         checkpoints: &[Checkpoint],
+        cursors: &[(String, i64)],
         metadata_keys: &[String],
     ) -> Result<WriteOutcome> {
         // IMMEDIATE: take the write lock first (waiting on another writer), never upgrade later.
@@ -361,6 +382,12 @@ impl Store {
                     continue;
                 }
                 out.inserted += 1;
+                if self.track_metrics {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO metric_pending (request_id) VALUES (?1)",
+                    )?
+                    .execute([&inv.request_id])?;
+                }
                 let key = RollupKey {
                     bucket_ms: inv.timestamp_ms.div_euclid(QUARTER_MS) * QUARTER_MS,
                     identity,
@@ -400,6 +427,13 @@ impl Store {
             ])?;
         }
         drop(upsert_source);
+        for (key, value) in cursors {
+            tx.prepare_cached(
+                "INSERT INTO sync_cursor (key, value, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![key, value, now])?;
+        }
         tx.commit()?;
         Ok(out)
     }
@@ -537,52 +571,88 @@ impl Store {
         until: Option<i64>,
         mut f: impl FnMut(StoredInvocation) -> bool,
     ) -> Result<()> {
-        let mut st = self.conn.prepare(
-            "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
-                    i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
-                    i.cache_write_1h_tokens, i.request_metadata, i.identity_id, i.model_ref
-             FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref
-             WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2",
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT_STORED} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2"
+        ))?;
         let mut rows = st.query(params![
             since.unwrap_or(i64::MIN),
             until.unwrap_or(i64::MAX)
         ])?;
         while let Some(r) = rows.next()? {
-            let key: String = r.get(3)?;
-            let go_on = f(StoredInvocation {
-                request_id: r.get(0)?,
-                timestamp_ms: r.get(1)?,
-                identity: Identity {
-                    principal: r.get(2)?,
-                    signal: if key.is_empty() {
-                        None
-                    } else {
-                        Some((key, r.get(4)?))
-                    },
-                },
-                model_id: r.get(5)?,
-                account_id: r.get(6)?,
-                region: r.get(7)?,
-                inference_region: r.get(8)?,
-                operation: r.get(9)?,
-                error_code: r.get(10)?,
-                tokens: Tokens {
-                    input: r.get::<_, i64>(11)? as u64,
-                    output: r.get::<_, i64>(12)? as u64,
-                    cache_read: r.get::<_, i64>(13)? as u64,
-                    cache_write_5m: r.get::<_, i64>(14)? as u64,
-                    cache_write_1h: r.get::<_, i64>(15)? as u64,
-                },
-                request_metadata: r.get(16)?,
-                identity_id: r.get(17)?,
-                model_ref: r.get(18)?,
-            });
-            if !go_on {
+            if !f(stored_from_row(r)?) {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Queue newly inserted records for CloudWatch metrics from now on.
+    pub fn set_track_metrics(&mut self, on: bool) {
+        self.track_metrics = on;
+    }
+
+    /// Up to `limit` records whose metrics are still to be published.
+    pub fn pending_metrics(&self, limit: usize) -> Result<Vec<StoredInvocation>> {
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT_STORED} JOIN metric_pending p ON p.request_id = i.request_id ORDER BY i.request_id LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], stored_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many records wait for their metrics.
+    pub fn pending_metrics_count(&self) -> Result<u64> {
+        self.count("SELECT COUNT(*) FROM metric_pending")
+    }
+
+    /// Marks these records' metrics as published.
+    pub fn clear_pending_metrics(&mut self, request_ids: &[&str]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM metric_pending WHERE request_id = ?1")?;
+            for id in request_ids {
+                del.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A `sync` cursor, if set.
+    pub fn cursor(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM sync_cursor WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// When each `sync` cursor last moved: key, value, updated (epoch ms).
+    pub fn cursors(&self) -> Result<Vec<(String, i64, i64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT key, value, updated_ms FROM sync_cursor ORDER BY key")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sources (`path` keys) starting with `prefix` that were read completely, with their
+    /// fingerprints.
+    pub fn complete_sources(&self, prefix: &str) -> Result<HashMap<String, String>> {
+        let mut st = self.conn.prepare(
+            "SELECT path, fingerprint FROM source WHERE complete = 1 AND substr(path, 1, length(?1)) = ?1",
+        )?;
+        let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The newest stored invocation's time (epoch ms).
+    pub fn newest_ms(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(ts_ms) FROM invocation", [], |r| r.get(0))?)
     }
 
     /// Every identity in the store (for attribution, which needs them all to tell shared
@@ -634,12 +704,50 @@ impl Store {
     }
 
     pub fn invocation_count(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(SUM(calls), 0) FROM rollup_d", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
+        self.count("SELECT COALESCE(SUM(calls), 0) FROM rollup_d")
     }
+
+    /// The one integer a query returns.
+    fn count(&self, sql: &str) -> Result<u64> {
+        Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+const SELECT_STORED: &str = "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
+        i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
+        i.cache_write_1h_tokens, i.request_metadata, i.identity_id, i.model_ref
+ FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref";
+
+fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredInvocation> {
+    let key: String = r.get(3)?;
+    Ok(StoredInvocation {
+        request_id: r.get(0)?,
+        timestamp_ms: r.get(1)?,
+        identity: Identity {
+            principal: r.get(2)?,
+            signal: if key.is_empty() {
+                None
+            } else {
+                Some((key, r.get(4)?))
+            },
+        },
+        model_id: r.get(5)?,
+        account_id: r.get(6)?,
+        region: r.get(7)?,
+        inference_region: r.get(8)?,
+        operation: r.get(9)?,
+        error_code: r.get(10)?,
+        tokens: Tokens {
+            input: r.get::<_, i64>(11)? as u64,
+            output: r.get::<_, i64>(12)? as u64,
+            cache_read: r.get::<_, i64>(13)? as u64,
+            cache_write_5m: r.get::<_, i64>(14)? as u64,
+            cache_write_1h: r.get::<_, i64>(15)? as u64,
+        },
+        request_metadata: r.get(16)?,
+        identity_id: r.get(17)?,
+        model_ref: r.get(18)?,
+    })
 }
 
 /// Switches to WAL. Changing the journal mode needs the database to itself, and SQLite answers

@@ -19,3 +19,7 @@ mod report;
 mod pricing_config;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
 mod queries;
+// The AWS side against moto: sync from CloudWatch Logs and S3, faults, kills, setup, status,
+// metrics.
+mod aws;
+mod aws_emulator;

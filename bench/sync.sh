@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sync benchmark: `bedrock-usage sync` from a CloudWatch Logs group against what people script
+# today (boto3's FilterLogEvents paginator writing the messages out, then `bedrock-usage ingest`),
+# both against one moto server on this machine, in one run.
+#
+#   bench/sync.sh [RECORDS]      # default 20000 demo records (bodies of 1-2 KB)
+#
+# Both read the same group from the same emulator, so the figures measure the client side (paging,
+# parsing, storing) plus moto's own speed, which dominates; AWS itself pages faster. The record
+# counts are checked equal. Medians of three runs. Uses the dev build (dependencies at full
+# speed): the SDK's release build takes a long time here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS="${1:-20000}"
+OUT="${BENCH_DIR:-bench/out}/sync"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
+cargo build -q -p bedrock-usage --bin bedrock-usage
+BIN="$CARGO_TARGET_DIR/debug/bedrock-usage"
+python3 -c 'import moto, boto3' 2>/dev/null || pip install -q 'moto[server]==5.2.1'
+rm -rf "$OUT" && mkdir -p "$OUT"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$PORT" >"$OUT/moto.log" 2>&1 &
+MOTO=$!
+trap 'kill $MOTO 2>/dev/null' EXIT
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_EC2_METADATA_DISABLED=true
+until curl -s "$AWS_ENDPOINT_URL/moto-api/" >/dev/null; do sleep 0.2; done
+
+"$BIN" demo --write "$OUT/corpus" --records "$RECORDS" --compress none --body-kb 1-2 --seed 3 >/dev/null
+find "$OUT/corpus/AWSLogs" -name '*.json' -path '*/[0-9][0-9]/*' ! -path '*/data/*' -exec cat {} + > "$OUT/records.jsonl"
+
+# Load the records as events of the last three days (CloudWatch takes events up to 14 days old).
+python3 - "$OUT/records.jsonl" <<'PY'
+import boto3, sys, time
+logs = boto3.client("logs")
+logs.create_log_group(logGroupName="bench")
+logs.create_log_stream(logGroupName="bench", logStreamName="aws/bedrock/modelinvocations")
+lines = [l.rstrip("\n") for l in open(sys.argv[1]) if l.strip()]
+now = int(time.time() * 1000)
+start = now - 3 * 86_400_000
+events = [{"timestamp": start + i * (3 * 86_400_000 - 60_000) // len(lines), "message": l} for i, l in enumerate(lines)]
+for i in range(0, len(events), 5000):
+    logs.put_log_events(logGroupName="bench", logStreamName="aws/bedrock/modelinvocations", logEvents=events[i:i + 5000])
+print(f"loaded {len(events)} events", file=sys.stderr)
+PY
+
+cat > "$OUT/peer.py" <<'PY'
+import boto3, sys, time
+logs = boto3.client("logs")
+with open(sys.argv[1], "w") as out:
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName="bench", startTime=int(time.time() * 1000) - 5 * 86_400_000):
+        for e in page["events"]:
+            out.write(e["message"] + "\n")
+PY
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+ours=(); peer=()
+for i in 1 2 3; do
+  rm -f "$OUT/sync.db"* "$OUT/peer.db"* "$OUT/peer.jsonl"
+  ours+=("$(secs "$BIN" --db "$OUT/sync.db" sync --no-progress --log-group bench --since 5d)")
+  peer+=("$(secs sh -c "python3 '$OUT/peer.py' '$OUT/peer.jsonl' && '$BIN' --db '$OUT/peer.db' ingest --no-progress '$OUT/peer.jsonl'")")
+done
+n_ours=$("$BIN" --db "$OUT/sync.db" --format csv report --by developer | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
+n_peer=$("$BIN" --db "$OUT/peer.db" --format csv report --by developer | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
+[ "$n_ours" = "$n_peer" ] || { echo "record counts differ: sync $n_ours, peer $n_peer" >&2; exit 1; }
+o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
+echo "records: $n_ours (10,000 events a page)"
+printf 'bedrock-usage sync:               %.2f s  (%.0f records/s)\n' "$o" "$(echo "$n_ours / $o" | bc -l)"
+printf 'boto3 paginator + ingest (peer):  %.2f s  (%.0f records/s)\n' "$p" "$(echo "$n_peer / $p" | bc -l)"
+printf 'ratio: %.2fx\n' "$(echo "$p / $o" | bc -l)"

@@ -1,0 +1,577 @@
+//! `sync`: keeps the store in step with the CloudWatch Logs groups and S3 buckets of the config,
+//! exactly once.
+//!
+//! - CloudWatch Logs: `FilterLogEvents` over day-long windows from the source's cursor. The
+//!   cursor moves only when a window is read to its end, in the same transaction as the window's
+//!   last records, and never past `now - overlap`: records that reach CloudWatch late are read
+//!   on the next round, and those read twice are ignored by requestId.
+//! - S3: the delivery layout is listed from the day before the source's cursor (by date
+//!   partition, with `StartAfter`); each object not yet read (by key and ETag) is fetched,
+//!   inflated and parsed, and committed with its checkpoint (`s3://bucket/key`).
+//!
+//! A kill at any instant loses nothing and counts nothing twice: what was committed is covered by
+//! its cursor or checkpoint, what was not is read again.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use bedrock_usage_aws::{logs, s3, Access, Backoff, Failure};
+use bedrock_usage_core::config::{AwsAccess, Source};
+use bedrock_usage_core::time::{civil_from_days, format_utc, MS_PER_DAY};
+use bedrock_usage_core::Invocation;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::ingest::{decompress, parse_lines, BadInput};
+use crate::store::{Checkpoint, Store};
+
+/// How a round of `sync` runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Where a source's first sync starts (epoch ms); later ones start from the cursor.
+    pub since: Option<i64>,
+    /// Command-line `--profile`, `--region`, `--endpoint-url` (over each source's settings).
+    pub overrides: Access,
+    /// Events or keys per page (default: the service's maximum).
+    pub page_size: Option<i32>,
+    pub overlap_ms: i64,
+    pub metadata_keys: Vec<String>,
+    pub progress: bool,
+    pub max_examples: usize,
+    /// How the per-call retries back off (after the SDK's own).
+    pub backoff: Backoff,
+}
+
+/// What one source's sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SourceReport {
+    pub source: String,
+    pub records: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub bad: u64,
+    pub bad_examples: Vec<BadInput>,
+    /// Pages of events, or objects read.
+    pub units: u64,
+    pub retries: u64,
+    /// Where the source stands now (cursor, as a time).
+    pub position: Option<String>,
+    pub error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl SourceReport {
+    fn bad(&mut self, b: BadInput, max: usize) {
+        self.bad += 1;
+        if self.bad_examples.len() < max {
+            self.bad_examples.push(b);
+        }
+    }
+}
+
+/// The SDK's view of a source's access settings, with the command-line overrides on top.
+pub fn access_of(a: &AwsAccess, over: &Access) -> Access {
+    Access {
+        profile: a.profile.clone(),
+        region: a.region.clone(),
+        role_arn: a.role_arn.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+    }
+    .overridden_by(over)
+}
+
+/// A single-threaded runtime for the SDK's calls (the work is waiting, not computing).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// One round over every source. A failing source is reported and the others go on.
+pub fn sync_round(
+    rt: &tokio::runtime::Runtime,
+    store: &mut Store,
+    sources: &[Source],
+    opts: &SyncOptions,
+    stop: &AtomicBool,
+) -> Vec<SourceReport> {
+    let mut out = Vec::new();
+    for src in sources {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let started = Instant::now();
+        let mut rep = SourceReport {
+            source: src.label(),
+            ..SourceReport::default()
+        };
+        let bar = Spinner::new(opts.progress, &rep.source);
+        let result = rt.block_on(async {
+            let access = access_of(src.access(), &opts.overrides);
+            let conf = bedrock_usage_aws::connect(&access).await?;
+            match src {
+                Source::CloudWatch {
+                    log_group,
+                    log_streams,
+                    log_stream_prefix,
+                    ..
+                } => {
+                    let filter = logs::StreamFilter {
+                        names: log_streams.clone(),
+                        prefix: log_stream_prefix.clone(),
+                    };
+                    sync_cloudwatch(&conf, store, log_group, &filter, opts, stop, &mut rep, &bar)
+                        .await
+                }
+                Source::S3 { bucket, prefix, .. } => {
+                    sync_s3(&conf, store, bucket, prefix, opts, stop, &mut rep, &bar).await
+                }
+            }
+        });
+        bar.finish();
+        if let Err(e) = result {
+            rep.error = Some(e.to_string());
+        }
+        rep.elapsed = started.elapsed();
+        out.push(rep);
+    }
+    out
+}
+
+/// A failure of a sync: from AWS, or from the store.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("{}", describe(.0))]
+    Aws(#[from] Failure),
+    #[error("{0:#}")]
+    Store(#[from] anyhow::Error),
+}
+
+fn describe(f: &Failure) -> String {
+    let what = f.message.split(':').next().unwrap_or("");
+    format!(
+        "{} (to fix: {})",
+        f.message,
+        bedrock_usage_aws::status::fix_for(f, what)
+    )
+}
+
+fn now_ms() -> i64 {
+    bedrock_usage_aws::status::now_ms()
+}
+
+/// The cursor key of a CloudWatch source (region-qualified: one group name can exist in several).
+fn cloudwatch_key(region: &str, group: &str, f: &logs::StreamFilter) -> String {
+    let which = if !f.names.is_empty() {
+        format!("streams={}", f.names.join(","))
+    } else if let Some(p) = &f.prefix {
+        format!("prefix={p}")
+    } else {
+        "all".to_string()
+    };
+    format!("cloudwatch|{region}|{group}|{which}")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_cloudwatch(
+    conf: &bedrock_usage_aws::SdkConfig,
+    store: &mut Store,
+    group: &str,
+    filter: &logs::StreamFilter,
+    opts: &SyncOptions,
+    stop: &AtomicBool,
+    rep: &mut SourceReport,
+    bar: &Spinner,
+) -> std::result::Result<(), SyncError> {
+    let client = logs::Client::new(conf);
+    let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
+    let key = cloudwatch_key(&region, group, filter);
+    let now = now_ms();
+    let start = match store.cursor(&key)? {
+        Some(c) => c,
+        None => match opts.since {
+            Some(s) => s,
+            None => {
+                let info = bedrock_usage_aws::retry(
+                    &opts.backoff,
+                    || logs::describe_group(&client, group),
+                    |_, _| rep.retries += 1,
+                )
+                .await?;
+                match info {
+                    Some(g) => g.creation_ms.unwrap_or(0),
+                    None => {
+                        return Err(Failure::new(
+                            bedrock_usage_aws::Kind::NotFound,
+                            "ResourceNotFoundException",
+                            format!("reading log group {group}: no such log group in {region}"),
+                        )
+                        .into())
+                    }
+                }
+            }
+        },
+    };
+    let settle = now - opts.overlap_ms;
+    let mut a = start;
+    while a < now {
+        // Day-long windows, so a first sync of a long history keeps its progress when stopped.
+        let b = (a.div_euclid(MS_PER_DAY) + 1) * MS_PER_DAY;
+        let b = b.min(now);
+        let mut token: Option<String> = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let page = bedrock_usage_aws::retry(
+                &opts.backoff,
+                || {
+                    logs::filter_page(
+                        &client,
+                        group,
+                        filter,
+                        a,
+                        b,
+                        token.as_deref(),
+                        opts.page_size,
+                    )
+                },
+                |_, _| rep.retries += 1,
+            )
+            .await?;
+            rep.units += 1;
+            let mut records = Vec::with_capacity(page.events.len());
+            for e in &page.events {
+                match bedrock_usage_core::parse_record(e.message.as_bytes()) {
+                    Ok(r) => records.push(r),
+                    Err(err) => rep.bad(
+                        BadInput {
+                            file: format!("cloudwatch {group}"),
+                            line: None,
+                            reason: format!("event at {}: {err}", format_utc(e.timestamp_ms)),
+                        },
+                        opts.max_examples,
+                    ),
+                }
+            }
+            let last = page.next_token.is_none();
+            // The window is done: the cursor moves to its end, but never past `now - overlap`.
+            let cursors = if last {
+                let c = b.min(settle).max(start);
+                rep.position = Some(format_utc(c));
+                vec![(key.clone(), c)]
+            } else {
+                Vec::new()
+            };
+            commit(store, &records, &[], &cursors, opts, rep)?;
+            bar.update(rep);
+            token = page.next_token;
+            if last {
+                break;
+            }
+        }
+        a = b;
+    }
+    Ok(())
+}
+
+fn commit(
+    store: &mut Store,
+    records: &[Invocation],
+    checkpoints: &[Checkpoint],
+    cursors: &[(String, i64)],
+    opts: &SyncOptions,
+    rep: &mut SourceReport,
+) -> Result<()> {
+    let out = store.write_with_cursors(records, checkpoints, cursors, &opts.metadata_keys)?;
+    rep.records += records.len() as u64;
+    rep.inserted += out.inserted;
+    rep.duplicates += out.duplicates;
+    Ok(())
+}
+
+/// `YYYY/MM/DD` of a day number.
+fn day_path(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}/{m:02}/{d:02}")
+}
+
+/// The prefixes under which date partitions (`YYYY/`) start: walks common prefixes down from
+/// `prefix` (at most six levels and 200 listings). Empty if there are none.
+async fn date_roots(
+    client: &s3::Client,
+    bucket: &str,
+    prefix: &str,
+    opts: &SyncOptions,
+    rep: &mut SourceReport,
+) -> std::result::Result<Vec<String>, Failure> {
+    let mut roots = Vec::new();
+    let mut level = vec![prefix.to_string()];
+    let mut listings = 0;
+    for _ in 0..6 {
+        let mut next = Vec::new();
+        for p in &level {
+            let mut token: Option<String> = None;
+            loop {
+                listings += 1;
+                if listings > 200 {
+                    return Ok(roots);
+                }
+                let page = bedrock_usage_aws::retry(
+                    &opts.backoff,
+                    || s3::list_page(client, bucket, p, None, Some("/"), token.as_deref(), None),
+                    |_, _| rep.retries += 1,
+                )
+                .await?;
+                for c in page.prefixes {
+                    if s3::is_year_prefix(&c) {
+                        if !roots.contains(p) {
+                            roots.push(p.clone());
+                        }
+                    } else {
+                        next.push(c);
+                    }
+                }
+                match page.next {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(roots)
+}
+
+/// Objects fetched at once.
+const S3_PARALLEL: usize = 8;
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_s3(
+    conf: &bedrock_usage_aws::SdkConfig,
+    store: &mut Store,
+    bucket: &str,
+    prefix: &str,
+    opts: &SyncOptions,
+    stop: &AtomicBool,
+    rep: &mut SourceReport,
+    bar: &Spinner,
+) -> std::result::Result<(), SyncError> {
+    let client = s3::client(conf);
+    let key = format!("s3|{bucket}|{prefix}");
+    let now = now_ms();
+    let from_day = match store.cursor(&key)? {
+        // One day back: objects for a day keep arriving after it ends.
+        Some(day) => Some(day - 1),
+        None => opts.since.map(|s| s.div_euclid(MS_PER_DAY)),
+    };
+    let roots = date_roots(&client, bucket, prefix, opts, rep).await?;
+    // Without date partitions (a prefix inside one, or another layout): list everything.
+    let listings: Vec<(String, Option<String>)> = if roots.is_empty() {
+        vec![(prefix.to_string(), None)]
+    } else {
+        roots
+            .iter()
+            .map(|r| (r.clone(), from_day.map(|d| format!("{r}{}", day_path(d)))))
+            .collect()
+    };
+    let done = store.complete_sources(&format!("s3://{bucket}/"))?;
+    for (list_prefix, start_after) in listings {
+        let mut token: Option<String> = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let page = bedrock_usage_aws::retry(
+                &opts.backoff,
+                || {
+                    s3::list_page(
+                        &client,
+                        bucket,
+                        &list_prefix,
+                        start_after.as_deref(),
+                        None,
+                        token.as_deref(),
+                        opts.page_size,
+                    )
+                },
+                |_, _| rep.retries += 1,
+            )
+            .await?;
+            let todo: Vec<s3::Object> = page
+                .objects
+                .into_iter()
+                .filter(|o| !s3::is_skipped(&o.key))
+                .filter(|o| {
+                    done.get(&format!("s3://{bucket}/{}", o.key))
+                        .is_none_or(|etag| *etag != o.etag)
+                })
+                .collect();
+            for window in todo.chunks(S3_PARALLEL) {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                read_objects(&client, store, bucket, window, opts, rep).await?;
+                bar.update(rep);
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+    }
+    let day = (now - opts.overlap_ms).div_euclid(MS_PER_DAY);
+    rep.position = Some(day_path(day));
+    commit(store, &[], &[], &[(key, day)], opts, rep)?;
+    Ok(())
+}
+
+/// Fetches `objects` at once, then commits their records with their checkpoints.
+async fn read_objects(
+    client: &s3::Client,
+    store: &mut Store,
+    bucket: &str,
+    objects: &[s3::Object],
+    opts: &SyncOptions,
+    rep: &mut SourceReport,
+) -> std::result::Result<(), SyncError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, o) in objects.iter().enumerate() {
+        let (client, bucket, key, backoff) = (
+            client.clone(),
+            bucket.to_string(),
+            o.key.clone(),
+            opts.backoff,
+        );
+        tasks.spawn(async move {
+            let mut retries = 0u64;
+            let r = bedrock_usage_aws::retry(
+                &backoff,
+                || s3::get(&client, &bucket, &key),
+                |_, _| retries += 1,
+            )
+            .await;
+            (i, r, retries)
+        });
+    }
+    let mut bodies: Vec<Option<Vec<u8>>> = vec![None; objects.len()];
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((i, r, retries)) = joined else {
+            continue;
+        };
+        rep.retries += retries;
+        match r {
+            Ok(b) => bodies[i] = Some(b),
+            Err(f) => {
+                first_error.get_or_insert(f);
+            }
+        }
+    }
+    let mut records = Vec::new();
+    let mut checkpoints = Vec::new();
+    for (o, body) in objects.iter().zip(bodies) {
+        // Objects fetched before a failure are still committed.
+        let Some(body) = body else { continue };
+        let label = format!("s3://{bucket}/{}", o.key);
+        let (data, gzip) = match decompress(body) {
+            Ok(d) => d,
+            Err(reason) => {
+                rep.bad(
+                    BadInput {
+                        file: label,
+                        line: None,
+                        reason,
+                    },
+                    opts.max_examples,
+                );
+                continue;
+            }
+        };
+        let len = data.len() as u64;
+        let (recs, bad, lines) = parse_lines(data);
+        for mut b in bad {
+            b.file = label.clone();
+            rep.bad(b, opts.max_examples);
+        }
+        checkpoints.push(Checkpoint {
+            path: label,
+            fingerprint: o.etag.clone(),
+            fingerprint_len: 0,
+            size: o.size,
+            gzip,
+            offset: len,
+            lines,
+            complete: true,
+            records: recs.len() as u64,
+        });
+        rep.units += 1;
+        records.extend(recs);
+    }
+    commit(store, &records, &checkpoints, &[], opts, rep)?;
+    match first_error {
+        Some(f) => Err(f.into()),
+        None => Ok(()),
+    }
+}
+
+/// A spinner on stderr while a source syncs (only on a terminal).
+struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    fn new(enabled: bool, label: &str) -> Spinner {
+        Spinner((enabled && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(Duration::from_millis(125));
+            b
+        }))
+    }
+
+    fn update(&self, rep: &SourceReport) {
+        if let Some(b) = &self.0 {
+            b.set_message(format!(
+                "· {} records ({} new) · {} pages/objects",
+                bedrock_usage_core::money::group_thousands(rep.records),
+                bedrock_usage_core::money::group_thousands(rep.inserted),
+                rep.units
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Per-source totals of a run of rounds (for `--watch`'s final summary).
+pub fn merge(total: &mut HashMap<String, SourceReport>, round: &[SourceReport]) {
+    for r in round {
+        let t = total
+            .entry(r.source.clone())
+            .or_insert_with(|| SourceReport {
+                source: r.source.clone(),
+                ..SourceReport::default()
+            });
+        t.records += r.records;
+        t.inserted += r.inserted;
+        t.duplicates += r.duplicates;
+        t.bad += r.bad;
+        t.units += r.units;
+        t.retries += r.retries;
+        t.elapsed += r.elapsed;
+        t.position = r.position.clone().or(t.position.take());
+        t.error = r.error.clone();
+    }
+}
