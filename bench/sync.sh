@@ -3,30 +3,29 @@
 # today (boto3's FilterLogEvents paginator writing the messages out, then `bedrock-usage ingest`),
 # both against one moto server on this machine, in one run.
 #
-#   bench/sync.sh [RECORDS]      # default 20000 demo records (bodies of 1-2 KB)
+#   bench/sync.sh [RECORDS]      # default 20000 demo records (bodies under 1 KB)
 #
 # Both read the same group from the same emulator, so the figures measure the client side (paging,
 # parsing, storing) plus moto's own speed, which dominates; AWS itself pages faster. The record
-# counts are checked equal. Medians of three runs. Uses the dev build (dependencies at full
-# speed): the SDK's release build takes a long time here.
+# counts are checked equal. Medians of three runs. Release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS="${1:-20000}"
 OUT="${BENCH_DIR:-bench/out}/sync"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
-cargo build -q -p bedrock-usage --bin bedrock-usage
-BIN="$CARGO_TARGET_DIR/debug/bedrock-usage"
+cargo build --release -q -p bedrock-usage --bin bedrock-usage
+BIN="$CARGO_TARGET_DIR/release/bedrock-usage"
 python3 -c 'import moto, boto3' 2>/dev/null || pip install -q 'moto[server]==5.2.1'
 rm -rf "$OUT" && mkdir -p "$OUT"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$PORT" >"$OUT/moto.log" 2>&1 &
 MOTO=$!
 trap 'kill $MOTO 2>/dev/null' EXIT
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_EC2_METADATA_DISABLED=true
 until curl -s "$AWS_ENDPOINT_URL/moto-api/" >/dev/null; do sleep 0.2; done
 
-"$BIN" demo --write "$OUT/corpus" --records "$RECORDS" --compress none --body-kb 1-2 --seed 3 >/dev/null
+"$BIN" demo --write "$OUT/corpus" --records "$RECORDS" --compress none --body-kb 0-1 --seed 3 >/dev/null
 find "$OUT/corpus/AWSLogs" -name '*.json' -path '*/[0-9][0-9]/*' ! -path '*/data/*' -exec cat {} + > "$OUT/records.jsonl"
 
 # Load the records as events of the last three days (CloudWatch takes events up to 14 days old).
@@ -61,8 +60,8 @@ for i in 1 2 3; do
   ours+=("$(secs "$BIN" --db "$OUT/sync.db" sync --no-progress --log-group bench --since 5d)")
   peer+=("$(secs sh -c "python3 '$OUT/peer.py' '$OUT/peer.jsonl' && '$BIN' --db '$OUT/peer.db' ingest --no-progress '$OUT/peer.jsonl'")")
 done
-n_ours=$("$BIN" --db "$OUT/sync.db" --format csv report --by developer | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
-n_peer=$("$BIN" --db "$OUT/peer.db" --format csv report --by developer | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
+n_ours=$("$BIN" --db "$OUT/sync.db" --format csv report --by developer 2>/dev/null | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
+n_peer=$("$BIN" --db "$OUT/peer.db" --format csv report --by developer 2>/dev/null | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
 [ "$n_ours" = "$n_peer" ] || { echo "record counts differ: sync $n_ours, peer $n_peer" >&2; exit 1; }
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
 echo "records: $n_ours (10,000 events a page)"

@@ -240,7 +240,10 @@ fn delivery_policy(account: &str, region: &str, group: &str) -> Value {
     })
 }
 
-const ROLE_POLICY: &str = "bedrock-usage-invocation-logging";
+/// The role's inline policy for one region (one role may serve the log groups of several).
+fn role_policy_name(region: &str) -> String {
+    format!("bedrock-usage-invocation-logging-{region}")
+}
 
 async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<String, Failure> {
     let iam = aws_sdk_iam::Client::new(r.conf);
@@ -301,11 +304,12 @@ async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<Strin
             role.arn().to_string()
         }
     };
-    let res = format!("IAM role policy {name}/{ROLE_POLICY}");
+    let policy_name = role_policy_name(&r.region);
+    let res = format!("IAM role policy {name}/{policy_name}");
     let current = absent_ok(
         iam.get_role_policy()
             .role_name(name)
-            .policy_name(ROLE_POLICY)
+            .policy_name(&policy_name)
             .send()
             .await
             .map_err(classify),
@@ -316,7 +320,7 @@ async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<Strin
     if action != Action::Unchanged && r.apply {
         iam.put_role_policy()
             .role_name(name)
-            .policy_name(ROLE_POLICY)
+            .policy_name(&policy_name)
             .policy_document(policy.to_string())
             .send()
             .await

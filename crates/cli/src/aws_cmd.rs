@@ -143,7 +143,7 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
     let mut any_failed;
     loop {
         round += 1;
-        // A source that keeps failing is tried less often (every 2, 4, ... 16 rounds).
+        // A source that keeps failing is tried less often: again after 1, 2, 4, then 8 rounds.
         let due: Vec<Source> = sources
             .iter()
             .filter(|s| skip_until.get(&s.label()).is_none_or(|&r| r <= round))
@@ -660,4 +660,23 @@ fn store_checks(
         )
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(
+            parse_s3_url("s3://logs/bedrock").ok(),
+            Some(("logs".to_string(), "bedrock/".to_string()))
+        );
+        assert_eq!(
+            parse_s3_url("s3://logs").ok(),
+            Some(("logs".to_string(), String::new()))
+        );
+        assert!(parse_s3_url("logs/bedrock").is_err());
+        assert!(parse_s3_url("s3:///x").is_err());
+    }
 }

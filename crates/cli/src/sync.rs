@@ -132,7 +132,18 @@ pub fn sync_round(
         });
         bar.finish();
         if let Err(e) = result {
-            rep.error = Some(e.to_string());
+            let what = match src {
+                Source::CloudWatch { log_group, .. } => format!("log group {log_group}"),
+                Source::S3 { bucket, .. } => format!("bucket {bucket}"),
+            };
+            rep.error = Some(match e {
+                SyncError::Aws(f) => format!(
+                    "{} (to fix: {})",
+                    f.message,
+                    bedrock_usage_aws::status::fix_for(&f, &what)
+                ),
+                SyncError::Store(e) => format!("{e:#}"),
+            });
         }
         rep.elapsed = started.elapsed();
         out.push(rep);
@@ -143,19 +154,10 @@ pub fn sync_round(
 /// A failure of a sync: from AWS, or from the store.
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
-    #[error("{}", describe(.0))]
+    #[error("{0}")]
     Aws(#[from] Failure),
     #[error("{0:#}")]
     Store(#[from] anyhow::Error),
-}
-
-fn describe(f: &Failure) -> String {
-    let what = f.message.split(':').next().unwrap_or("");
-    format!(
-        "{} (to fix: {})",
-        f.message,
-        bedrock_usage_aws::status::fix_for(f, what)
-    )
 }
 
 fn now_ms() -> i64 {

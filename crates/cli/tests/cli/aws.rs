@@ -257,7 +257,7 @@ fn account_snapshot(region: &str, group: &str, bucket: &str, role: &str) -> Stri
         let role_policy = iam
             .get_role_policy()
             .role_name(role)
-            .policy_name("bedrock-usage-invocation-logging")
+            .policy_name(format!("bedrock-usage-invocation-logging-{region}"))
             .send()
             .await
             .map_err(code)
