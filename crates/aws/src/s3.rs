@@ -7,7 +7,7 @@
 use aws_config::SdkConfig;
 pub use aws_sdk_s3::Client;
 
-use crate::{classify, Failure};
+use crate::{classify, retry, Backoff, Failure};
 
 /// An S3 client for `conf`; path-style addressing when the endpoint is overridden (emulators
 /// and most S3-compatible stores do not resolve `BUCKET.host` names).
@@ -25,6 +25,7 @@ pub struct Object {
     pub key: String,
     pub etag: String,
     pub size: u64,
+    pub last_modified_ms: Option<i64>,
 }
 
 /// One page of `ListObjectsV2`.
@@ -66,6 +67,7 @@ pub async fn list_page(
                     key: o.key()?.to_string(),
                     etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
+                    last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
                 })
             })
             .collect(),
@@ -79,6 +81,115 @@ pub async fn list_page(
             .filter(|t| !t.is_empty() && out.is_truncated().unwrap_or(true))
             .map(str::to_string),
     })
+}
+
+/// Every page of common prefixes of `prefix` (delimiter `/`).
+async fn sub_prefixes(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    backoff: &Backoff,
+    retries: &mut u64,
+) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = retry(
+            backoff,
+            || {
+                list_page(
+                    client,
+                    bucket,
+                    prefix,
+                    None,
+                    Some("/"),
+                    token.as_deref(),
+                    None,
+                )
+            },
+            |_, _| *retries += 1,
+        )
+        .await?;
+        out.extend(page.prefixes);
+        match page.next {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The prefixes under which date partitions (`YYYY/`) start (for Bedrock's layout,
+/// `.../BedrockModelInvocationLogs/REGION/`): walks common prefixes down from `prefix`, at most
+/// six levels and 200 listings. Empty if there are none.
+pub async fn date_roots(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    backoff: &Backoff,
+    retries: &mut u64,
+) -> Result<Vec<String>, Failure> {
+    let mut roots = Vec::new();
+    let mut level = vec![prefix.to_string()];
+    let mut listings = 0;
+    for _ in 0..6 {
+        let mut next = Vec::new();
+        for p in &level {
+            listings += 1;
+            if listings > 200 {
+                return Ok(roots);
+            }
+            for c in sub_prefixes(client, bucket, p, backoff, retries).await? {
+                if is_year_prefix(&c) {
+                    if !roots.contains(p) {
+                        roots.push(p.clone());
+                    }
+                } else {
+                    next.push(c);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(roots)
+}
+
+/// The newest invocation-log object under `prefix`: down the last year, month, day and hour
+/// partition of each date root, then the latest object there (key, last modified).
+pub async fn newest_object(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    backoff: &Backoff,
+) -> Result<Option<(String, i64)>, Failure> {
+    let mut retries = 0;
+    let mut best: Option<(String, i64)> = None;
+    for root in date_roots(client, bucket, prefix, backoff, &mut retries).await? {
+        let mut p = root;
+        for _ in 0..4 {
+            let subs = sub_prefixes(client, bucket, &p, backoff, &mut retries).await?;
+            match subs.into_iter().filter(|s| !s.ends_with("/data/")).max() {
+                Some(s) => p = s,
+                None => break,
+            }
+        }
+        let page = retry(
+            backoff,
+            || list_page(client, bucket, &p, None, None, None, None),
+            |_, _| retries += 1,
+        )
+        .await?;
+        for o in page.objects.into_iter().filter(|o| !is_skipped(&o.key)) {
+            if let Some(t) = o.last_modified_ms {
+                if best.as_ref().is_none_or(|b| t > b.1) {
+                    best = Some((o.key, t));
+                }
+            }
+        }
+    }
+    Ok(best)
 }
 
 /// The whole content of an object.

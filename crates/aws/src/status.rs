@@ -162,7 +162,11 @@ pub async fn bucket(conf: &SdkConfig, bucket: &str, prefix: &str) -> Check {
             "readable, but holds no invocation logs yet",
             "Bedrock writes S3 objects in batches, minutes after the calls; if none come, check `invocation logging` above",
         ),
-        Ok(_) => Check::ok(name, "readable"),
+        Ok(_) => match s3::newest_object(&client, bucket, prefix, &crate::Backoff::default()).await {
+            Ok(Some((key, t))) => Check::ok(name, format!("readable; newest object {} ({key})", ago(now_ms(), t))),
+            Ok(None) => Check::ok(name, "readable (no date partitions to find the newest object in)"),
+            Err(f) => Check::bad(Level::Warn, name, format!("readable; cannot find the newest object: {}", f.message), fix_for(&f, &format!("s3://{bucket}/{prefix}"))),
+        },
         Err(f) => Check::bad(Level::Fail, name, format!("cannot list: {}", f.message), fix_for(&f, &format!("s3://{bucket}/{prefix} (s3:ListBucket)"))),
     }
 }

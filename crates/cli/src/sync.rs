@@ -300,56 +300,6 @@ fn day_path(day: i64) -> String {
     format!("{y:04}/{m:02}/{d:02}")
 }
 
-/// The prefixes under which date partitions (`YYYY/`) start: walks common prefixes down from
-/// `prefix` (at most six levels and 200 listings). Empty if there are none.
-async fn date_roots(
-    client: &s3::Client,
-    bucket: &str,
-    prefix: &str,
-    opts: &SyncOptions,
-    rep: &mut SourceReport,
-) -> std::result::Result<Vec<String>, Failure> {
-    let mut roots = Vec::new();
-    let mut level = vec![prefix.to_string()];
-    let mut listings = 0;
-    for _ in 0..6 {
-        let mut next = Vec::new();
-        for p in &level {
-            let mut token: Option<String> = None;
-            loop {
-                listings += 1;
-                if listings > 200 {
-                    return Ok(roots);
-                }
-                let page = bedrock_usage_aws::retry(
-                    &opts.backoff,
-                    || s3::list_page(client, bucket, p, None, Some("/"), token.as_deref(), None),
-                    |_, _| rep.retries += 1,
-                )
-                .await?;
-                for c in page.prefixes {
-                    if s3::is_year_prefix(&c) {
-                        if !roots.contains(p) {
-                            roots.push(p.clone());
-                        }
-                    } else {
-                        next.push(c);
-                    }
-                }
-                match page.next {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        level = next;
-    }
-    Ok(roots)
-}
-
 /// Objects fetched at once.
 const S3_PARALLEL: usize = 8;
 
@@ -372,7 +322,7 @@ async fn sync_s3(
         Some(day) => Some(day - 1),
         None => opts.since.map(|s| s.div_euclid(MS_PER_DAY)),
     };
-    let roots = date_roots(&client, bucket, prefix, opts, rep).await?;
+    let roots = s3::date_roots(&client, bucket, prefix, &opts.backoff, &mut rep.retries).await?;
     // Without date partitions (a prefix inside one, or another layout): list everything.
     let listings: Vec<(String, Option<String>)> = if roots.is_empty() {
         vec![(prefix.to_string(), None)]

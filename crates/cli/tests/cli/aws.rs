@@ -477,6 +477,7 @@ fn status_says_what_is_broken_and_how_to_fix_it() {
     let conf = sdk(region);
     let (ledger, lines) = corpus(400, 5);
     put_events(&conf, &group, &ledger, &lines);
+    put_objects(&conf, &bucket, "", region, &ledger[..60], &lines[..60], 20);
     run_aws_ok(
         &[
             "--db",
@@ -496,6 +497,14 @@ fn status_says_what_is_broken_and_how_to_fix_it() {
         check(&rows, "source cloudwatch")["status"],
         "ok",
         "{rows:#?}"
+    );
+    let s3 = check(&rows, "source s3");
+    assert!(
+        s3["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("newest object"),
+        "{s3}"
     );
     assert_eq!(check(&rows, "store")["status"], "ok", "{rows:#?}");
     let shared = check(&rows, "shared principals");

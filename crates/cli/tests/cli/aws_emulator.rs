@@ -247,7 +247,11 @@ pub fn put_objects(
                     .build(),
             );
         }
-        req.send().await.expect("create bucket");
+        if let Err(e) = req.send().await {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            // A bucket `aws setup` made already is fine.
+            assert_eq!(e.code(), Some("BucketAlreadyOwnedByYou"), "create bucket: {e:?}");
+        }
         let put = |key: String, body: Vec<u8>| {
             client
                 .put_object()
