@@ -1,7 +1,7 @@
 //! `sync`: keeps the store in step with the CloudWatch Logs groups and S3 buckets of the config,
 //! exactly once.
 //!
-//! - CloudWatch Logs: `FilterLogEvents` over day-long windows from the source's cursor. The
+//! - CloudWatch Logs: `FilterLogEvents` over windows of up to a week from the source's cursor. The
 //!   cursor moves only when a window is read to its end, in the same transaction as the window's
 //!   last records, and never past `now - overlap`: records that reach CloudWatch late are read
 //!   on the next round, and those read twice are ignored by requestId.
@@ -219,8 +219,9 @@ async fn sync_cloudwatch(
     let settle = now - opts.overlap_ms;
     let mut a = start;
     while a < now {
-        // Day-long windows, so a first sync of a long history keeps its progress when stopped.
-        let b = (a.div_euclid(MS_PER_DAY) + 1) * MS_PER_DAY;
+        // Windows of up to a week (ending at UTC midnight), so a first sync of a long history
+        // keeps its progress when stopped, without a call per quiet day.
+        let b = (a.div_euclid(MS_PER_DAY) + WINDOW_DAYS) * MS_PER_DAY;
         let b = b.min(now);
         let mut token: Option<String> = None;
         loop {
@@ -278,6 +279,9 @@ async fn sync_cloudwatch(
     }
     Ok(())
 }
+
+/// The length of a CloudWatch window, in days.
+const WINDOW_DAYS: i64 = 7;
 
 fn commit(
     store: &mut Store,
