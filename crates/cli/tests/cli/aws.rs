@@ -190,6 +190,7 @@ fn kill_during_sync_then_sync_again_gives_exact_totals() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
+    assert!(killed_mid_way > 0, "every sync ended before its kill");
     run_aws_ok(&args, region);
     assert_eq!(
         dump(&db),
@@ -226,6 +227,40 @@ fn throttling_500s_and_dropped_connections_are_retried() {
 /// An SDK error as its code alone (request ids differ from call to call).
 fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: E) -> String {
     e.code().unwrap_or("error").to_string()
+}
+
+#[test]
+fn a_failing_source_is_reported_and_the_others_go_on() {
+    let region = "eu-north-1";
+    let conf = sdk(region);
+    let (ledger, lines) = corpus(200, 53);
+    let group = format!("/aws/bedrock/{}", unique("oneok"));
+    put_events(&conf, &group, &ledger, &lines);
+    let dir = TempDir::new("one-fails");
+    let files_db = reference_store(&dir, &lines);
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[[sources.s3]]\nbucket = \"{}\"\n\n[[sources.cloudwatch]]\nlog_group = \"{group}\"\n",
+            unique("missing")
+        ),
+    );
+    let db = dir.db();
+    let out = run_aws(&sync_args(&db, &cfg, &[]), region, endpoint());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = json_rows(&out);
+    let row = |kind: &str| -> &Value {
+        rows.iter()
+            .find(|r| r["source"].as_str().is_some_and(|x| x.starts_with(kind)))
+            .unwrap_or_else(|| panic!("no {kind} row in {rows:#?}"))
+    };
+    let failed = row("s3")["status"].as_str().unwrap_or("");
+    assert!(
+        failed.starts_with("FAILED") && failed.contains("bucket") && failed.contains("to fix"),
+        "{failed}"
+    );
+    assert_eq!(row("cloudwatch")["status"], "ok");
+    assert_eq!(dump(&db), dump(&files_db));
 }
 
 /// What `aws setup` manages, read back through the SDK.
