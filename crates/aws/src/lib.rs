@@ -6,7 +6,7 @@
 //!
 //! Every call goes through the SDK's standard retry (throttling, 5xx, dropped connections, with
 //! exponential backoff and jitter) and then through [`retry`], which backs off again for failures
-//! the SDK gave up on, and rebuilds credentials when they expired.
+//! the SDK gave up on.
 
 use std::future::Future;
 use std::time::Duration;
@@ -135,12 +135,11 @@ impl Failure {
         }
     }
 
-    /// Worth another try later (after a backoff, or with fresh credentials).
+    /// Worth another try after a backoff. (Bad or expired credentials are not: the SDK's identity
+    /// cache already refreshes what can be refreshed, and `sync --watch` loads the chain again
+    /// every round.)
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Throttled | Kind::Transient | Kind::Credentials
-        )
+        matches!(self.kind, Kind::Throttled | Kind::Transient)
     }
 
     /// Prefixes the message with what was being done.
@@ -246,7 +245,7 @@ impl Default for Backoff {
     }
 }
 
-/// Full jitter: a random delay in `[0, min(max, first * 2^attempt))`.
+/// Equal jitter: a random delay between half and all of `min(max, first * 2^attempt)`.
 pub fn jittered(b: &Backoff, attempt: u32) -> Duration {
     let cap = b
         .first
