@@ -47,7 +47,7 @@ pub fn endpoint() -> &'static str {
             .unwrap_or_else(|e| panic!("cannot start sh for moto_server ({e}); {HOW}"));
         std::thread::sleep(Duration::from_millis(200));
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("moto_server is not installed (exit {st}); {HOW}");
+            panic!("moto_server is not installed ({st}); {HOW}");
         }
         let url = format!("http://127.0.0.1:{port}");
         wait_for(&url);
