@@ -137,7 +137,7 @@ impl Failure {
 
     /// Worth another try after a backoff. (Bad or expired credentials are not: the SDK's identity
     /// cache already refreshes what can be refreshed, and `sync --watch` loads the chain again
-    /// every round.)
+    /// after a credentials failure.)
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, Kind::Throttled | Kind::Transient)
     }

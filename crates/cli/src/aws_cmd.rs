@@ -140,6 +140,7 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
     let mut failed_rounds: HashMap<String, u32> = HashMap::new();
     let mut skip_until: HashMap<String, u64> = HashMap::new();
     let mut round = 0u64;
+    let mut connections = sync::Connections::new();
     let mut any_failed;
     loop {
         round += 1;
@@ -149,7 +150,7 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
             .filter(|s| skip_until.get(&s.label()).is_none_or(|&r| r <= round))
             .cloned()
             .collect();
-        let reports = sync::sync_round(&rt, &mut store, &due, &opts, &STOP);
+        let reports = sync::sync_round(&rt, &mut store, &due, &opts, &mut connections, &STOP);
         any_failed = false;
         for r in &reports {
             if r.error.is_some() {

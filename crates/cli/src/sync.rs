@@ -90,11 +90,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// One round over every source. A failing source is reported and the others go on.
+/// SDK configurations kept between rounds of `--watch`, one per distinct access (an assumed
+/// role is assumed once, and its credentials are refreshed by the SDK before they expire).
+pub type Connections = HashMap<Access, bedrock_usage_aws::SdkConfig>;
+
 pub fn sync_round(
     rt: &tokio::runtime::Runtime,
     store: &mut Store,
     sources: &[Source],
     opts: &SyncOptions,
+    connections: &mut Connections,
     stop: &AtomicBool,
 ) -> Vec<SourceReport> {
     let mut out = Vec::new();
@@ -108,9 +113,16 @@ pub fn sync_round(
             ..SourceReport::default()
         };
         let bar = Spinner::new(opts.progress, &rep.source);
+        let access = access_of(src.access(), &opts.overrides);
         let result = rt.block_on(async {
-            let access = access_of(src.access(), &opts.overrides);
-            let conf = bedrock_usage_aws::connect(&access).await?;
+            let conf = match connections.get(&access) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = bedrock_usage_aws::connect(&access).await?;
+                    connections.insert(access.clone(), c.clone());
+                    c
+                }
+            };
             match src {
                 Source::CloudWatch {
                     log_group,
@@ -131,6 +143,12 @@ pub fn sync_round(
             }
         });
         bar.finish();
+        if let Err(SyncError::Aws(f)) = &result {
+            if f.kind == bedrock_usage_aws::Kind::Credentials {
+                // Load the chain again next time: the keys may have been rotated.
+                connections.remove(&access);
+            }
+        }
         if let Err(e) = result {
             let what = match src {
                 Source::CloudWatch { log_group, .. } => format!("log group {log_group}"),
