@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Sync benchmark: `bedrock-usage sync` from a CloudWatch Logs group against what people script
-# today (boto3's FilterLogEvents paginator writing the messages out, then `bedrock-usage ingest`),
-# both against one moto server on this machine, in one run.
+# Sync benchmark: `bedrock-usage sync` against what people script today, both against one moto
+# server on this machine, in one run:
+# - from a CloudWatch Logs group: boto3's FilterLogEvents paginator writing the messages out, then
+#   `bedrock-usage ingest`;
+# - from S3 (the same records as Bedrock's delivery layout): boto3 listing and downloading every
+#   object (one at a time, as `aws s3 cp --recursive` scripts do per file), then `ingest`.
 #
 #   bench/sync.sh [RECORDS]      # default 20000 demo records (bodies under 1 KB)
 #
@@ -43,6 +46,31 @@ for i in range(0, len(events), 5000):
 print(f"loaded {len(events)} events", file=sys.stderr)
 PY
 
+python3 - "$OUT/corpus" <<'PY'
+import boto3, os, sys
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="bench")
+root = sys.argv[1]
+n = 0
+for d, _, files in os.walk(os.path.join(root, "AWSLogs")):
+    for f in files:
+        path = os.path.join(d, f)
+        s3.upload_file(path, "bench", os.path.relpath(path, root))
+        n += 1
+print(f"uploaded {n} objects", file=sys.stderr)
+PY
+
+cat > "$OUT/peer_s3.py" <<'PY'
+import boto3, os, sys
+s3 = boto3.client("s3")
+out = sys.argv[1]
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix="AWSLogs/"):
+    for o in page.get("Contents", []):
+        path = os.path.join(out, o["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file("bench", o["Key"], path)
+PY
+
 cat > "$OUT/peer.py" <<'PY'
 import boto3, sys, time
 logs = boto3.client("logs")
@@ -54,17 +82,21 @@ PY
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
-ours=(); peer=()
+count() { "$BIN" --db "$1" --format csv report --by developer 2>/dev/null | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}'; }
+ours=(); peer=(); ours3=(); peer3=()
 for i in 1 2 3; do
-  rm -f "$OUT/sync.db"* "$OUT/peer.db"* "$OUT/peer.jsonl"
+  rm -rf "$OUT"/*.db* "$OUT/peer.jsonl" "$OUT/peer-s3"
   ours+=("$(secs "$BIN" --db "$OUT/sync.db" sync --no-progress --log-group bench --since 5d)")
   peer+=("$(secs sh -c "python3 '$OUT/peer.py' '$OUT/peer.jsonl' && '$BIN' --db '$OUT/peer.db' ingest --no-progress '$OUT/peer.jsonl'")")
+  ours3+=("$(secs "$BIN" --db "$OUT/sync-s3.db" sync --no-progress --s3 s3://bench/)")
+  peer3+=("$(secs sh -c "python3 '$OUT/peer_s3.py' '$OUT/peer-s3' && '$BIN' --db '$OUT/peer-s3.db' ingest --no-progress '$OUT/peer-s3'")")
 done
-n_ours=$("$BIN" --db "$OUT/sync.db" --format csv report --by developer 2>/dev/null | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
-n_peer=$("$BIN" --db "$OUT/peer.db" --format csv report --by developer 2>/dev/null | awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="calls") c=i} NR>1{s+=$c} END{print s}')
-[ "$n_ours" = "$n_peer" ] || { echo "record counts differ: sync $n_ours, peer $n_peer" >&2; exit 1; }
-o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
-echo "records: $n_ours (10,000 events a page)"
-printf 'bedrock-usage sync:               %.2f s  (%.0f records/s)\n' "$o" "$(echo "$n_ours / $o" | bc -l)"
-printf 'boto3 paginator + ingest (peer):  %.2f s  (%.0f records/s)\n' "$p" "$(echo "$n_peer / $p" | bc -l)"
-printf 'ratio: %.2fx\n' "$(echo "$p / $o" | bc -l)"
+for db in sync peer sync-s3 peer-s3; do
+  [ "$(count "$OUT/$db.db")" = "$RECORDS" ] || { echo "$db: $(count "$OUT/$db.db") records, not $RECORDS" >&2; exit 1; }
+done
+row() { local o p; o=$(printf '%s\n' "${@:3:3}" | median); p=$(printf '%s\n' "${@:6:3}" | median)
+  printf '%-11s bedrock-usage sync %6.2f s (%5.0f records/s)   %s %6.2f s (%5.0f records/s)   %.2fx\n' \
+    "$1" "$o" "$(echo "$RECORDS / $o" | bc -l)" "$2" "$p" "$(echo "$RECORDS / $p" | bc -l)" "$(echo "$p / $o" | bc -l)"; }
+echo "records: $RECORDS"
+row cloudwatch "boto3 paginator + ingest" "${ours[@]}" "${peer[@]}"
+row s3 "boto3 list + download + ingest" "${ours3[@]}" "${peer3[@]}"
