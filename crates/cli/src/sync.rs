@@ -323,7 +323,7 @@ fn day_path(day: i64) -> String {
 }
 
 /// Objects fetched at once.
-const S3_PARALLEL: usize = 8;
+const S3_PARALLEL: usize = 16;
 
 #[allow(clippy::too_many_arguments)]
 async fn sync_s3(
@@ -386,12 +386,9 @@ async fn sync_s3(
                         .is_none_or(|etag| *etag != o.etag)
                 })
                 .collect();
-            for window in todo.chunks(S3_PARALLEL) {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                read_objects(&client, store, bucket, window, opts, rep).await?;
-                bar.update(rep);
+            read_objects(&client, store, bucket, &todo, opts, rep, stop, bar).await?;
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
             }
             match page.next {
                 Some(t) => token = Some(t),
@@ -406,6 +403,7 @@ async fn sync_s3(
 }
 
 /// Fetches `objects` at once, then commits their records with their checkpoints.
+#[allow(clippy::too_many_arguments)]
 async fn read_objects(
     client: &s3::Client,
     store: &mut Store,
@@ -413,45 +411,95 @@ async fn read_objects(
     objects: &[s3::Object],
     opts: &SyncOptions,
     rep: &mut SourceReport,
+    stop: &AtomicBool,
+    bar: &Spinner,
 ) -> std::result::Result<(), SyncError> {
+    // A sliding window: up to S3_PARALLEL fetches in flight, a new one started as each ends;
+    // what has arrived is committed every COMMIT_OBJECTS objects, in any order (each object
+    // carries its own checkpoint). After a failure or a stop no new fetch starts, and what
+    // arrived is still committed.
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, o) in objects.iter().enumerate() {
-        let (client, bucket, key, backoff) = (
-            client.clone(),
-            bucket.to_string(),
-            o.key.clone(),
-            opts.backoff,
-        );
-        tasks.spawn(async move {
-            let mut retries = 0u64;
-            let r = bedrock_usage_aws::retry(
-                &backoff,
-                || s3::get(&client, &bucket, &key),
-                |_, _| retries += 1,
-            )
-            .await;
-            (i, r, retries)
-        });
-    }
-    let mut bodies: Vec<Option<Vec<u8>>> = vec![None; objects.len()];
+    let mut next = 0;
+    let mut arrived: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        while tasks.len() < S3_PARALLEL
+            && next < objects.len()
+            && first_error.is_none()
+            && !stop.load(Ordering::Relaxed)
+        {
+            let (client, bucket, key, backoff, i) = (
+                client.clone(),
+                bucket.to_string(),
+                objects[next].key.clone(),
+                opts.backoff,
+                next,
+            );
+            tasks.spawn(async move {
+                let mut retries = 0u64;
+                let r = bedrock_usage_aws::retry(
+                    &backoff,
+                    || s3::get(&client, &bucket, &key),
+                    |_, _| retries += 1,
+                )
+                .await;
+                (i, r, retries)
+            });
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         let Ok((i, r, retries)) = joined else {
             continue;
         };
         rep.retries += retries;
         match r {
-            Ok(b) => bodies[i] = Some(b),
+            Ok(b) => arrived.push((i, b)),
             Err(f) => {
                 first_error.get_or_insert(f);
             }
         }
+        if arrived.len() >= COMMIT_OBJECTS {
+            commit_objects(
+                store,
+                bucket,
+                objects,
+                std::mem::take(&mut arrived),
+                opts,
+                rep,
+            )?;
+            bar.update(rep);
+        }
+    }
+    commit_objects(store, bucket, objects, arrived, opts, rep)?;
+    bar.update(rep);
+    match first_error {
+        Some(f) => Err(f.into()),
+        None => Ok(()),
+    }
+}
+
+/// Objects committed together.
+const COMMIT_OBJECTS: usize = 32;
+
+/// Parses fetched objects (`(index into objects, body)`) and commits their records with their
+/// checkpoints in one transaction.
+fn commit_objects(
+    store: &mut Store,
+    bucket: &str,
+    objects: &[s3::Object],
+    arrived: Vec<(usize, Vec<u8>)>,
+    opts: &SyncOptions,
+    rep: &mut SourceReport,
+) -> Result<()> {
+    if arrived.is_empty() {
+        return Ok(());
     }
     let mut records = Vec::new();
     let mut checkpoints = Vec::new();
-    for (o, body) in objects.iter().zip(bodies) {
-        // Objects fetched before a failure are still committed.
-        let Some(body) = body else { continue };
+    for (i, body) in arrived {
+        let o = &objects[i];
         let label = format!("s3://{bucket}/{}", o.key);
         let (data, gzip) = match decompress(body) {
             Ok(d) => d,
@@ -487,11 +535,7 @@ async fn read_objects(
         rep.units += 1;
         records.extend(recs);
     }
-    commit(store, &records, &checkpoints, &[], opts, rep)?;
-    match first_error {
-        Some(f) => Err(f.into()),
-        None => Ok(()),
-    }
+    commit(store, &records, &checkpoints, &[], opts, rep)
 }
 
 /// A spinner on stderr while a source syncs (only on a terminal).
