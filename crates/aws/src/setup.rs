@@ -494,12 +494,32 @@ async fn logging(r: &mut Run<'_>, spec: &Spec, role_arn: Option<&str>) -> Result
                     .map_err(bad)?,
             );
         }
-        aws_sdk_bedrock::Client::new(r.conf)
-            .put_model_invocation_logging_configuration()
-            .logging_config(cfg.build())
-            .send()
-            .await
-            .map_err(|e| classify(e).context("enabling Bedrock's invocation logging"))?;
+        let config = cfg.build();
+        let bedrock = aws_sdk_bedrock::Client::new(r.conf);
+        // A role made (or changed) a moment ago may not be assumable yet: IAM changes take
+        // seconds to reach Bedrock, which then refuses the configuration as invalid. Wait for it
+        // (up to about a minute) rather than fail the first run.
+        let role_is_new = r
+            .steps
+            .iter()
+            .any(|s| s.resource.starts_with("IAM role") && s.action != Action::Unchanged);
+        let mut attempt = 0;
+        loop {
+            match bedrock
+                .put_model_invocation_logging_configuration()
+                .logging_config(config.clone())
+                .send()
+                .await
+                .map_err(classify)
+            {
+                Ok(_) => break,
+                Err(f) if role_is_new && f.kind == Kind::Invalid && attempt < 12 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
+                Err(f) => return Err(f.context("enabling Bedrock's invocation logging")),
+            }
+        }
     }
     let mut to = Vec::new();
     if let Some(g) = &want.log_group {
