@@ -2,7 +2,7 @@
 
 pub use aws_sdk_cloudwatchlogs::Client;
 
-use crate::{classify, Failure, Kind};
+use crate::{classify, Failure};
 
 /// Which streams of a log group to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -152,9 +152,4 @@ pub async fn set_retention(client: &Client, group: &str, days: i32) -> Result<()
         .await
         .map_err(|e| classify(e).context(&format!("setting the retention of {group}")))?;
     Ok(())
-}
-
-/// True if `f` means the group or stream is missing.
-pub fn is_missing(f: &Failure) -> bool {
-    f.kind == Kind::NotFound
 }

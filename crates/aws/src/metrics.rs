@@ -95,7 +95,7 @@ pub async fn put(client: &Client, namespace: &str, rows: &[Row]) -> Result<(), F
         .set_metric_data(Some(datums(rows)))
         .send()
         .await
-        .map_err(|e| classify(e).context("publishing metrics"))?;
+        .map_err(classify)?;
     Ok(())
 }
 

@@ -100,7 +100,7 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
     if sources.is_empty() {
         bail!("nothing to sync: add [[sources.cloudwatch]] or [[sources.s3]] to the config (see docs/aws.md), or pass --log-group NAME / --s3 s3://BUCKET/PREFIX");
     }
-    let now = bedrock_usage_aws::status::now_ms();
+    let now = crate::now_ms();
     let zone = bedrock_usage_core::time::Zone::utc();
     let since = a
         .since
@@ -171,16 +171,9 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
                     &cfg.config,
                     &catalog,
                     &opts.backoff,
-                    bedrock_usage_aws::status::now_ms(),
+                    crate::now_ms(),
                 )
                 .await
-                .map_err(|e| {
-                    bedrock_usage_aws::Failure::new(
-                        bedrock_usage_aws::Kind::Other,
-                        "Publish",
-                        e.to_string(),
-                    )
-                })
             }))
         } else {
             None
@@ -207,7 +200,7 @@ pub fn cmd_sync(args: &Args, a: &SyncArgs) -> Result<u8> {
         }
         sync::merge(&mut totals, &reports);
         for r in &reports {
-            let at = format_utc(bedrock_usage_aws::status::now_ms());
+            let at = format_utc(crate::now_ms());
             match &r.error {
                 Some(e) => eprintln!("{at} {}: failed: {e}", r.source),
                 None if r.inserted > 0 || r.bad > 0 => eprintln!(
@@ -584,7 +577,7 @@ fn store_checks(
         )]);
     }
     let store = Store::open(&path)?;
-    let now = bedrock_usage_aws::status::now_ms();
+    let now = crate::now_ms();
     let mut out = Vec::new();
     match store.newest_ms()? {
         None => out.push(Check::bad(

@@ -46,10 +46,7 @@ pub fn run(args: Args) -> Result<u8> {
         } => {
             let cfg = load_config(args.config.as_deref())?;
             let catalog = load_catalog(&cfg, None)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            let now = now_ms();
             let zone = bedrock_usage_core::time::Zone::utc();
             let since = since
                 .as_deref()
@@ -426,12 +423,16 @@ fn config_check(path: Option<&Path>) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-pub fn today_day() -> i64 {
-    let now = std::time::SystemTime::now()
+/// The wall clock, in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    now.div_euclid(MS_PER_DAY)
+        .unwrap_or(0)
+}
+
+pub fn today_day() -> i64 {
+    now_ms().div_euclid(MS_PER_DAY)
 }
 
 /// `3.75` from pico-dollars per token (USD per million tokens, at least two decimals).

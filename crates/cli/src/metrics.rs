@@ -16,6 +16,7 @@ use bedrock_usage_core::time::MS_PER_DAY;
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::store::Store;
+use crate::sync::SyncError;
 
 /// CloudWatch takes data points up to two weeks old; older records are not published.
 const MAX_AGE_MS: i64 = 14 * MS_PER_DAY - 3_600_000;
@@ -40,8 +41,8 @@ pub async fn publish(
     catalog: &PriceCatalog,
     backoff: &Backoff,
     now_ms: i64,
-) -> std::result::Result<PublishReport, PublishError> {
-    let client = aws_cloudwatch(conf);
+) -> Result<PublishReport, SyncError> {
+    let client = metrics::Client::new(conf);
     let mut rep = PublishReport::default();
     let identities = store.identities()?;
     let attributor = Attributor::new(config, identities.iter());
@@ -125,16 +126,4 @@ pub async fn publish(
             rep.records += ids.len() as u64;
         }
     }
-}
-
-fn aws_cloudwatch(conf: &SdkConfig) -> bedrock_usage_aws::metrics::Client {
-    bedrock_usage_aws::metrics::Client::new(conf)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("{0}")]
-    Aws(#[from] bedrock_usage_aws::Failure),
-    #[error("{0:#}")]
-    Store(#[from] anyhow::Error),
 }

@@ -58,7 +58,7 @@ impl ReportRequest {
             bail!("--by: give at least one key");
         }
         let zone = Zone::named(tz)?;
-        let now = now_ms();
+        let now = crate::now_ms();
         let since = since
             .map(|s| parse_when(s, &zone, now, false, "--since"))
             .transpose()?;
@@ -82,13 +82,6 @@ impl ReportRequest {
             },
         })
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A date (local midnight in `zone`; for `--until` the whole day is included), an RFC 3339

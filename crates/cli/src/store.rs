@@ -407,7 +407,7 @@ impl Store {
         upsert_rollup(&tx, "rollup_q", &quarter)?;
         upsert_rollup(&tx, "rollup_h", &hourly)?;
         upsert_rollup(&tx, "rollup_d", &daily)?;
-        let now = now_ms();
+        let now = crate::now_ms();
         let mut upsert_source = tx.prepare_cached(
             "INSERT INTO source (path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms",
@@ -886,11 +886,4 @@ fn upsert_rollup(
         ])?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -169,17 +169,13 @@ pub fn sync_round(
     out
 }
 
-/// A failure of a sync: from AWS, or from the store.
+/// A failure of a sync or of publishing its metrics: from AWS, or from the store.
 #[derive(Debug, thiserror::Error)]
-enum SyncError {
+pub enum SyncError {
     #[error("{0}")]
     Aws(#[from] Failure),
     #[error("{0:#}")]
     Store(#[from] anyhow::Error),
-}
-
-fn now_ms() -> i64 {
-    bedrock_usage_aws::status::now_ms()
 }
 
 /// The cursor key of a CloudWatch source (region-qualified: one group name can exist in several).
@@ -208,7 +204,7 @@ async fn sync_cloudwatch(
     let client = logs::Client::new(conf);
     let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
     let key = cloudwatch_key(&region, group, filter);
-    let now = now_ms();
+    let now = crate::now_ms();
     let start = match store.cursor(&key)? {
         Some(c) => c,
         None => match opts.since {
@@ -338,7 +334,7 @@ async fn sync_s3(
 ) -> std::result::Result<(), SyncError> {
     let client = s3::client(conf);
     let key = format!("s3|{bucket}|{prefix}");
-    let now = now_ms();
+    let now = crate::now_ms();
     let from_day = match store.cursor(&key)? {
         // One day back: objects for a day keep arriving after it ends.
         Some(day) => Some(day - 1),

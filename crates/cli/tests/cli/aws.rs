@@ -636,10 +636,7 @@ fn metrics_are_published_once_across_restarts() {
     run_aws_ok(&sync_args(&db, &cfg, &[]), region);
     assert_eq!(total("Invocations") - inv0, 200.0);
     // New calls (stamped now, as Bedrock delivers them).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now = bedrock_usage::now_ms();
     put_events_at(
         &conf,
         &group,
@@ -709,10 +706,7 @@ fn watch_syncs_until_sigterm_then_stops_cleanly() {
     };
     until(100);
     // New calls arrive while it watches.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now = bedrock_usage::now_ms();
     put_events_at(
         &conf,
         &group,

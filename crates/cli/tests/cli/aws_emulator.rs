@@ -140,11 +140,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// `n` records over the three days before today (CloudWatch takes events up to 14 days old).
 pub fn corpus(n: u64, seed: u64) -> (Vec<LedgerEntry>, Vec<Vec<u8>>) {
-    let today = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-        / MS_PER_DAY;
+    let today = bedrock_usage::now_ms() / MS_PER_DAY;
     let opts = DemoOptions {
         seed,
         records: n,
