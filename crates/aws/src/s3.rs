@@ -6,6 +6,7 @@
 
 use aws_config::SdkConfig;
 pub use aws_sdk_s3::Client;
+use bedrock_usage_core::layout;
 
 use crate::{classify, retry, Backoff, Failure};
 
@@ -139,7 +140,7 @@ pub async fn date_roots(
                 return Ok(roots);
             }
             for c in sub_prefixes(client, bucket, p, backoff, retries).await? {
-                if is_year_prefix(&c) {
+                if layout::is_year_prefix(&c) {
                     if !roots.contains(p) {
                         roots.push(p.clone());
                     }
@@ -181,7 +182,11 @@ pub async fn newest_object(
             |_, _| retries += 1,
         )
         .await?;
-        for o in page.objects.into_iter().filter(|o| !is_skipped(&o.key)) {
+        for o in page
+            .objects
+            .into_iter()
+            .filter(|o| !layout::is_skipped_key(&o.key))
+        {
             if let Some(t) = o.last_modified_ms {
                 if best.as_ref().is_none_or(|b| t > b.1) {
                     best = Some((o.key, t));
@@ -212,26 +217,6 @@ pub async fn get(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, Fa
     Ok(body.into_bytes().to_vec())
 }
 
-/// True for keys that are never invocation logs: the permission-check object and the large-body
-/// offloads under an hour partition's `data/`.
-pub fn is_skipped(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    if name == "amazon-bedrock-logs-permission-check" || name.is_empty() {
-        return true;
-    }
-    // `.../YYYY/MM/DD/HH/data/...`
-    let parts: Vec<&str> = key.split('/').collect();
-    parts
-        .windows(2)
-        .any(|w| w[1] == "data" && w[0].len() == 2 && w[0].bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// True for a prefix whose last part is a four-digit year (`.../2026/`).
-pub fn is_year_prefix(p: &str) -> bool {
-    let last = p.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    last.len() == 4 && last.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Does the bucket exist and may we list it?
 pub async fn head_bucket(client: &Client, bucket: &str) -> Result<(), Failure> {
     client
@@ -241,33 +226,4 @@ pub async fn head_bucket(client: &Client, bucket: &str) -> Result<(), Failure> {
         .await
         .map_err(|e| classify(e).context(&format!("checking bucket {bucket}")))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skips_what_is_not_a_log() {
-        let base = "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/01/";
-        assert!(is_skipped(&format!(
-            "{base}../amazon-bedrock-logs-permission-check"
-        )));
-        assert!(is_skipped("amazon-bedrock-logs-permission-check"));
-        assert!(is_skipped(&format!("{base}14/data/abc.json.gz")));
-        assert!(!is_skipped(&format!(
-            "{base}14/20260301T140000Z_abc.json.gz"
-        )));
-        assert!(!is_skipped("data/2026/03/01/14/x.json.gz"));
-        assert!(is_skipped(&format!("{base}14/")));
-    }
-
-    #[test]
-    fn year_prefixes() {
-        assert!(is_year_prefix(
-            "a/BedrockModelInvocationLogs/us-east-1/2026/"
-        ));
-        assert!(!is_year_prefix("a/BedrockModelInvocationLogs/us-east-1/"));
-        assert!(!is_year_prefix("a/12/"));
-    }
 }

@@ -3,6 +3,7 @@
 //! `apply = false` nothing is changed and the steps say what would be.
 
 use aws_config::SdkConfig;
+use bedrock_usage_core::NanoUsd;
 use serde_json::{json, Value};
 
 use crate::{classify, logs, s3, Failure, Kind};
@@ -21,13 +22,13 @@ pub struct Spec {
     /// Publish a dashboard of this name.
     pub dashboard: Option<String>,
     /// Alarm when a day's cost (all developers) exceeds this many dollars...
-    pub alarm_daily_usd: Option<f64>,
+    pub alarm_daily_usd: Option<NanoUsd>,
     /// ...and one alarm per developer named here, at the same threshold.
     pub alarm_developers: Vec<String>,
     /// SNS topic the alarms notify.
     pub alarm_topic: Option<String>,
     /// A monthly AWS Budget on Amazon Bedrock of this many dollars.
-    pub budget_monthly_usd: Option<f64>,
+    pub budget_monthly_usd: Option<NanoUsd>,
     /// Who the budget emails at 80% actual and 100% forecast.
     pub budget_email: Option<String>,
 }
@@ -644,11 +645,14 @@ async fn dashboard(r: &mut Run<'_>, name: &str, group: Option<&str>) -> Result<(
 
 async fn alarms(
     r: &mut Run<'_>,
-    usd: f64,
+    amount: NanoUsd,
     developers: &[String],
     topic: Option<&str>,
 ) -> Result<(), Failure> {
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    // CloudWatch takes a threshold as a double; the amount stays exact up to here.
+    let threshold = amount.0 as f64 / 1e9;
+    let usd = amount.to_plain_decimal();
     let cw = aws_sdk_cloudwatch::Client::new(r.conf);
     let mut wanted: Vec<(String, Option<String>)> = vec![(ALARM_PREFIX.to_string(), None)];
     for d in developers {
@@ -672,7 +676,7 @@ async fn alarms(
             .iter()
             .find(|a| a.alarm_name() == Some(name.as_str()));
         let same = current.is_some_and(|a| {
-            a.threshold() == Some(usd)
+            a.threshold() == Some(threshold)
                 && a.metric_name() == Some("CostUSD")
                 && a.namespace() == Some(crate::metrics::NAMESPACE)
                 && a.period() == Some(86_400)
@@ -701,7 +705,7 @@ async fn alarms(
                 .statistic(Statistic::Sum)
                 .period(86_400)
                 .evaluation_periods(1)
-                .threshold(usd)
+                .threshold(threshold)
                 .comparison_operator(ComparisonOperator::GreaterThanThreshold)
                 .treat_missing_data("notBreaching")
                 .set_alarm_actions(topic.map(|t| vec![t.to_string()]))
@@ -715,7 +719,7 @@ async fn alarms(
     Ok(())
 }
 
-async fn budget(r: &mut Run<'_>, usd: f64, email: Option<&str>) -> Result<(), Failure> {
+async fn budget(r: &mut Run<'_>, limit: NanoUsd, email: Option<&str>) -> Result<(), Failure> {
     use aws_sdk_budgets::types::{
         Budget, BudgetType, ComparisonOperator, Dimension, Expression, ExpressionDimensionValues,
         Notification, NotificationType, NotificationWithSubscribers, Spend, Subscriber,
@@ -723,7 +727,7 @@ async fn budget(r: &mut Run<'_>, usd: f64, email: Option<&str>) -> Result<(), Fa
     };
     let client = aws_sdk_budgets::Client::new(r.conf);
     let res = format!("AWS Budget {BUDGET_NAME}");
-    let amount = format!("{usd:.2}");
+    let amount = cents(limit);
     let bad = |e: aws_smithy_types::error::operation::BuildError| {
         Failure::new(Kind::Invalid, "BuildError", e.to_string())
     };
@@ -764,8 +768,8 @@ async fn budget(r: &mut Run<'_>, usd: f64, email: Option<&str>) -> Result<(), Fa
     .and_then(|out| out.budget().cloned());
     let same_amount = |b: &Budget| {
         b.budget_limit()
-            .and_then(|l| l.amount().parse::<f64>().ok())
-            .is_some_and(|a| (a - usd).abs() < 0.005)
+            .and_then(|l| NanoUsd::parse_usd(l.amount()).ok())
+            .is_some_and(|a| cents(a) == amount)
     };
     let action = match &current {
         None => Action::Create,
@@ -833,6 +837,12 @@ async fn budget(r: &mut Run<'_>, usd: f64, email: Option<&str>) -> Result<(), Fa
         format!("${amount} a month on Amazon Bedrock{to}"),
     );
     Ok(())
+}
+
+/// `500.00`: an amount in dollars and cents, rounded half up (as AWS Budgets writes amounts).
+fn cents(n: NanoUsd) -> String {
+    let c = (n.0 + 5_000_000) / 10_000_000;
+    format!("{}.{:02}", c / 100, c % 100)
 }
 
 #[cfg(test)]

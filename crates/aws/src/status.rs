@@ -156,7 +156,7 @@ pub async fn bucket(conf: &SdkConfig, bucket: &str, prefix: &str) -> Check {
         );
     }
     match s3::list_page(&client, bucket, prefix, None, None, None, Some(5)).await {
-        Ok(l) if l.objects.iter().all(|o| s3::is_skipped(&o.key)) => Check::bad(
+        Ok(l) if l.objects.iter().all(|o| bedrock_usage_core::layout::is_skipped_key(&o.key)) => Check::bad(
             Level::Warn,
             name,
             "readable, but holds no invocation logs yet",

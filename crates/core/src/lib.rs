@@ -4,16 +4,22 @@
 
 pub mod attribution;
 pub mod config;
+#[doc(hidden)]
+pub mod diff;
+pub mod facts;
+pub mod layout;
 pub mod money;
 pub mod pricing;
 pub mod query;
 pub mod record;
 pub mod report;
+pub mod rollup;
 pub(crate) mod scan;
 pub mod time;
 
 pub use attribution::{Attribution, Attributor, Identity};
 pub use config::Config;
+pub use facts::{FactRow, FactSet, StoredInvocation};
 pub use money::NanoUsd;
 pub use pricing::{normalize_model_id, ModelName, PriceCatalog, Unpriced};
 pub use record::{parse_record, Invocation, RecordError, Tokens};

@@ -1,7 +1,9 @@
 //! Money as integers. Rates are kept in pico-dollars per token (USD per million tokens x 1e6),
 //! so every published rate, its 10% regional premium and its long-context multiple are exact;
 //! sums are `i128` pico-dollars and become [`NanoUsd`] once, at the end, rounded half up.
-//! No floating point touches a sum.
+//! No floating point touches a sum: the lint below refuses float arithmetic in this module.
+
+#![deny(clippy::float_arithmetic)]
 
 use std::fmt;
 
@@ -21,6 +23,30 @@ impl NanoUsd {
             (pico - half) / PICO_PER_NANO
         };
         NanoUsd(n.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// A decimal amount of US dollars as typed by a person (`25.50`, `500`, `0.000000001`):
+    /// exact, never through a float; more than nine decimals, a sign or anything else is an
+    /// error that says so.
+    pub fn parse_usd(s: &str) -> Result<NanoUsd, String> {
+        let t = s.trim().trim_start_matches('$');
+        if t.starts_with('-') || t.starts_with('+') {
+            return Err(format!("`{s}` is not a positive amount of USD"));
+        }
+        parse_scaled_decimal(t, 9).map(NanoUsd)
+    }
+
+    /// `25.5`, `500`: the amount as a plain decimal, with no trailing zeros (for APIs that take
+    /// decimal strings, and for messages).
+    pub fn to_plain_decimal(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        let (int, frac) = (a / 1_000_000_000, a % 1_000_000_000);
+        if frac == 0 {
+            return format!("{sign}{int}");
+        }
+        let f = format!("{frac:09}");
+        format!("{sign}{int}.{}", f.trim_end_matches('0'))
     }
 
     /// Whole micro-dollars, rounded half away from zero.
@@ -135,6 +161,18 @@ mod tests {
         assert_eq!(NanoUsd(3_000_000_000).to_decimal_micros(), "3.000000");
         assert_eq!(group_thousands(1_000), "1,000");
         assert_eq!(group_thousands(999), "999");
+    }
+
+    #[test]
+    fn amounts_typed_by_people() {
+        assert_eq!(NanoUsd::parse_usd("25.50"), Ok(NanoUsd(25_500_000_000)));
+        assert_eq!(NanoUsd::parse_usd("$500"), Ok(NanoUsd(500_000_000_000)));
+        assert_eq!(NanoUsd::parse_usd("0.000000001"), Ok(NanoUsd(1)));
+        assert!(NanoUsd::parse_usd("0.0000000001").is_err());
+        assert!(NanoUsd::parse_usd("-5").is_err());
+        assert!(NanoUsd::parse_usd("1e3").is_err());
+        assert_eq!(NanoUsd(25_500_000_000).to_plain_decimal(), "25.5");
+        assert_eq!(NanoUsd(500_000_000_000).to_plain_decimal(), "500");
     }
 
     #[test]

@@ -2,17 +2,26 @@
 //!
 //! Cost = sum over token classes of tokens x rate, in integer pico-dollars (see `money`). A model
 //! the catalog does not know is *unpriced*: it is named and counted, never priced at $0.
+//! Rates and costs are integers: the lint below refuses float arithmetic in this module.
+
+#![deny(clippy::float_arithmetic)]
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::money::parse_scaled_decimal;
+use crate::money::{parse_scaled_decimal, NanoUsd};
 use crate::record::Tokens;
 use crate::time::{format_date, parse_date};
 
 /// Requests whose input side exceeds this many tokens are long-context requests.
 pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
+
+/// Whether one call is billed at long-context rates (where its model has them): its input side
+/// (input + cache read + cache write) is over [`LONG_CONTEXT_THRESHOLD`].
+pub fn is_long_context(tokens: &Tokens) -> bool {
+    tokens.input_side() > LONG_CONTEXT_THRESHOLD
+}
 
 const EMBEDDED_CATALOG: &str = include_str!("../data/catalog.toml");
 
@@ -518,7 +527,7 @@ impl PriceCatalog {
         })
     }
 
-    /// The cost of `tokens` in pico-dollars.
+    /// The cost of one call's `tokens` in pico-dollars on UTC day `day`.
     pub fn cost_pico(
         &self,
         model: &ModelName,
@@ -526,11 +535,38 @@ impl PriceCatalog {
         day: i64,
         tokens: &Tokens,
     ) -> Result<i128, Unpriced> {
-        let long = tokens.input_side() > LONG_CONTEXT_THRESHOLD;
-        let d = self.decide(model, raw_id, day, long)?;
+        self.cost_pico_with(model, raw_id, day, tokens, is_long_context(tokens))
+    }
+
+    /// The cost of `tokens` in pico-dollars, on UTC day `day`, at long-context rates when
+    /// `long_context` (a single call: [`is_long_context`]; a fact: the flag it was summed under).
+    pub fn cost_pico_with(
+        &self,
+        model: &ModelName,
+        raw_id: &str,
+        day: i64,
+        tokens: &Tokens,
+        long_context: bool,
+    ) -> Result<i128, Unpriced> {
+        let d = self.decide(model, raw_id, day, long_context)?;
         d.rates
             .cost_pico(tokens)
             .ok_or(Unpriced::NoOneHourRate(d.key))
+    }
+
+    /// The cost of one call (or one fact) in nano-dollars, rounded once: the one price every
+    /// reader of single calls uses (queries, metrics). Sums over many calls (reports) add
+    /// [`PriceCatalog::cost_pico`] and round at the end instead.
+    pub fn price(
+        &self,
+        model: &ModelName,
+        raw_id: &str,
+        day: i64,
+        tokens: &Tokens,
+        long_context: bool,
+    ) -> Result<NanoUsd, Unpriced> {
+        self.cost_pico_with(model, raw_id, day, tokens, long_context)
+            .map(NanoUsd::from_pico)
     }
 }
 

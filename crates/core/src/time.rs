@@ -184,6 +184,40 @@ pub fn parse_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d))
 }
 
+/// A `--since` / `--until` value that is none of the forms [`parse_when`] takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: `{value}` is not a date (2026-11-01), an RFC 3339 time (2026-11-01T09:00:00Z) or a duration (30m, 12h, 7d, 2w)")]
+pub struct BadWhen {
+    pub flag: String,
+    pub value: String,
+}
+
+/// A date (local midnight in `zone`; for an `until` the whole day is included), an RFC 3339
+/// time, or a duration back from `now` (`30m`, `12h`, `7d`, `2w`), in epoch ms. `flag` names
+/// the option in the error.
+pub fn parse_when(
+    s: &str,
+    zone: &Zone,
+    now: i64,
+    is_until: bool,
+    flag: &str,
+) -> Result<i64, BadWhen> {
+    let t = s.trim();
+    if let Some(day) = parse_date(t) {
+        return Ok(zone.day_start_ms(if is_until { day + 1 } else { day }));
+    }
+    if let Some(ms) = parse_timestamp_ms(t) {
+        return Ok(ms);
+    }
+    match parse_duration_ms(t) {
+        Some(d) => Ok(now - d),
+        None => Err(BadWhen {
+            flag: flag.to_string(),
+            value: s.to_string(),
+        }),
+    }
+}
+
 /// A time zone for calendar labels, by IANA name (`UTC`, `Europe/Berlin`, ...).
 #[derive(Clone, Debug)]
 pub struct Zone {

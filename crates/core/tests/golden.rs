@@ -3,6 +3,8 @@
 //! `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change, then review the
 //! diff.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test or a tool: a panic is its report
+
 use std::path::Path;
 
 use bedrock_usage_core::parse_record;
@@ -26,20 +28,10 @@ fn check(input: &str, expected: &str) {
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     if want != got {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .take(10)
-            .map(|(i, (a, b))| format!("line {}:\n  expected: {a}\n  got:      {b}", i + 1))
-            .collect();
         panic!(
-            "{} differs from the parser's output ({} vs {} lines):\n{}\nrerun with UPDATE_GOLDEN=1 if the change is intended",
+            "{} differs from the parser's output (- expected, + got):\n{}rerun with UPDATE_GOLDEN=1 if the change is intended",
             path.display(),
-            want.lines().count(),
-            got.lines().count(),
-            diff.join("\n")
+            bedrock_usage_core::diff::line_diff(&want, &got)
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Robustness: mutated and truncated records never panic the parser, and a record it accepts is
 //! whole (it has its identity and time), never a partial one.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test or a tool: a panic is its report
+
 use bedrock_usage_core::parse_record;
 
 struct XorShift(u64);

@@ -3,13 +3,15 @@
 //! The lexer, the syntax tree and the parser (errors point at the place in the query with a
 //! caret and say what was expected there), values with CloudWatch's null semantics, the
 //! evaluator (`Plan::run` over rows of named values), and the flattening of JSON events into
-//! dotted field names. Where the rows come from (the store, log files) is the binary's business.
+//! dotted field names, and how stored invocations, rollup facts and log events become rows
+//! (`rows`). Reading the store or the files is the binary's business.
 
 mod ast;
 mod eval;
 mod flatten;
 mod lex;
 mod parse;
+pub mod rows;
 mod value;
 
 pub use ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};

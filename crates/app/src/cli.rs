@@ -1,0 +1,364 @@
+//! The command line, as clap types: what a user can type. Values are checked and turned into
+//! ready-to-use objects once, by `context::Context::build` and the commands, not here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Who spent what on Claude through AWS Bedrock.
+///
+/// bedrock-usage reads Bedrock model-invocation logs (files, S3 delivery folders, CloudWatch
+/// exports), attributes every call to a developer and team (also behind a shared IAM role),
+/// prices every token class from a maintained catalog, and reports usage and cost exactly.
+///
+/// Start with `bedrock-usage demo`: a synthetic month for a team of eight, end to end, no AWS
+/// account needed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bedrock-usage",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// The store (a SQLite file). Default: bedrock-usage/usage.db in your data directory
+    /// (~/.local/share on Linux).
+    #[arg(long, global = true, env = "BEDROCK_USAGE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// The configuration file (TOML): aliases, teams, cost centers, model mappings, prices.
+    /// See docs/configuration.md.
+    #[arg(long, global = true, env = "BEDROCK_USAGE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Diagnostics on stderr: `error`, `warn`, `info`, `debug`, `trace`, or a filter such as
+    /// `bedrock_usage=debug` (default: none, or RUST_LOG).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read invocation logs into the store, exactly once.
+    ///
+    /// Takes files, directories (walked recursively, in the S3 delivery layout or any other) and
+    /// `-` for stdin. The format is detected from the content: JSON lines, gzip, CloudWatch Logs
+    /// export-task files, or the JSON printed by `aws logs filter-log-events`. A record already
+    /// stored (same requestId) is never counted twice; a file that grew since the last run is read
+    /// on from where it was left. Bad lines are reported with file and line, and the rest is
+    /// still ingested.
+    ///
+    /// Examples:
+    ///   bedrock-usage ingest ./AWSLogs
+    ///   aws s3 sync s3://my-bedrock-logs/AWSLogs ./AWSLogs && bedrock-usage ingest ./AWSLogs
+    ///   aws logs filter-log-events --log-group-name bedrock-logs | bedrock-usage ingest -
+    #[command(verbatim_doc_comment)]
+    Ingest {
+        /// Files, directories, or `-` for stdin.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Exit with status 1 if any input was bad (the good records are still stored).
+        #[arg(long)]
+        strict: bool,
+        /// No progress bar, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+    },
+
+    /// Pull new invocation logs from CloudWatch Logs and S3 into the store, exactly once.
+    ///
+    /// Reads every source of the config (`[[sources.cloudwatch]]`, `[[sources.s3]]`) and those
+    /// given with --log-group / --s3, from where the last sync of each stopped (kept in the
+    /// store with the records). CloudWatch is read again from a safety overlap back (records
+    /// arrive late; the ones read twice are ignored by requestId); S3 is listed by date partition
+    /// and each new object is read once. Credentials and region come from the standard AWS chain
+    /// (environment, profiles, SSO, instance metadata, web identity); throttling, 5xx and dropped
+    /// connections are retried with backoff. A source that fails is reported and the others go
+    /// on; the exit status is then 1.
+    ///
+    /// Examples:
+    ///   bedrock-usage sync --since 30d
+    ///   bedrock-usage sync --log-group /aws/bedrock/model-invocations --region us-east-1
+    ///   bedrock-usage sync --s3 s3://my-bedrock-logs/bedrock/ --profile prod
+    ///   bedrock-usage sync --watch --interval 5m --publish-metrics
+    #[command(verbatim_doc_comment)]
+    Sync {
+        /// Where a source's first sync starts: a date, an RFC 3339 time or a duration back
+        /// (30d). Default: the log group's creation / the whole bucket prefix. Later syncs go on
+        /// from where the last one stopped.
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep syncing every --interval until Ctrl-C / SIGTERM (stops after the current batch).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: the wait between rounds (90s, 5m, 1h). Default: `sync.interval` of the
+        /// config, else 60s.
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// Also put per-developer CloudWatch metrics (namespace BedrockUsage) for the new
+        /// records; also on with `sync.publish_metrics = true` in the config.
+        #[arg(long)]
+        publish_metrics: bool,
+        /// A CloudWatch Logs group to read besides the config's sources (repeatable).
+        #[arg(long, value_name = "NAME")]
+        log_group: Vec<String>,
+        /// An S3 location to read besides the config's sources: s3://BUCKET/PREFIX (repeatable).
+        #[arg(long = "s3", value_name = "S3_URL")]
+        s3: Vec<String>,
+        /// Events or keys per AWS page (default: the service's maximum).
+        #[arg(long, value_name = "N")]
+        page_size: Option<i32>,
+        /// No progress spinner, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+
+    /// Set up and check the AWS side: invocation logging, delivery, dashboards, alarms.
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
+
+    /// Usage and cost, grouped and filtered.
+    ///
+    /// Money is computed now, from the price catalog, so a catalog change reprices history.
+    ///
+    /// Examples:
+    ///   bedrock-usage report --by developer
+    ///   bedrock-usage report --by team,model --since 7d
+    ///   bedrock-usage report --by day --tz Europe/Berlin --developer alice --format csv
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// Group by these keys, comma-separated: developer, team, cost-center, model, principal,
+        /// operation, region, day, week, month.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "developer",
+            value_name = "KEY[,KEY...]"
+        )]
+        by: Vec<String>,
+        /// From this time: a date (2026-11-01, local midnight in --tz), an RFC 3339 time, or a
+        /// duration back from now (30m, 12h, 7d, 2w).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Up to this time: a date (that whole day is included), an RFC 3339 time (excluded), or a
+        /// duration back from now.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Time zone for day, week and month boundaries and for dates in --since/--until (IANA
+        /// name).
+        #[arg(long, default_value = "UTC", value_name = "ZONE")]
+        tz: String,
+        /// Only these developers (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', value_name = "NAME")]
+        developer: Vec<String>,
+        /// Only these teams.
+        #[arg(long, value_delimiter = ',', value_name = "TEAM")]
+        team: Vec<String>,
+        /// Only models whose normalized key contains this (sonnet, claude-opus-4-5) or whose raw
+        /// modelId is this.
+        #[arg(long, value_delimiter = ',', value_name = "MODEL")]
+        model: Vec<String>,
+    },
+
+    /// Run a CloudWatch Logs Insights query locally, over the store or straight over log files.
+    ///
+    /// Queries written for the CloudWatch console run pasted unchanged. Over the store (the
+    /// default) every scalar field of the record is available under its Logs Insights name
+    /// (`identity.arn`, `modelId`, `input.inputTokenCount`, `requestMetadata.developer`, ...),
+    /// plus `developer`, `team`, `cost_center`, `model`, `cost_usd`. With --from, the query runs
+    /// over the files themselves, nothing stored, and every field is available, bodies included.
+    /// See docs/query.md for the language and its differences from CloudWatch.
+    ///
+    /// Examples:
+    ///   bedrock-usage query 'stats sum(input.inputTokenCount) as input by identity.arn, modelId'
+    ///   bedrock-usage query 'filter modelId like /opus/ | stats count(*) by bin(1h)' --since 1d
+    ///   bedrock-usage query --from ./AWSLogs 'filter ispresent(errorCode) | stats count(*) by errorCode'
+    ///   bedrock-usage --format aws query 'stats count(*) by operation'
+    #[command(verbatim_doc_comment)]
+    Query {
+        /// The query, in the Logs Insights language.
+        query: String,
+        /// From this time (as for `report`: a date, an RFC 3339 time, or a duration like 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Up to this time (a date includes that whole day).
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Run over this file, directory or `-` (stdin) instead of the store; repeat for more.
+        #[arg(long, value_name = "PATH")]
+        from: Vec<PathBuf>,
+        /// Rows shown when the query has no `limit` (CloudWatch: 10000).
+        #[arg(long, default_value_t = bedrock_usage_core::query::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+
+    /// The price catalog: list it, explain a model id, or find unpriced models in the store.
+    Pricing {
+        /// A price catalog file that replaces or adds entries (overrides `[pricing] catalog`).
+        #[arg(long, value_name = "PATH")]
+        catalog: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PricingCommand,
+    },
+
+    /// Check the configuration file and report every problem at once.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+
+    /// A synthetic month for a team of eight, end to end: generate, ingest, report.
+    ///
+    /// Without --write: generates a realistic month (IAM users, SSO sessions, containers behind
+    /// one shared instance role with and without request metadata, every current Claude model,
+    /// prompt caching, streaming, errors), ingests it into a throwaway store (or --db), and prints
+    /// the reports by developer and by model.
+    ///
+    /// With --write DIR: writes a corpus in the S3 delivery layout under DIR/AWSLogs (realistic
+    /// 5-100 KB bodies), a config for it (DIR/bedrock-usage.toml) and the generator's own ledger
+    /// (DIR/ledger.jsonl), for benchmarks and experiments.
+    Demo {
+        /// Seed of the generator: the same seed gives the same month.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write a corpus here instead of running the demo.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+        /// How many invocation records (default: 6000 for the demo, 10000 with --write).
+        #[arg(long)]
+        records: Option<u64>,
+        /// The month to generate (YYYY-MM).
+        #[arg(long, default_value = "2026-11")]
+        month: String,
+        /// With --write: gzip the objects (as Bedrock delivers them) or write plain JSON lines.
+        #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+        compress: Compression,
+        /// With --write: body size in KB, as MIN-MAX.
+        #[arg(long, default_value = "5-100", value_name = "MIN-MAX")]
+        body_kb: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricingCommand {
+    /// Every model in the catalog with its current rates (USD per million tokens).
+    List,
+    /// How a model id is priced: which entry, which rates, which rules apply and why.
+    Show {
+        /// A modelId as it appears in the logs (plain id, profile id, or ARN).
+        model_id: String,
+        /// Price as of this date (YYYY-MM-DD). Default: today.
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Model ids in the store that have no price, with their call counts.
+    Unpriced,
+}
+
+/// Where and as whom to call AWS (over the config's settings and the standard chain).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsArgs {
+    /// The AWS profile (~/.aws/config) to use.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region (default: the source's, else AWS_REGION / the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Another endpoint for every AWS service (a VPC endpoint, a local emulator).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+// Parsed once per run: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Turn on Bedrock's invocation logging and create what it delivers to (idempotent).
+    ///
+    /// Creates (or corrects) the log group with its retention, the IAM role Bedrock needs to
+    /// write to it, the bucket and its policy, and the model-invocation logging configuration;
+    /// optionally a CloudWatch dashboard, cost alarms and a monthly AWS Budget. Each step reads
+    /// what is there first and changes only what differs: a second run changes nothing.
+    /// Destinations default to the first CloudWatch and S3 sources of the config.
+    ///
+    /// Examples:
+    ///   bedrock-usage aws setup --log-group /aws/bedrock/model-invocations --dry-run
+    ///   bedrock-usage aws setup --s3 s3://my-bedrock-logs/bedrock/ --region eu-west-1
+    ///   bedrock-usage aws setup --dashboard --alarm 200 --alarm-developer alice --budget 3000
+    #[command(verbatim_doc_comment)]
+    Setup {
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deliver to this CloudWatch Logs group.
+        #[arg(long, value_name = "NAME")]
+        log_group: Option<String>,
+        /// Retention of the log group, in days.
+        #[arg(long, default_value_t = 30, value_name = "DAYS")]
+        retention_days: i32,
+        /// The IAM role Bedrock assumes to write to the log group.
+        #[arg(
+            long,
+            default_value = "BedrockUsageInvocationLogging",
+            value_name = "NAME"
+        )]
+        role_name: String,
+        /// Deliver to this S3 location: s3://BUCKET/PREFIX (bucket created if missing).
+        #[arg(long = "s3", value_name = "S3_URL")]
+        s3: Option<String>,
+        /// Publish a CloudWatch dashboard (default name BedrockUsage): tokens, cache tokens and
+        /// cost by developer and by model.
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "BedrockUsage")]
+        dashboard: Option<String>,
+        /// Alarm when a day's cost (all developers) passes this many USD, a decimal such as
+        /// 25.50 (needs `sync --publish-metrics`).
+        #[arg(long, value_name = "USD")]
+        alarm: Option<String>,
+        /// Also an alarm for this developer at the same threshold (repeatable).
+        #[arg(long, value_name = "NAME", requires = "alarm")]
+        alarm_developer: Vec<String>,
+        /// An SNS topic ARN the alarms notify.
+        #[arg(long, value_name = "ARN", requires = "alarm")]
+        alarm_topic: Option<String>,
+        /// A monthly AWS Budget on Amazon Bedrock of this many USD (a decimal: 500, 2500.50).
+        #[arg(long, value_name = "USD")]
+        budget: Option<String>,
+        /// Who the budget emails (at 80% actual and 100% forecast).
+        #[arg(long, value_name = "EMAIL", requires = "budget")]
+        budget_email: Option<String>,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Check the AWS side: credentials, invocation logging, every source, the store.
+    ///
+    /// Each check that fails says what to do. Exit status 1 if any check failed.
+    Status {
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration file (and the catalog it names); exit 2 on any problem.
+    Check,
+}

@@ -1,0 +1,11 @@
+//! The commands, one file each: each takes the checked [`crate::context::Context`] (and its own
+//! flags) and returns the exit status, printing its results through `crate::output`.
+
+pub mod aws;
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod pricing;
+pub mod query;
+pub mod report;
+pub mod sync;

@@ -1,0 +1,280 @@
+//! `report`: checks the report flags, reads facts from the store, runs the core's report maths
+//! and prints the result. Warnings (unpriced models, shared principals) go to stderr.
+
+use bedrock_usage_core::money::group_thousands;
+use bedrock_usage_core::report::{Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
+use bedrock_usage_core::rollup::report_grain;
+use bedrock_usage_core::time::{parse_when, Zone};
+use bedrock_usage_core::{Attributor, Config, PriceCatalog};
+
+use crate::context::Context;
+use crate::error::{Result, EXIT_OK};
+use crate::invalid;
+use crate::output::{Cell, Format, Records, Table};
+use crate::store::FactReader;
+
+/// `report`: the flags as typed.
+pub struct ReportArgs<'a> {
+    pub by: &'a [String],
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub tz: &'a str,
+    pub developers: &'a [String],
+    pub teams: &'a [String],
+    pub models: &'a [String],
+}
+
+pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
+    let store = ctx.existing_store()?;
+    let req = ReportRequest::from_args(ctx, a)?;
+    let r = build(&*store, &ctx.config, &ctx.catalog, &req)?;
+    print(&r, ctx.format, true)?;
+    Ok(EXIT_OK)
+}
+
+/// A checked report request.
+pub struct ReportRequest {
+    pub keys: Vec<GroupKey>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub zone: Zone,
+    pub filters: Filters,
+}
+
+impl ReportRequest {
+    pub fn all_by(keys: Vec<GroupKey>) -> ReportRequest {
+        ReportRequest {
+            keys,
+            since: None,
+            until: None,
+            zone: Zone::utc(),
+            filters: Filters::default(),
+        }
+    }
+
+    pub fn from_args(ctx: &Context, a: &ReportArgs) -> Result<ReportRequest> {
+        let mut keys = Vec::new();
+        for k in a.by.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            match GroupKey::parse(k) {
+                Some(g) if keys.contains(&g) => invalid!("--by: `{k}` is given twice"),
+                Some(g) => keys.push(g),
+                None => invalid!(
+                    "--by: unknown key `{k}`; the keys are {}",
+                    GroupKey::ALL
+                        .iter()
+                        .map(|k| k.cli_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+        if keys.is_empty() {
+            invalid!("--by: give at least one key");
+        }
+        let zone = Zone::named(a.tz)?;
+        let now = ctx.clock.now_ms();
+        let since = a
+            .since
+            .map(|s| parse_when(s, &zone, now, false, "--since"))
+            .transpose()?;
+        let until = a
+            .until
+            .map(|s| parse_when(s, &zone, now, true, "--until"))
+            .transpose()?;
+        if let (Some(a), Some(b)) = (since, until) {
+            if a >= b {
+                invalid!("--since must be before --until");
+            }
+        }
+        Ok(ReportRequest {
+            keys,
+            since,
+            until,
+            zone,
+            filters: Filters {
+                developers: a.developers.to_vec(),
+                teams: a.teams.to_vec(),
+                models: a.models.to_vec(),
+            },
+        })
+    }
+}
+
+/// Reads the facts the report needs and runs the report maths over them.
+pub fn build(
+    store: &dyn FactReader,
+    config: &Config,
+    catalog: &PriceCatalog,
+    req: &ReportRequest,
+) -> Result<UsageReport> {
+    let grain = report_grain(
+        &req.keys,
+        &req.zone,
+        store.time_range()?,
+        req.since,
+        req.until,
+    );
+    let facts = store.facts(req.since, req.until, grain)?;
+    let attributor = Attributor::new(config, &facts.identities);
+    let spec = ReportSpec {
+        keys: req.keys.clone(),
+        zone: req.zone.clone(),
+        filters: req.filters.clone(),
+    };
+    let mut b = ReportBuilder::new(
+        spec,
+        catalog,
+        &attributor,
+        &facts.identities,
+        &facts.model_ids,
+        &config.models,
+    );
+    for r in &facts.rows {
+        b.add(&facts.fact(r));
+    }
+    Ok(b.finish())
+}
+
+const FIGURES: [&str; 11] = [
+    "calls",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "total_tokens",
+    "cost_usd",
+    "unpriced_calls",
+];
+
+/// Prints the report to stdout and, with `warn`, its warnings to stderr.
+pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
+    match format {
+        Format::Json | Format::Csv | Format::Aws => {
+            let mut fields: Vec<String> =
+                r.keys.iter().map(|k| k.field_name().to_string()).collect();
+            fields.extend(FIGURES.iter().map(|s| s.to_string()));
+            let rows = r
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut cells: Vec<Cell> = row
+                        .keys
+                        .iter()
+                        .map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null))
+                        .collect();
+                    let f = &row.figures;
+                    let t = &f.tokens;
+                    cells.extend([
+                        Cell::int(f.calls),
+                        Cell::int(f.errors),
+                        Cell::int(t.input),
+                        Cell::int(t.output),
+                        Cell::int(t.cache_read),
+                        Cell::int(t.cache_write()),
+                        Cell::int(t.cache_write_5m),
+                        Cell::int(t.cache_write_1h),
+                        Cell::int(t.total()),
+                        Cell::Number(f.cost.to_decimal_micros()),
+                        Cell::int(f.unpriced_calls),
+                    ]);
+                    cells
+                })
+                .collect();
+            Records { fields, rows }.print(format)?;
+        }
+        Format::Table | Format::Markdown => {
+            let any_unpriced = r.total.unpriced_calls > 0;
+            let mut headers: Vec<String> =
+                r.keys.iter().map(|k| k.cli_name().to_string()).collect();
+            headers.extend(
+                [
+                    "calls",
+                    "errors",
+                    "input",
+                    "output",
+                    "cache read",
+                    "cache write",
+                    "total tokens",
+                    "cost",
+                ]
+                .map(String::from),
+            );
+            if any_unpriced {
+                headers.push("unpriced calls".into());
+            }
+            let mut right = vec![false; r.keys.len()];
+            right.extend(std::iter::repeat_n(true, headers.len() - r.keys.len()));
+            let figures = |f: &bedrock_usage_core::report::Figures| {
+                let t = &f.tokens;
+                let mut v = vec![
+                    group_thousands(f.calls),
+                    group_thousands(f.errors),
+                    group_thousands(t.input),
+                    group_thousands(t.output),
+                    group_thousands(t.cache_read),
+                    group_thousands(t.cache_write()),
+                    group_thousands(t.total()),
+                    // Never show $0 for calls nobody could price.
+                    if f.unpriced_calls > 0 && f.cost.0 == 0 {
+                        "unpriced".to_string()
+                    } else {
+                        f.cost.to_display()
+                    },
+                ];
+                if any_unpriced {
+                    v.push(group_thousands(f.unpriced_calls));
+                }
+                v
+            };
+            let rows = r
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut v: Vec<String> = row
+                        .keys
+                        .iter()
+                        .map(|k| k.clone().unwrap_or_else(|| "-".into()))
+                        .collect();
+                    v.extend(figures(&row.figures));
+                    v
+                })
+                .collect();
+            let mut footer = vec![String::new(); r.keys.len()];
+            footer[0] = format!("total ({} rows)", r.rows.len());
+            footer.extend(figures(&r.total));
+            let t = Table {
+                headers,
+                right,
+                rows,
+                footer: Some(footer),
+            };
+            t.print(format)?;
+        }
+    }
+    if warn {
+        print_warnings(r);
+    }
+    Ok(())
+}
+
+pub fn print_warnings(r: &UsageReport) {
+    for u in &r.unpriced {
+        eprintln!(
+            "warning: {} calls of `{}` are unpriced (not counted in cost): {}",
+            group_thousands(u.calls),
+            u.model_id,
+            u.reason
+        );
+    }
+    for s in &r.shared {
+        eprintln!(
+            "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, or alias it in the config",
+            group_thousands(s.calls),
+            s.principal,
+            s.reason
+        );
+    }
+}

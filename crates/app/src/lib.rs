@@ -1,0 +1,168 @@
+//! bedrock-usage, the binary's library: thin layers of I/O around the pure core
+//! (`bedrock-usage-core`). `main.rs` parses the arguments and calls [`run`], which builds the one
+//! checked [`context::Context`] and hands it to a command.
+//!
+//! The layout follows the pipeline: `sources/` (where records come from, each owning its
+//! checkpoints and cursors) -> `pipeline` (the one writer) -> `store/` (the seam and SQLite) ->
+//! `commands/` (reports, queries, pricing, sync, ...) -> `output` (every format, one place);
+//! `publish/` sends metrics out. `serve/`, `gateway/` and `alerts/` are room for what comes next.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod output;
+pub mod pipeline;
+pub mod progress;
+pub mod publish;
+pub mod shutdown;
+pub mod sources;
+pub mod store;
+
+use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand};
+use crate::commands::{aws, config, demo, ingest, pricing, query, report, sync};
+use crate::context::Context;
+use crate::error::{Result, EXIT_OK};
+
+/// Runs the command the arguments name.
+pub fn run(args: Args) -> Result<u8> {
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = &args.command
+    {
+        return config::check(args.config.as_deref());
+    }
+    let ctx = Context::build(&args)?;
+    match &args.command {
+        Command::Query {
+            query,
+            since,
+            until,
+            from,
+            limit,
+        } => query::run(
+            &ctx,
+            &query::QueryArgs {
+                query,
+                since: since.as_deref(),
+                until: until.as_deref(),
+                from,
+                limit: *limit,
+            },
+        ),
+        Command::Ingest {
+            paths,
+            strict,
+            no_progress,
+        } => ingest::run(&ctx, paths, *strict, !*no_progress),
+        Command::Report {
+            by,
+            since,
+            until,
+            tz,
+            developer,
+            team,
+            model,
+        } => report::run(
+            &ctx,
+            &report::ReportArgs {
+                by,
+                since: since.as_deref(),
+                until: until.as_deref(),
+                tz,
+                developers: developer,
+                teams: team,
+                models: model,
+            },
+        ),
+        Command::Pricing { command, .. } => match command {
+            PricingCommand::List => pricing::list(&ctx),
+            PricingCommand::Show { model_id, date } => {
+                pricing::show(&ctx, model_id, date.as_deref())
+            }
+            PricingCommand::Unpriced => pricing::unpriced(&ctx),
+        },
+        Command::Config { .. } => Ok(EXIT_OK),
+        Command::Sync {
+            since,
+            watch,
+            interval,
+            publish_metrics,
+            log_group,
+            s3,
+            page_size,
+            no_progress,
+            aws,
+        } => sync::run(
+            &ctx,
+            &sync::SyncArgs {
+                since: since.as_deref(),
+                watch: *watch,
+                interval: interval.as_deref(),
+                publish_metrics: *publish_metrics,
+                log_groups: log_group,
+                s3,
+                page_size: *page_size,
+                progress: !*no_progress,
+                aws,
+            },
+        ),
+        Command::Aws {
+            command:
+                AwsCommand::Setup {
+                    dry_run,
+                    log_group,
+                    retention_days,
+                    role_name,
+                    s3,
+                    dashboard,
+                    alarm,
+                    alarm_developer,
+                    alarm_topic,
+                    budget,
+                    budget_email,
+                    aws: access,
+                },
+        } => aws::setup(
+            &ctx,
+            &aws::SetupArgs {
+                dry_run: *dry_run,
+                log_group: log_group.as_deref(),
+                retention_days: *retention_days,
+                role_name,
+                s3: s3.as_deref(),
+                dashboard: dashboard.as_deref(),
+                alarm: alarm.as_deref(),
+                alarm_developers: alarm_developer,
+                alarm_topic: alarm_topic.as_deref(),
+                budget: budget.as_deref(),
+                budget_email: budget_email.as_deref(),
+                aws: access,
+            },
+        ),
+        Command::Aws {
+            command: AwsCommand::Status { aws: access },
+        } => aws::status(&ctx, access),
+        Command::Demo {
+            seed,
+            write,
+            records,
+            month,
+            compress,
+            body_kb,
+        } => {
+            let opts = sources::demo::DemoOptions::from_args(
+                *seed,
+                records.to_owned(),
+                month,
+                *compress,
+                body_kb,
+                write.is_some(),
+            )?;
+            match write {
+                Some(dir) => sources::demo::write_corpus(dir, &opts).map(|_| EXIT_OK),
+                None => demo::run(&ctx, &opts),
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The one writer: every source's records reach the store here, in batches that carry the
+//! checkpoints and cursors covering them, so that what is committed is exactly what is covered
+//! (a crash at any instant loses nothing and counts nothing twice).
+//!
+//! [`commit`] is the one write path (files and `sync` alike); [`ingest`] runs the file
+//! pipeline: inputs planned from their checkpoints, read by the one reader
+//! (`sources::lines`), put back in each input's order and committed every
+//! [`COMMIT_RECORDS`] records or [`COMMIT_FILES`] files.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bedrock_usage_core::Invocation;
+
+use crate::progress::Progress;
+use crate::sources::files::{self, Planned};
+use crate::sources::lines::{self, Order, ReadOptions};
+use crate::sources::{Records, Tally};
+use crate::store::{Batch, Checkpoint, Cursor, FactWriter, StoreError};
+
+/// Records per transaction.
+pub const COMMIT_RECORDS: usize = 20_000;
+/// Files per transaction (each file's checkpoint is a row too).
+pub const COMMIT_FILES: usize = 512;
+
+/// Stores `records` with the checkpoints and cursors that cover them, in one transaction, and
+/// counts what happened in `tally`.
+pub fn commit(
+    store: &mut dyn FactWriter,
+    records: &[Invocation],
+    checkpoints: &[Checkpoint],
+    cursors: &[Cursor],
+    metadata_keys: &[String],
+    tally: &mut Tally,
+) -> Result<(), StoreError> {
+    if records.is_empty() && checkpoints.is_empty() && cursors.is_empty() {
+        return Ok(());
+    }
+    let out = store.write(
+        &Batch {
+            records,
+            checkpoints,
+            cursors,
+        },
+        metadata_keys,
+    )?;
+    tally.records += records.len() as u64;
+    tally.inserted += out.inserted;
+    tally.duplicates += out.duplicates;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub metadata_keys: Vec<String>,
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct IngestSummary {
+    /// Input streams read (files and stdin).
+    pub files: u64,
+    /// Files with nothing new since the last run.
+    pub files_unchanged: u64,
+    /// Files read on from a checkpoint.
+    pub files_resumed: u64,
+    pub tally: Tally,
+    /// Bytes of JSON read (after decompression).
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Runs an ingest of `paths` into `store`.
+pub fn ingest(
+    store: &mut dyn FactWriter,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+) -> Result<IngestSummary, StoreError> {
+    let started = Instant::now();
+    let mut summary = IngestSummary::default();
+    let mut walk_bad = Vec::new();
+    let inputs = files::collect_inputs(paths, &mut walk_bad);
+    for b in walk_bad {
+        summary.tally.bad(b);
+    }
+    let mut plan = files::Plan::default();
+    let planned = files::plan(&*store, inputs, &mut plan, &mut |b| summary.tally.bad(b))?;
+    summary.files_unchanged = plan.unchanged;
+    summary.files_resumed = plan.resumed;
+    summary.files = planned.len() as u64 + plan.unchanged;
+    let progress = Progress::new(opts.progress, planned.len() as u64);
+    let (inputs, mut state): (Vec<lines::Input>, Vec<Option<Checkpoint>>) = planned
+        .into_iter()
+        .map(|Planned { input, checkpoint }| (input, checkpoint))
+        .unzip();
+
+    let mut batch: Vec<Invocation> = Vec::new();
+    let mut dirty: Vec<usize> = Vec::new();
+    let mut finished = 0u64;
+    let mut flush = |batch: &mut Vec<Invocation>,
+                     dirty: &mut Vec<usize>,
+                     state: &[Option<Checkpoint>],
+                     summary: &mut IngestSummary|
+     -> Result<(), StoreError> {
+        let cks: Vec<Checkpoint> = dirty.iter().filter_map(|&i| state[i].clone()).collect();
+        let r = commit(
+            store,
+            batch,
+            &cks,
+            &[],
+            &opts.metadata_keys,
+            &mut summary.tally,
+        );
+        batch.clear();
+        dirty.clear();
+        r
+    };
+    lines::read_all(
+        &inputs,
+        &Records,
+        ReadOptions {
+            order: Order::Interleaved,
+            // Parsed records are small; a deep queue lets parsing go on while the writer commits.
+            queue: 1024,
+        },
+        |p| -> Result<bool, StoreError> {
+            let input = p.input;
+            for b in p.bad {
+                summary.tally.bad(b);
+            }
+            summary.bytes += p.bytes;
+            if let Some(ck) = &mut state[input] {
+                ck.records += p.items.len() as u64;
+                if p.end_offset > 0 {
+                    ck.offset = p.end_offset;
+                }
+                ck.lines += p.lines;
+                if p.last {
+                    ck.complete = p.complete && (ck.gzip || ck.offset == ck.size);
+                }
+            }
+            if p.last {
+                finished += 1;
+            }
+            batch.extend(p.items);
+            if !dirty.contains(&input) {
+                dirty.push(input);
+            }
+            progress.update(
+                finished,
+                summary.tally.records + batch.len() as u64,
+                summary.bytes,
+            );
+            if batch.len() >= COMMIT_RECORDS || dirty.len() >= COMMIT_FILES {
+                flush(&mut batch, &mut dirty, &state, &mut summary)?;
+            }
+            Ok(true)
+        },
+    )?;
+    flush(&mut batch, &mut dirty, &state, &mut summary)?;
+    progress.finish();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

@@ -1,0 +1,246 @@
+//! Files: command-line paths to input streams (directories walked in a stable order, in the S3
+//! delivery layout or any other), and for ingest, where each file starts: one read of its head
+//! gives a fingerprint (a hash of the first 4 KiB) and whether it is gzip, and with its
+//! checkpoint this decides: skip (unchanged), read on from the checkpoint (grown), or read from
+//! the start (new or replaced).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use bedrock_usage_core::layout;
+
+use super::gzip::is_gzip;
+use super::lines::Input;
+use super::BadInput;
+use crate::store::{Checkpoint, FactWriter, StoreError};
+
+const FINGERPRINT_LEN: u64 = 4096;
+
+/// Expands the command-line paths into input streams (label, path; `None` for stdin), in a
+/// stable order. Paths that cannot be read are reported in `bad`.
+pub fn collect_inputs(
+    paths: &[PathBuf],
+    bad: &mut Vec<BadInput>,
+) -> Vec<(String, Option<PathBuf>)> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(("-".to_string(), None));
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, 0, &mut out, bad),
+            Ok(_) => out.push((p.display().to_string(), Some(p.clone()))),
+            Err(e) => bad.push(cannot_read(p, e, "cannot read")),
+        }
+    }
+    out
+}
+
+fn cannot_read(p: &Path, e: io::Error, what: &str) -> BadInput {
+    BadInput {
+        file: p.display().to_string(),
+        line: None,
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Walks `dir` in name order, leaving out what the delivery layout says holds no records.
+fn walk(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<(String, Option<PathBuf>)>,
+    bad: &mut Vec<BadInput>,
+) {
+    if depth > 64 {
+        return;
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            bad.push(cannot_read(dir, e, "cannot read directory"));
+            return;
+        }
+    };
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if layout::is_skipped(&[name.as_str()]) {
+            continue;
+        }
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                if name == "data" {
+                    let parts: Vec<String> = p
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                    if layout::is_offload_dir(&parts) {
+                        continue; // S3-offloaded bodies, not records
+                    }
+                }
+                walk(&p, depth + 1, out, bad);
+            }
+            Ok(_) => out.push((p.display().to_string(), Some(p))),
+            Err(e) => bad.push(cannot_read(&p, e, "cannot read")),
+        }
+    }
+}
+
+/// A hash of a prefix of the file (it tells a replaced file from a grown one), and whether the
+/// file starts with the gzip magic bytes: one read of the file's head.
+fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
+    let mut f = File::open(path)?;
+    let mut buf = Vec::with_capacity(len as usize);
+    (&mut f).take(len.max(2)).read_to_end(&mut buf)?;
+    let gzip = is_gzip(&buf);
+    buf.truncate(len as usize);
+    // FNV-1a, a word at a time.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = buf.chunks_exact(8);
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            .wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Ok((format!("{h:016x}"), buf.len() as u64, gzip))
+}
+
+/// A file to read and the checkpoint it will leave (`None` for stdin: nothing to resume).
+pub struct Planned {
+    pub input: Input,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What planning found.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Files with nothing new since the last run.
+    pub unchanged: u64,
+    /// Files read on from a checkpoint.
+    pub resumed: u64,
+}
+
+/// Decides where to start each input from its checkpoint.
+pub fn plan(
+    store: &dyn FactWriter,
+    inputs: Vec<(String, Option<PathBuf>)>,
+    plan: &mut Plan,
+    bad: &mut dyn FnMut(BadInput),
+) -> Result<Vec<Planned>, StoreError> {
+    let mut out = Vec::new();
+    for (label, path) in inputs {
+        let Some(path) = path else {
+            out.push(Planned {
+                input: Input {
+                    label,
+                    path: None,
+                    gzip: None,
+                    size: 0,
+                    offset: 0,
+                    lines: 0,
+                },
+                checkpoint: None,
+            });
+            continue;
+        };
+        let fail = |e: io::Error| BadInput {
+            file: label.clone(),
+            line: None,
+            reason: format!("cannot read: {e}"),
+        };
+        let prepared = (|| -> io::Result<(String, u64)> {
+            Ok((
+                // Absolute, not canonical: resolving every symlink costs a system call per path
+                // component, and a file reached by two paths is still counted once (by request id).
+                std::path::absolute(&path)?.display().to_string(),
+                std::fs::metadata(&path)?.len(),
+            ))
+        })();
+        let (key, size) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                bad(fail(e));
+                continue;
+            }
+        };
+        let ck = store.checkpoint(&key)?;
+        let fp_len = ck
+            .as_ref()
+            .map(|c| c.fingerprint_len)
+            .unwrap_or(FINGERPRINT_LEN);
+        let (fp, got, gzip) = match head_of(&path, fp_len) {
+            Ok(x) => x,
+            Err(e) => {
+                bad(fail(e));
+                continue;
+            }
+        };
+        let mut next = Checkpoint {
+            path: key,
+            fingerprint: String::new(),
+            fingerprint_len: 0,
+            size,
+            gzip,
+            offset: 0,
+            lines: 0,
+            complete: false,
+            records: 0,
+        };
+        match ck {
+            Some(c) if got == c.fingerprint_len && fp == c.fingerprint && c.gzip == gzip => {
+                if c.complete && c.size == size {
+                    plan.unchanged += 1;
+                    continue;
+                }
+                if gzip && size >= c.size || !gzip && size >= c.offset {
+                    next.offset = c.offset;
+                    next.lines = c.lines;
+                    next.records = c.records;
+                    if !gzip && size == c.offset {
+                        plan.unchanged += 1;
+                        continue;
+                    }
+                    if c.offset > 0 {
+                        plan.resumed += 1;
+                    }
+                }
+                next.fingerprint = c.fingerprint;
+                next.fingerprint_len = c.fingerprint_len;
+            }
+            _ => {
+                // New, replaced or truncated: read from the start (the request ids make a re-read
+                // harmless). Fingerprint the full prefix from now on.
+                let (fp, got, _) = match head_of(&path, FINGERPRINT_LEN) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        bad(fail(e));
+                        continue;
+                    }
+                };
+                next.fingerprint = fp;
+                next.fingerprint_len = got;
+            }
+        }
+        out.push(Planned {
+            input: Input {
+                label,
+                path: Some(path),
+                gzip: Some(gzip),
+                size,
+                offset: next.offset,
+                lines: next.lines,
+            },
+            checkpoint: Some(next),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,101 @@
+//! Sources: where invocation records come from. Each source owns how it is read and how its
+//! progress is remembered (file checkpoints, `sync` cursors); all of them hand parsed records to
+//! the one writer (`crate::pipeline`).
+//!
+//! - `lines`: the one reader of files and streams (format detection, chunks of lines, threads),
+//!   used by `ingest` and `query --from`; `gzip` inflates for it.
+//! - `files`: paths to inputs (the walk of the S3 delivery layout) and, for ingest, where each
+//!   file starts from its checkpoint.
+//! - `cloudwatch`, `s3`: the AWS sources of `sync`; `remote` runs a round over them.
+//! - `demo`: the synthetic team month of `bedrock-usage demo`.
+
+pub mod cloudwatch;
+pub mod demo;
+pub mod files;
+pub mod gzip;
+pub mod lines;
+pub mod remote;
+pub mod s3;
+
+use bedrock_usage_core::{parse_record, Invocation};
+
+/// One bad piece of input, with where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadInput {
+    pub file: String,
+    pub line: Option<u64>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.reason),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+/// What reading some records came to: the counts every source reports (ingest per run, sync per
+/// source), and the first bad inputs in full.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub records: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub bad: u64,
+    pub bad_examples: Vec<BadInput>,
+}
+
+/// How many bad inputs are kept in full for the report (all are counted).
+pub const MAX_EXAMPLES: usize = 10;
+
+impl Tally {
+    pub fn bad(&mut self, b: BadInput) {
+        self.bad += 1;
+        if self.bad_examples.len() < MAX_EXAMPLES {
+            self.bad_examples.push(b);
+        }
+    }
+
+    pub fn add(&mut self, o: &Tally) {
+        self.records += o.records;
+        self.inserted += o.inserted;
+        self.duplicates += o.duplicates;
+        self.bad += o.bad;
+    }
+
+    /// Prints the bad inputs kept, under a warning naming `what` was skipped.
+    pub fn warn_bad(&self, prefix: &str, what: &str) {
+        if self.bad == 0 {
+            return;
+        }
+        eprintln!(
+            "warning: {prefix}{} {what} were skipped (the rest was {}){}:",
+            self.bad,
+            if what == "bad inputs" {
+                "ingested"
+            } else {
+                "stored"
+            },
+            if self.bad as usize > self.bad_examples.len() {
+                format!("; the first {}", self.bad_examples.len())
+            } else {
+                String::new()
+            }
+        );
+        for b in &self.bad_examples {
+            eprintln!("  {b}");
+        }
+    }
+}
+
+/// Events as invocation records (what ingest and sync store).
+pub struct Records;
+
+impl lines::EventParser for Records {
+    type Item = Invocation;
+    fn parse(&self, json: &[u8], _: Option<&str>, _: &str) -> Result<Option<Invocation>, String> {
+        parse_record(json).map(Some).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,325 @@
+//! The store seam: small traits by concern, which commands, the pipeline and the coming server
+//! call, implemented by SQLite (`sqlite.rs`); a PostgreSQL backend later adds a file here and
+//! touches no command.
+//!
+//! - [`FactWriter`]: facts with the checkpoints and cursors that cover them, in one transaction
+//!   (a crash at any instant loses nothing and counts nothing twice).
+//! - [`FactReader`]: facts back, from rollups or raw, identities, and what each source has read.
+//! - [`MetricOutbox`]: records waiting for their CloudWatch metrics.
+//!
+//! Rules every backend keeps (pinned by the CLI tests): an invocation is identified by its
+//! requestId and stored at most once; rollups change only for rows actually inserted, in the same
+//! transaction; no bodies and no money are stored.
+
+mod sqlite;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bedrock_usage_core::rollup::Grain;
+use bedrock_usage_core::{FactSet, Identity, Invocation, StoredInvocation};
+
+pub use sqlite::SqliteStore;
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the store's directory {}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the store {}", .path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot prepare the store {}", .path.display())]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error(
+        "the store was written by a newer bedrock-usage (schema {found}, this one knows {known})"
+    )]
+    Newer { found: i64, known: usize },
+    #[error("the store is inconsistent: {0}")]
+    Inconsistent(&'static str),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Value(#[from] rusqlite::types::FromSqlError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How far a file (or an S3 object) has been read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The file's absolute path, or `s3://BUCKET/KEY`.
+    pub path: String,
+    /// Hash of the first `fingerprint_len` bytes of the file (an S3 object: its ETag), to tell a
+    /// replaced file from a grown one.
+    pub fingerprint: String,
+    pub fingerprint_len: u64,
+    pub size: u64,
+    pub gzip: bool,
+    /// Bytes consumed: of the file for plain files, of the decompressed stream for gzip.
+    pub offset: u64,
+    /// Lines consumed (for line numbers in messages on resume).
+    pub lines: u64,
+    pub complete: bool,
+    /// Records seen in this source so far (inserted or duplicate).
+    pub records: u64,
+}
+
+/// Which CloudWatch streams of a group a source reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Streams {
+    All,
+    Names(Vec<String>),
+    Prefix(String),
+}
+
+/// A `sync` source, as its cursor names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SourceId {
+    /// A log group (region-qualified: one group name can exist in several regions).
+    CloudWatch {
+        region: String,
+        group: String,
+        streams: Streams,
+    },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// How far a `sync` source has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// CloudWatch: every event before this instant (epoch ms) has been read.
+    Time(i64),
+    /// S3: every date partition up to this UTC day has been listed.
+    Day(i64),
+}
+
+impl Position {
+    pub fn value(self) -> i64 {
+        match self {
+            Position::Time(v) | Position::Day(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Position::Time(ms) => f.write_str(&bedrock_usage_core::time::format_utc(*ms)),
+            Position::Day(d) => f.write_str(&bedrock_usage_core::time::format_date(*d)),
+        }
+    }
+}
+
+/// A source's cursor, moved in the transaction of the records it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub source: SourceId,
+    pub position: Position,
+}
+
+impl SourceId {
+    /// The key the store files the cursor under (stable across versions: stores written by
+    /// earlier versions keep their cursors).
+    pub(crate) fn key(&self) -> String {
+        match self {
+            SourceId::CloudWatch {
+                region,
+                group,
+                streams,
+            } => {
+                let which = match streams {
+                    Streams::Names(n) => format!("streams={}", n.join(",")),
+                    Streams::Prefix(p) => format!("prefix={p}"),
+                    Streams::All => "all".to_string(),
+                };
+                format!("cloudwatch|{region}|{group}|{which}")
+            }
+            SourceId::S3 { bucket, prefix } => format!("s3|{bucket}|{prefix}"),
+        }
+    }
+
+    /// The inverse of [`SourceId::key`]: the store's one place that reads keys back.
+    pub(crate) fn from_key(key: &str) -> Option<SourceId> {
+        let mut parts = key.splitn(4, '|');
+        match parts.next()? {
+            "cloudwatch" => {
+                let region = parts.next()?.to_string();
+                let group = parts.next()?.to_string();
+                let which = parts.next()?;
+                let streams = if which == "all" {
+                    Streams::All
+                } else if let Some(n) = which.strip_prefix("streams=") {
+                    Streams::Names(n.split(',').map(String::from).collect())
+                } else {
+                    Streams::Prefix(which.strip_prefix("prefix=")?.to_string())
+                };
+                Some(SourceId::CloudWatch {
+                    region,
+                    group,
+                    streams,
+                })
+            }
+            "s3" => {
+                let rest = key.strip_prefix("s3|")?;
+                let (bucket, prefix) = rest.split_once('|')?;
+                Some(SourceId::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The position a stored value stands for.
+    pub(crate) fn position(&self, value: i64) -> Position {
+        match self {
+            SourceId::CloudWatch { .. } => Position::Time(value),
+            SourceId::S3 { .. } => Position::Day(value),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.key().replace('|', " "))
+    }
+}
+
+/// One transaction's worth of facts and what they cover.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Batch<'a> {
+    pub records: &'a [Invocation],
+    pub checkpoints: &'a [Checkpoint],
+    pub cursors: &'a [Cursor],
+}
+
+/// What one write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// A cursor as read back, with when it last moved (epoch ms).
+#[derive(Debug, Clone)]
+pub struct SyncState {
+    pub source: SourceId,
+    pub position: Position,
+    pub updated_ms: i64,
+}
+
+/// Writing facts with the checkpoints and cursors that cover them.
+pub trait FactWriter {
+    /// Stores the batch's records (ignoring those already stored), its checkpoints and cursors,
+    /// in one transaction. `metadata_keys` decides which request-metadata key names a developer.
+    fn write(&mut self, batch: &Batch, metadata_keys: &[String]) -> Result<WriteOutcome>;
+    /// A file's (or object's) checkpoint.
+    fn checkpoint(&self, path: &str) -> Result<Option<Checkpoint>>;
+    /// Sources (checkpoint paths) starting with `prefix` read completely, with their
+    /// fingerprints.
+    fn complete_sources(&self, prefix: &str) -> Result<HashMap<String, String>>;
+    /// A `sync` source's cursor, if set.
+    fn cursor(&self, source: &SourceId) -> Result<Option<Position>>;
+    /// Queue newly inserted records for CloudWatch metrics from now on.
+    fn set_track_metrics(&mut self, on: bool);
+}
+
+/// Reading facts back.
+pub trait FactReader {
+    /// The first and last instants with data, if any.
+    fn time_range(&self) -> Result<Option<(i64, i64)>>;
+    /// Facts in `[since, until)`, from the coarsest rollup that is exact for them (at most
+    /// `grain`; see `bedrock_usage_core::rollup`).
+    fn facts(&self, since: Option<i64>, until: Option<i64>, grain: Grain) -> Result<FactSet>;
+    /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, until
+    /// it returns false.
+    fn scan_invocations(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        f: &mut dyn FnMut(StoredInvocation) -> bool,
+    ) -> Result<()>;
+    /// Every identity in the store (attribution needs them all to tell shared principals).
+    fn identities(&self) -> Result<Vec<Identity>>;
+    /// The newest stored invocation's time.
+    fn newest_ms(&self) -> Result<Option<i64>>;
+    fn invocation_count(&self) -> Result<u64>;
+    /// Every `sync` cursor, by source.
+    fn cursors(&self) -> Result<Vec<SyncState>>;
+    /// Every stored invocation, ordered by request id: what the store holds, for golden tests
+    /// and debugging.
+    fn dump(&self) -> Result<Vec<serde_json::Value>>;
+}
+
+/// Records whose CloudWatch metrics are still to be published.
+pub trait MetricOutbox {
+    /// Up to `limit` queued records.
+    fn pending_metrics(&self, limit: usize) -> Result<Vec<StoredInvocation>>;
+    fn pending_metrics_count(&self) -> Result<u64>;
+    /// Takes these records off the queue.
+    fn clear_pending_metrics(&mut self, request_ids: &[&str]) -> Result<()>;
+}
+
+/// A whole store.
+pub trait Store: FactWriter + FactReader + MetricOutbox + Send {}
+
+impl<T: FactWriter + FactReader + MetricOutbox + Send> Store for T {}
+
+/// Opens (creating and migrating as needed) the store at `path`.
+pub fn open(path: &Path) -> Result<Box<dyn Store>> {
+    Ok(Box::new(SqliteStore::open(path)?))
+}
+
+/// The default store: `bedrock-usage/usage.db` in the user's data directory.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("bedrock-usage").join("usage.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_keys_read_back() {
+        for s in [
+            SourceId::CloudWatch {
+                region: "us-east-1".into(),
+                group: "/aws/bedrock/x".into(),
+                streams: Streams::All,
+            },
+            SourceId::CloudWatch {
+                region: "eu-west-1".into(),
+                group: "g".into(),
+                streams: Streams::Names(vec!["a".into(), "b".into()]),
+            },
+            SourceId::CloudWatch {
+                region: "eu-west-1".into(),
+                group: "g".into(),
+                streams: Streams::Prefix("aws/".into()),
+            },
+            SourceId::S3 {
+                bucket: "logs".into(),
+                prefix: "bedrock/".into(),
+            },
+        ] {
+            assert_eq!(SourceId::from_key(&s.key()), Some(s.clone()), "{}", s.key());
+        }
+        assert_eq!(SourceId::from_key("other|x"), None);
+    }
+}

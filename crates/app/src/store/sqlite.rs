@@ -1,0 +1,796 @@
+//! The SQLite store: one file in WAL mode, versioned migrations (`PRAGMA user_version`), facts
+//! only (no bodies, no money).
+//!
+//! Rules kept here, pinned by the CLI tests:
+//! - Exactly once: an invocation is identified by its requestId (`invocation.request_id` is the
+//!   primary key); a record already stored is ignored, wherever and whenever it comes from.
+//! - Rollups change only for rows actually inserted, in the same transaction, so they always
+//!   equal the sum of the stored invocations.
+//! - A source's checkpoint (how far a file was read) and cursor (how far a `sync` source was
+//!   read) are written in the same transaction as the rows they cover: a crash at any instant
+//!   loses nothing and counts nothing twice.
+//!
+//! Rollups come at three grains (`rollup_q`, `rollup_h`, `rollup_d`: quarter hours, hours and
+//! UTC days); which pieces of a range read which grain is decided by the core
+//! (`bedrock_usage_core::rollup`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bedrock_usage_core::pricing::{is_long_context, LONG_CONTEXT_THRESHOLD};
+use bedrock_usage_core::rollup::{floor_to, pieces, Grain, Level, HOUR_MS, QUARTER_MS};
+use bedrock_usage_core::time::MS_PER_DAY;
+use bedrock_usage_core::{FactRow, FactSet, Identity, StoredInvocation, Tokens};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{
+    Batch, Checkpoint, FactReader, FactWriter, MetricOutbox, Position, Result, SourceId,
+    StoreError, SyncState, WriteOutcome,
+};
+
+/// A rollup table of one grain (the same columns at every grain).
+fn rollup_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (
+    bucket_ms INTEGER NOT NULL, identity_id INTEGER NOT NULL, model_ref INTEGER NOT NULL,
+    region TEXT NOT NULL, operation TEXT NOT NULL, long_context INTEGER NOT NULL,
+    calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL, cache_write_1h_tokens INTEGER NOT NULL,
+    PRIMARY KEY (bucket_ms, identity_id, model_ref, region, operation, long_context)
+) WITHOUT ROWID;
+"
+    )
+}
+
+fn rollup_name(g: Grain) -> &'static str {
+    match g {
+        Grain::Quarter => "rollup_q",
+        Grain::Hour => "rollup_h",
+        Grain::Day => "rollup_d",
+    }
+}
+
+/// The migrations, in order: version N is the schema after the first N.
+fn migrations() -> [String; 3] {
+    [
+        // 1: the first schema.
+        format!(
+            r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identity (
+    id INTEGER PRIMARY KEY,
+    principal TEXT NOT NULL,
+    signal_key TEXT NOT NULL DEFAULT '',
+    signal TEXT NOT NULL DEFAULT '',
+    UNIQUE (principal, signal_key, signal)
+);
+CREATE TABLE model (id INTEGER PRIMARY KEY, model_id TEXT NOT NULL UNIQUE);
+CREATE TABLE invocation (
+    request_id TEXT PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    identity_id INTEGER NOT NULL REFERENCES identity(id),
+    model_ref INTEGER NOT NULL REFERENCES model(id),
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    inference_region TEXT,
+    operation TEXT NOT NULL,
+    error_code TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL,
+    cache_write_1h_tokens INTEGER NOT NULL,
+    request_metadata TEXT
+) WITHOUT ROWID;
+CREATE INDEX invocation_ts ON invocation (ts_ms);
+{}{}CREATE TABLE source (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    fingerprint_len INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    gzip INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+"#,
+            rollup_table("rollup_q"),
+            rollup_table("rollup_d")
+        ),
+        // 2: hourly rollups, so that local days of whole-hour zones need not read quarter hours.
+        format!(
+            r#"{}
+INSERT INTO rollup_h
+SELECT bucket_ms / 3600000 * 3600000, identity_id, model_ref, region, operation, long_context,
+       SUM(calls), SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+       SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens)
+FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;
+"#,
+            rollup_table("rollup_h")
+        ),
+        // 3: `sync` cursors (how far each AWS source was read) and the records whose CloudWatch
+        // metrics are still to be published.
+        r#"
+CREATE TABLE sync_cursor (key TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE metric_pending (request_id TEXT PRIMARY KEY) WITHOUT ROWID;
+"#
+        .to_string(),
+    ]
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
+struct RollupKey {
+    bucket_ms: i64,
+    identity: i64,
+    model: i64,
+    region: String,
+    operation: String,
+    long_context: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct RollupDelta {
+    calls: u64,
+    errors: u64,
+    tokens: Tokens,
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    /// Newly inserted records are queued for CloudWatch metrics (`sync --publish-metrics`).
+    track_metrics: bool,
+    /// `principal \0 key \0 signal` -> identity id.
+    identities: HashMap<String, i64>,
+    key_buf: String,
+    models: HashMap<String, i64>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        set_wal(&conn)?;
+        // WAL + NORMAL: a committed transaction survives a killed process; on power loss only the
+        // last few commits can roll back, and their checkpoints roll back with them.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        let mut store = SqliteStore {
+            conn,
+            track_metrics: false,
+            identities: HashMap::new(),
+            key_buf: String::new(),
+            models: HashMap::new(),
+        };
+        store.migrate().map_err(|e| StoreError::Migrate {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        Ok(store)
+    }
+
+    /// Brings the schema up to date. The version is read and the migrations applied in one
+    /// IMMEDIATE transaction, so two processes opening a new store at once migrate it once.
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let migrations = migrations();
+        if version as usize > migrations.len() {
+            return Err(StoreError::Newer {
+                found: version,
+                known: migrations.len(),
+            });
+        }
+        for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn write_inner(&mut self, batch: &Batch, metadata_keys: &[String]) -> Result<WriteOutcome> {
+        let Batch {
+            records,
+            checkpoints,
+            cursors,
+        } = *batch;
+        // IMMEDIATE: take the write lock first (waiting on another writer), never upgrade later.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = WriteOutcome::default();
+        let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            // In key order, B-tree inserts touch each page once instead of hopping around.
+            let mut order: Vec<&bedrock_usage_core::Invocation> = records.iter().collect();
+            order.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
+            for inv in order {
+                let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
+                let identity = identity_id(
+                    &tx,
+                    &mut self.identities,
+                    &mut self.key_buf,
+                    &inv.principal,
+                    sk,
+                    sv,
+                )?;
+                let model = model_ref(&tx, &mut self.models, &inv.model_id)?;
+                let t = &inv.tokens;
+                let metadata = if inv.request_metadata.is_empty() {
+                    None
+                } else {
+                    let map: serde_json::Map<String, serde_json::Value> = inv
+                        .request_metadata
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                        .collect();
+                    Some(serde_json::Value::Object(map).to_string())
+                };
+                let n = insert.execute(params![
+                    inv.request_id,
+                    inv.timestamp_ms,
+                    identity,
+                    model,
+                    inv.account_id,
+                    inv.region,
+                    inv.inference_region,
+                    inv.operation,
+                    inv.error_code,
+                    t.input as i64,
+                    t.output as i64,
+                    t.cache_read as i64,
+                    t.cache_write_5m as i64,
+                    t.cache_write_1h as i64,
+                    metadata,
+                ])?;
+                if n == 0 {
+                    out.duplicates += 1;
+                    continue;
+                }
+                out.inserted += 1;
+                if self.track_metrics {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO metric_pending (request_id) VALUES (?1)",
+                    )?
+                    .execute([&inv.request_id])?;
+                }
+                let key = RollupKey {
+                    bucket_ms: inv.timestamp_ms.div_euclid(QUARTER_MS) * QUARTER_MS,
+                    identity,
+                    model,
+                    region: inv.region.clone(),
+                    operation: inv.operation.clone(),
+                    long_context: is_long_context(t),
+                };
+                let d = quarter.entry(key).or_default();
+                d.calls += 1;
+                d.errors += inv.error_code.is_some() as u64;
+                d.tokens.add(t);
+            }
+        }
+        let hourly = coarsen(&quarter, HOUR_MS);
+        let daily = coarsen(&hourly, MS_PER_DAY);
+        upsert_rollup(&tx, rollup_name(Grain::Quarter), &quarter)?;
+        upsert_rollup(&tx, rollup_name(Grain::Hour), &hourly)?;
+        upsert_rollup(&tx, rollup_name(Grain::Day), &daily)?;
+        let now = crate::context::now_ms();
+        let mut upsert_source = tx.prepare_cached(
+            "INSERT INTO source (path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms",
+        )?;
+        for c in checkpoints {
+            upsert_source.execute(params![
+                c.path,
+                c.fingerprint,
+                c.fingerprint_len as i64,
+                c.size as i64,
+                c.gzip,
+                c.offset as i64,
+                c.lines as i64,
+                c.complete,
+                c.records as i64,
+                now
+            ])?;
+        }
+        drop(upsert_source);
+        for c in cursors {
+            tx.prepare_cached(
+                "INSERT INTO sync_cursor (key, value, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![c.source.key(), c.position.value(), now])?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The one integer a query returns.
+    fn count(&self, sql: &str) -> Result<u64> {
+        Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+impl FactWriter for SqliteStore {
+    fn checkpoint(&self, path: &str) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records FROM source WHERE path = ?1",
+            )?
+            .query_row(
+                [path],
+                |r| {
+                    Ok(Checkpoint {
+                        path: r.get(0)?,
+                        fingerprint: r.get(1)?,
+                        fingerprint_len: r.get::<_, i64>(2)? as u64,
+                        size: r.get::<_, i64>(3)? as u64,
+                        gzip: r.get(4)?,
+                        offset: r.get::<_, i64>(5)? as u64,
+                        lines: r.get::<_, i64>(6)? as u64,
+                        complete: r.get(7)?,
+                        records: r.get::<_, i64>(8)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn write(&mut self, batch: &Batch, metadata_keys: &[String]) -> Result<WriteOutcome> {
+        let result = self.write_inner(batch, metadata_keys);
+        if result.is_err() {
+            // Ids handed out inside a rolled-back transaction must not be reused.
+            self.identities.clear();
+            self.models.clear();
+        }
+        result
+    }
+
+    /// Sources (`path` keys) starting with `prefix` that were read completely, with their
+    /// fingerprints.
+    fn complete_sources(&self, prefix: &str) -> Result<HashMap<String, String>> {
+        let mut st = self.conn.prepare(
+            "SELECT path, fingerprint FROM source WHERE complete = 1 AND substr(path, 1, length(?1)) = ?1",
+        )?;
+        let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn cursor(&self, source: &SourceId) -> Result<Option<Position>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM sync_cursor WHERE key = ?1")?
+            .query_row([source.key()], |r| r.get(0))
+            .optional()?
+            .map(|v| source.position(v)))
+    }
+
+    /// Queue newly inserted records for CloudWatch metrics from now on.
+    fn set_track_metrics(&mut self, on: bool) {
+        self.track_metrics = on;
+    }
+}
+
+impl FactReader for SqliteStore {
+    /// The first and last instants with data (bucket starts of the daily rollup), if any.
+    fn time_range(&self) -> Result<Option<(i64, i64)>> {
+        let r: (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT MIN(bucket_ms), MAX(bucket_ms) FROM rollup_d",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(r.0.zip(r.1.map(|m| m + MS_PER_DAY)))
+    }
+
+    /// Facts in `[since, until)` (epoch ms), from the coarsest rollup that is exact for them:
+    /// at most `grain` in the middle, finer grains toward the edges, raw rows for the partial
+    /// quarter hours at the very edges.
+    fn facts(&self, since: Option<i64>, until: Option<i64>, grain: Grain) -> Result<FactSet> {
+        let mut set = FactSet::default();
+        let mut identity_index = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let key: String = r.get(2)?;
+                let signal = if key.is_empty() {
+                    None
+                } else {
+                    Some((key, r.get(3)?))
+                };
+                identity_index.insert(id, set.identities.len());
+                set.identities.push(Identity {
+                    principal: r.get(1)?,
+                    signal,
+                });
+            }
+        }
+        let mut model_index = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, model_id FROM model ORDER BY id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                model_index.insert(r.get::<_, i64>(0)?, set.model_ids.len());
+                set.model_ids.push(r.get(1)?);
+            }
+        }
+        let mut strings: HashMap<String, usize> = HashMap::new();
+        for (level, a, b) in pieces(since, until, grain) {
+            let sql = if let Level::Raw = level {
+                "SELECT ts_ms, identity_id, model_ref, region, operation,
+                        (input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) > ?3,
+                        1, error_code IS NOT NULL, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                 FROM invocation WHERE ts_ms >= ?1 AND ts_ms < ?2"
+                    .to_string()
+            } else {
+                let table = match level {
+                    Level::Rollup(g) => rollup_name(g),
+                    Level::Raw => "invocation",
+                };
+                format!(
+                    "SELECT bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors,
+                            input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                     FROM {table} WHERE bucket_ms >= ?1 AND bucket_ms < ?2 AND ?3 >= 0"
+                )
+            };
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query(params![a, b, LONG_CONTEXT_THRESHOLD as i64])?;
+            while let Some(r) = rows.next()? {
+                let region = intern(&mut strings, &mut set.strings, r.get_ref(3)?.as_str()?);
+                let operation = intern(&mut strings, &mut set.strings, r.get_ref(4)?.as_str()?);
+                let identity =
+                    *identity_index
+                        .get(&r.get::<_, i64>(1)?)
+                        .ok_or(StoreError::Inconsistent(
+                            "a fact names an identity the store does not have",
+                        ))?;
+                let model =
+                    *model_index
+                        .get(&r.get::<_, i64>(2)?)
+                        .ok_or(StoreError::Inconsistent(
+                            "a fact names a model the store does not have",
+                        ))?;
+                set.rows.push(FactRow {
+                    bucket_ms: r.get(0)?,
+                    identity,
+                    model,
+                    region,
+                    operation,
+                    long_context: r.get(5)?,
+                    calls: r.get::<_, i64>(6)? as u64,
+                    errors: r.get::<_, i64>(7)? as u64,
+                    tokens: Tokens {
+                        input: r.get::<_, i64>(8)? as u64,
+                        output: r.get::<_, i64>(9)? as u64,
+                        cache_read: r.get::<_, i64>(10)? as u64,
+                        cache_write_5m: r.get::<_, i64>(11)? as u64,
+                        cache_write_1h: r.get::<_, i64>(12)? as u64,
+                    },
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, with its
+    /// identity and model resolved (for queries over the store).
+    /// `f` returns false to stop early.
+    fn scan_invocations(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        f: &mut dyn FnMut(StoredInvocation) -> bool,
+    ) -> Result<()> {
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT_STORED} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2"
+        ))?;
+        let mut rows = st.query(params![
+            since.unwrap_or(i64::MIN),
+            until.unwrap_or(i64::MAX)
+        ])?;
+        while let Some(r) = rows.next()? {
+            if !f(stored_from_row(r)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every identity in the store (for attribution, which needs them all to tell shared
+    /// principals).
+    fn identities(&self) -> Result<Vec<Identity>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT principal, signal_key, signal FROM identity ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            let key: String = r.get(1)?;
+            Ok(Identity {
+                principal: r.get(0)?,
+                signal: if key.is_empty() {
+                    None
+                } else {
+                    Some((key, r.get(2)?))
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The newest stored invocation's time (epoch ms).
+    fn newest_ms(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(ts_ms) FROM invocation", [], |r| r.get(0))?)
+    }
+
+    fn invocation_count(&self) -> Result<u64> {
+        self.count("SELECT COALESCE(SUM(calls), 0) FROM rollup_d")
+    }
+
+    fn cursors(&self) -> Result<Vec<SyncState>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT key, value, updated_ms FROM sync_cursor ORDER BY key")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, value, updated_ms) = row?;
+            // A key this version does not know (written by a newer one) is left alone.
+            if let Some(source) = SourceId::from_key(&key) {
+                out.push(SyncState {
+                    position: source.position(value),
+                    source,
+                    updated_ms,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored invocation with its identity facts, ordered by request id: what the store
+    /// holds, for golden tests and debugging.
+    fn dump(&self) -> Result<Vec<serde_json::Value>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
+                    i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
+                    i.cache_write_1h_tokens, i.request_metadata
+             FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref ORDER BY i.request_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(serde_json::json!({
+                "request_id": r.get::<_, String>(0)?,
+                "timestamp": bedrock_usage_core::time::format_utc(r.get(1)?),
+                "principal": r.get::<_, String>(2)?,
+                "signal": format!("{}={}", r.get::<_, String>(3)?, r.get::<_, String>(4)?),
+                "model_id": r.get::<_, String>(5)?,
+                "account_id": r.get::<_, String>(6)?,
+                "region": r.get::<_, String>(7)?,
+                "inference_region": r.get::<_, Option<String>>(8)?,
+                "operation": r.get::<_, String>(9)?,
+                "error_code": r.get::<_, Option<String>>(10)?,
+                "tokens": [r.get::<_, i64>(11)?, r.get::<_, i64>(12)?, r.get::<_, i64>(13)?, r.get::<_, i64>(14)?, r.get::<_, i64>(15)?],
+                "request_metadata": r.get::<_, Option<String>>(16)?,
+            }))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl MetricOutbox for SqliteStore {
+    /// Up to `limit` records whose metrics are still to be published.
+    fn pending_metrics(&self, limit: usize) -> Result<Vec<StoredInvocation>> {
+        let mut st = self.conn.prepare(&format!(
+            "{SELECT_STORED} JOIN metric_pending p ON p.request_id = i.request_id ORDER BY i.request_id LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], stored_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many records wait for their metrics.
+    fn pending_metrics_count(&self) -> Result<u64> {
+        self.count("SELECT COUNT(*) FROM metric_pending")
+    }
+
+    /// Marks these records' metrics as published.
+    fn clear_pending_metrics(&mut self, request_ids: &[&str]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM metric_pending WHERE request_id = ?1")?;
+            for id in request_ids {
+                del.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const SELECT_STORED: &str = "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
+        i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
+        i.cache_write_1h_tokens, i.request_metadata, i.identity_id, i.model_ref
+ FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref";
+
+fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredInvocation> {
+    let key: String = r.get(3)?;
+    Ok(StoredInvocation {
+        request_id: r.get(0)?,
+        timestamp_ms: r.get(1)?,
+        identity: Identity {
+            principal: r.get(2)?,
+            signal: if key.is_empty() {
+                None
+            } else {
+                Some((key, r.get(4)?))
+            },
+        },
+        model_id: r.get(5)?,
+        account_id: r.get(6)?,
+        region: r.get(7)?,
+        inference_region: r.get(8)?,
+        operation: r.get(9)?,
+        error_code: r.get(10)?,
+        tokens: Tokens {
+            input: r.get::<_, i64>(11)? as u64,
+            output: r.get::<_, i64>(12)? as u64,
+            cache_read: r.get::<_, i64>(13)? as u64,
+            cache_write_5m: r.get::<_, i64>(14)? as u64,
+            cache_write_1h: r.get::<_, i64>(15)? as u64,
+        },
+        request_metadata: r.get(16)?,
+        identity_id: r.get(17)?,
+        model_ref: r.get(18)?,
+    })
+}
+
+/// Switches to WAL. Changing the journal mode needs the database to itself, and SQLite answers
+/// "busy" at once (no busy handler) while another process is opening the same new store: retry
+/// for a while.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 300 =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sums rollup deltas into coarser buckets.
+fn coarsen(fine: &HashMap<RollupKey, RollupDelta>, step: i64) -> HashMap<RollupKey, RollupDelta> {
+    let mut out: HashMap<RollupKey, RollupDelta> = HashMap::with_capacity(fine.len());
+    for (k, d) in fine {
+        let mut ck = k.clone();
+        ck.bucket_ms = floor_to(k.bucket_ms, step);
+        let e = out.entry(ck).or_default();
+        e.calls += d.calls;
+        e.errors += d.errors;
+        e.tokens.add(&d.tokens);
+    }
+    out
+}
+
+fn intern(index: &mut HashMap<String, usize>, table: &mut Vec<String>, s: &str) -> usize {
+    if let Some(&i) = index.get(s) {
+        return i;
+    }
+    table.push(s.to_string());
+    index.insert(s.to_string(), table.len() - 1);
+    table.len() - 1
+}
+
+fn identity_id(
+    tx: &Transaction,
+    cache: &mut HashMap<String, i64>,
+    buf: &mut String,
+    principal: &str,
+    key: &str,
+    signal: &str,
+) -> Result<i64> {
+    buf.clear();
+    for (i, part) in [principal, key, signal].into_iter().enumerate() {
+        if i > 0 {
+            buf.push('\0');
+        }
+        buf.push_str(part);
+    }
+    if let Some(&id) = cache.get(buf.as_str()) {
+        return Ok(id);
+    }
+    let k = buf.clone();
+    tx.execute(
+        "INSERT OR IGNORE INTO identity (principal, signal_key, signal) VALUES (?1, ?2, ?3)",
+        params![principal, key, signal],
+    )?;
+    let id = tx.query_row(
+        "SELECT id FROM identity WHERE principal = ?1 AND signal_key = ?2 AND signal = ?3",
+        params![principal, key, signal],
+        |r| r.get(0),
+    )?;
+    cache.insert(k, id);
+    Ok(id)
+}
+
+fn model_ref(tx: &Transaction, cache: &mut HashMap<String, i64>, model_id: &str) -> Result<i64> {
+    if let Some(&id) = cache.get(model_id) {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO model (model_id) VALUES (?1)",
+        [model_id],
+    )?;
+    let id = tx.query_row(
+        "SELECT id FROM model WHERE model_id = ?1",
+        [model_id],
+        |r| r.get(0),
+    )?;
+    cache.insert(model_id.to_string(), id);
+    Ok(id)
+}
+
+fn upsert_rollup(
+    tx: &Transaction,
+    table: &str,
+    deltas: &HashMap<RollupKey, RollupDelta>,
+) -> Result<()> {
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
+           input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+           cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+           cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+           cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens"
+    ))?;
+    for (k, d) in deltas {
+        st.execute(params![
+            k.bucket_ms,
+            k.identity,
+            k.model,
+            k.region,
+            k.operation,
+            k.long_context,
+            d.calls as i64,
+            d.errors as i64,
+            d.tokens.input as i64,
+            d.tokens.output as i64,
+            d.tokens.cache_read as i64,
+            d.tokens.cache_write_5m as i64,
+            d.tokens.cache_write_1h as i64,
+        ])?;
+    }
+    Ok(())
+}

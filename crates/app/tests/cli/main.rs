@@ -1,0 +1,29 @@
+//! The one integration-test binary of bedrock-usage: the CLI run as a user runs it.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test or a tool: a panic is its report
+
+// Helpers: temp dirs, running the binary, fixtures.
+mod util;
+
+// Every input format is read into the same stored values (golden).
+mod formats;
+// Exactly once: re-runs, grown files, kill -9 at random moments.
+mod exactly_once;
+// Bad input is reported with file and line; the rest is ingested; nothing partial is stored.
+mod bad_input;
+// demo --write, ingest, report: every figure equals the generator's own ledger.
+mod end_to_end;
+// Any reordering, duplication or split of a corpus across files and runs gives identical reports.
+mod property;
+// Report flags: time ranges at any boundary, time zones, filters, formats.
+mod report;
+// One reader: ingest and query --from read the same records from the same file.
+mod readers;
+// pricing and config commands.
+mod pricing_config;
+// Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
+mod queries;
+// The AWS side against moto: sync from CloudWatch Logs and S3, faults, kills, setup, status,
+// metrics.
+mod aws;
+mod aws_emulator;
