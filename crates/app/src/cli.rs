@@ -214,6 +214,53 @@ pub enum Command {
         command: PricingCommand,
     },
 
+    /// AWS credentials for one developer: a role session named after them.
+    ///
+    /// Assumes --role-arn with the standard credential chain as the source (in a container: the
+    /// instance role), with the session named after the developer (made valid for STS), session
+    /// tags `developer`, `team` and `cost-center`, and the developer as the source identity.
+    /// Bedrock's invocation logs, CloudTrail and the bill then name the developer, with no proxy.
+    /// The credentials are cached in a private file (mode 0600, under the user's cache directory or
+    /// BEDROCK_USAGE_CACHE_DIR) and reused until five minutes before they expire. Errors go to
+    /// stderr with what to do, and the exit status is 2, which the SDKs surface.
+    ///
+    /// Examples (see docs/developers.md):
+    ///   # ~/.aws/config in alice's container
+    ///   [profile bedrock]
+    ///   credential_process = bedrock-usage credentials --role-arn arn:aws:iam::123456789012:role/BedrockDeveloper --developer alice
+    ///
+    ///   # Claude Code's settings.json
+    ///   "awsCredentialExport": "bedrock-usage credentials --role-arn ARN --developer alice --output claude-code"
+    ///
+    ///   eval "$(bedrock-usage credentials --role-arn ARN --developer alice --output env)"
+    #[command(verbatim_doc_comment)]
+    Credentials {
+        /// The role to assume (see `aws setup --developer-role`).
+        #[arg(long, value_name = "ARN")]
+        role_arn: String,
+        /// Who the session is for: its name, its `developer` tag and its source identity.
+        #[arg(long, value_name = "NAME")]
+        developer: String,
+        /// The session's `team` tag (default: the developer's team in the config).
+        #[arg(long, value_name = "TEAM")]
+        team: Option<String>,
+        /// The session's `cost-center` tag (default: from the config).
+        #[arg(long, value_name = "CC")]
+        cost_center: Option<String>,
+        /// How long the credentials last (15m to 12h; the role's maximum session duration caps it).
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        duration: String,
+        /// What to print: `process` (the JSON of a credential_process), `claude-code` (what Claude
+        /// Code's awsCredentialExport reads), `env` (export lines for a shell).
+        #[arg(long, value_enum, default_value_t = CredentialsOutput::Process)]
+        output: CredentialsOutput,
+        /// Ask STS for new credentials even if the cached ones are still good.
+        #[arg(long)]
+        refresh: bool,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+
     /// Check the configuration file and report every problem at once.
     Config {
         #[command(subcommand)]
@@ -250,6 +297,13 @@ pub enum Command {
         #[arg(long, default_value = "5-100", value_name = "MIN-MAX")]
         body_kb: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CredentialsOutput {
+    Process,
+    ClaudeCode,
+    Env,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -304,6 +358,8 @@ pub enum AwsCommand {
     ///   bedrock-usage aws setup --log-group /aws/bedrock/model-invocations --dry-run
     ///   bedrock-usage aws setup --s3 s3://my-bedrock-logs/bedrock/ --region eu-west-1
     ///   bedrock-usage aws setup --dashboard --alarm 200 --alarm-developer alice --budget 3000
+    ///   bedrock-usage aws setup --developer-role BedrockDeveloper \
+    ///       --trusted-role arn:aws:iam::123456789012:role/code-server-ec2-role
     #[command(verbatim_doc_comment)]
     Setup {
         /// Print the plan; change nothing.
@@ -345,6 +401,14 @@ pub enum AwsCommand {
         /// Who the budget emails (at 80% actual and 100% forecast).
         #[arg(long, value_name = "EMAIL", requires = "budget")]
         budget_email: Option<String>,
+        /// Create or correct the role developers assume one session each (`bedrock-usage
+        /// credentials`): trusted by --trusted-role, allowed to invoke Bedrock models only.
+        #[arg(long, value_name = "NAME", requires = "trusted_role")]
+        developer_role: Option<String>,
+        /// With --developer-role: the role ARN that may assume it (the instance or container
+        /// role the credentials helper runs as).
+        #[arg(long, value_name = "ARN", requires = "developer_role")]
+        trusted_role: Option<String>,
         #[command(flatten)]
         aws: AwsArgs,
     },

@@ -20,7 +20,7 @@ pub mod sources;
 pub mod store;
 
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand};
-use crate::commands::{aws, config, demo, ingest, pricing, query, report, sync};
+use crate::commands::{aws, config, credentials, demo, ingest, pricing, query, report, sync};
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
 
@@ -83,6 +83,28 @@ pub fn run(args: Args) -> Result<u8> {
             PricingCommand::Unpriced => pricing::unpriced(&ctx),
         },
         Command::Config { .. } => Ok(EXIT_OK),
+        Command::Credentials {
+            role_arn,
+            developer,
+            team,
+            cost_center,
+            duration,
+            output,
+            refresh,
+            aws,
+        } => credentials::run(
+            &ctx,
+            &credentials::CredentialsArgs {
+                role_arn,
+                developer,
+                team: team.as_deref(),
+                cost_center: cost_center.as_deref(),
+                duration,
+                output: *output,
+                refresh: *refresh,
+                aws,
+            },
+        ),
         Command::Sync {
             since,
             watch,
@@ -121,6 +143,8 @@ pub fn run(args: Args) -> Result<u8> {
                     alarm_topic,
                     budget,
                     budget_email,
+                    developer_role,
+                    trusted_role,
                     aws: access,
                 },
         } => aws::setup(
@@ -137,6 +161,8 @@ pub fn run(args: Args) -> Result<u8> {
                 alarm_topic: alarm_topic.as_deref(),
                 budget: budget.as_deref(),
                 budget_email: budget_email.as_deref(),
+                developer_role: developer_role.as_deref(),
+                trusted_role: trusted_role.as_deref(),
                 aws: access,
             },
         ),

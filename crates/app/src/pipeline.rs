@@ -44,6 +44,14 @@ pub fn commit(
         },
         metadata_keys,
     )?;
+    tracing::debug!(
+        records = records.len(),
+        checkpoints = checkpoints.len(),
+        cursors = cursors.len(),
+        inserted = out.inserted,
+        duplicates = out.duplicates,
+        "Committed a batch"
+    );
     tally.records += records.len() as u64;
     tally.inserted += out.inserted;
     tally.duplicates += out.duplicates;

@@ -17,38 +17,18 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+pub mod iam;
 pub mod logs;
 pub mod metrics;
 pub mod s3;
 pub mod setup;
 pub mod status;
+pub mod sts;
 
-/// Where and as whom to call AWS. Unset fields come from the standard chain (environment,
-/// profiles, SSO, instance metadata, web identity).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Access {
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    /// A role to assume (with the chain's credentials) before calling.
-    pub role_arn: Option<String>,
-    /// Another endpoint for every service (a local emulator, a VPC endpoint).
-    pub endpoint_url: Option<String>,
-}
-
-impl Access {
-    /// `self`, with the fields `over` sets replacing ours (command-line flags over the file).
-    pub fn overridden_by(&self, over: &Access) -> Access {
-        Access {
-            profile: over.profile.clone().or_else(|| self.profile.clone()),
-            region: over.region.clone().or_else(|| self.region.clone()),
-            role_arn: over.role_arn.clone().or_else(|| self.role_arn.clone()),
-            endpoint_url: over
-                .endpoint_url
-                .clone()
-                .or_else(|| self.endpoint_url.clone()),
-        }
-    }
-}
+/// Where and as whom to call AWS (the config's type: one definition for the file, the flags
+/// and the SDK). Unset fields come from the standard chain (environment, profiles, SSO,
+/// instance metadata, web identity).
+pub use bedrock_usage_core::config::AwsAccess as Access;
 
 /// Loads the SDK configuration for `access`: credentials, region, retries and timeouts.
 pub async fn connect(access: &Access) -> Result<SdkConfig, Failure> {

@@ -31,6 +31,24 @@ pub struct Spec {
     pub budget_monthly_usd: Option<NanoUsd>,
     /// Who the budget emails at 80% actual and 100% forecast.
     pub budget_email: Option<String>,
+    /// The role developers assume, one session each.
+    pub developer_role: Option<DeveloperRole>,
+}
+
+/// The role of `bedrock-usage credentials`.
+#[derive(Debug, Clone)]
+pub struct DeveloperRole {
+    pub name: String,
+    /// The role ARN allowed to assume it (the instance or container role).
+    pub trusted: String,
+}
+
+/// What `run` did, and the developer role's ARN if it set one up.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub steps: Vec<Step>,
+    pub developer_role_arn: Option<String>,
+    pub region: String,
 }
 
 pub const BUDGET_NAME: &str = "bedrock-usage-monthly";
@@ -101,7 +119,7 @@ impl Run<'_> {
 
 /// Runs (or, with `apply = false`, plans) the setup. Stops at the first failure, with the steps
 /// done so far in the error's message.
-pub async fn run(conf: &SdkConfig, spec: &Spec, apply: bool) -> Result<Vec<Step>, Failure> {
+pub async fn run(conf: &SdkConfig, spec: &Spec, apply: bool) -> Result<Outcome, Failure> {
     let account = caller_account(conf).await?;
     let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
     let mut r = Run {
@@ -111,12 +129,23 @@ pub async fn run(conf: &SdkConfig, spec: &Spec, apply: bool) -> Result<Vec<Step>
         account,
         region,
     };
-    if spec.log_group.is_none() && spec.bucket.is_none() {
+    if spec.log_group.is_none() && spec.bucket.is_none() && spec.developer_role.is_none() {
         return Err(Failure::new(
             Kind::Invalid,
             "NoDestination",
             "nothing to deliver to: pass --log-group and/or --bucket, or add a source to the config",
         ));
+    }
+    let developer_role_arn = match &spec.developer_role {
+        Some(d) => Some(developer_role(&mut r, d).await?),
+        None => None,
+    };
+    if spec.log_group.is_none() && spec.bucket.is_none() {
+        return Ok(Outcome {
+            steps: r.steps,
+            developer_role_arn,
+            region: r.region,
+        });
     }
     let mut role_arn = None;
     if let Some(group) = &spec.log_group {
@@ -142,7 +171,11 @@ pub async fn run(conf: &SdkConfig, spec: &Spec, apply: bool) -> Result<Vec<Step>
     if let Some(usd) = spec.budget_monthly_usd {
         budget(&mut r, usd, spec.budget_email.as_deref()).await?;
     }
-    Ok(r.steps)
+    Ok(Outcome {
+        steps: r.steps,
+        developer_role_arn,
+        region: r.region,
+    })
 }
 
 /// The account these credentials belong to.
@@ -246,10 +279,23 @@ fn role_policy_name(region: &str) -> String {
     format!("bedrock-usage-invocation-logging-{region}")
 }
 
-async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<String, Failure> {
+/// A role and one inline policy of it, as they should be.
+struct RoleSpec<'a> {
+    name: &'a str,
+    trust: Value,
+    description: &'a str,
+    /// How the trust reads in the plan.
+    trusted_by: String,
+    policy_name: String,
+    policy: Value,
+    /// How the policy reads in the plan.
+    allows: String,
+}
+
+/// Creates or corrects a role's trust policy and one inline policy. Returns the role's ARN.
+async fn ensure_role(r: &mut Run<'_>, want: &RoleSpec<'_>) -> Result<String, Failure> {
     let iam = aws_sdk_iam::Client::new(r.conf);
-    let trust = trust_policy(&r.account);
-    let policy = delivery_policy(&r.account, &r.region, group);
+    let name = want.name;
     let res = format!("IAM role {name}");
     let arn_guess = format!("arn:aws:iam::{}:role/{name}", r.account);
     let existing = absent_ok(
@@ -266,8 +312,8 @@ async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<Strin
             if r.apply {
                 iam.create_role()
                     .role_name(name)
-                    .assume_role_policy_document(trust.to_string())
-                    .description("Lets Amazon Bedrock deliver model invocation logs to CloudWatch Logs (bedrock-usage)")
+                    .assume_role_policy_document(want.trust.to_string())
+                    .description(want.description)
                     .send()
                     .await
                     .map_err(|e| classify(e).context(&format!("creating {res}")))?;
@@ -275,17 +321,17 @@ async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<Strin
             r.step(
                 res.clone(),
                 Action::Create,
-                "trusted by bedrock.amazonaws.com for this account",
+                format!("trusted by {}", want.trusted_by),
             );
             arn_guess
         }
         Some(role) => {
             let current = policy_value(role.assume_role_policy_document().unwrap_or(""));
-            if current != trust {
+            if current != want.trust {
                 if r.apply {
                     iam.update_assume_role_policy()
                         .role_name(name)
-                        .policy_document(trust.to_string())
+                        .policy_document(want.trust.to_string())
                         .send()
                         .await
                         .map_err(|e| classify(e).context(&format!("updating {res}")))?;
@@ -293,46 +339,107 @@ async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<Strin
                 r.step(
                     res.clone(),
                     Action::Update,
-                    "trust policy -> bedrock.amazonaws.com for this account",
+                    format!("trust policy -> {}", want.trusted_by),
                 );
             } else {
                 r.step(
                     res.clone(),
                     Action::Unchanged,
-                    "trusted by bedrock.amazonaws.com",
+                    format!("trusted by {}", want.trusted_by),
                 );
             }
             role.arn().to_string()
         }
     };
-    let policy_name = role_policy_name(&r.region);
+    let policy_name = &want.policy_name;
     let res = format!("IAM role policy {name}/{policy_name}");
     let current = absent_ok(
         iam.get_role_policy()
             .role_name(name)
-            .policy_name(&policy_name)
+            .policy_name(policy_name)
             .send()
             .await
             .map_err(classify),
         &res,
     )?
     .map(|out| policy_value(out.policy_document()));
-    let action = compare(current.as_ref(), &policy);
+    let action = compare(current.as_ref(), &want.policy);
     if action != Action::Unchanged && r.apply {
         iam.put_role_policy()
             .role_name(name)
-            .policy_name(&policy_name)
-            .policy_document(policy.to_string())
+            .policy_name(policy_name)
+            .policy_document(want.policy.to_string())
             .send()
             .await
             .map_err(|e| classify(e).context(&format!("writing {res}")))?;
     }
-    r.step(
-        res,
-        action,
-        format!("logs:CreateLogStream, logs:PutLogEvents on {group}"),
-    );
+    r.step(res, action, want.allows.clone());
     Ok(arn)
+}
+
+async fn delivery_role(r: &mut Run<'_>, name: &str, group: &str) -> Result<String, Failure> {
+    let want = RoleSpec {
+        name,
+        trust: trust_policy(&r.account),
+        description:
+            "Lets Amazon Bedrock deliver model invocation logs to CloudWatch Logs (bedrock-usage)",
+        trusted_by: "bedrock.amazonaws.com for this account".into(),
+        policy_name: role_policy_name(&r.region),
+        policy: delivery_policy(&r.account, &r.region, group),
+        allows: format!("logs:CreateLogStream, logs:PutLogEvents on {group}"),
+    };
+    ensure_role(r, &want).await
+}
+
+/// The actions a developer's session may call: Bedrock's model invocations, nothing else.
+pub const DEVELOPER_ACTIONS: [&str; 2] = [
+    "bedrock:InvokeModel",
+    "bedrock:InvokeModelWithResponseStream",
+];
+
+/// The inline policy of the developer role.
+pub const DEVELOPER_POLICY_NAME: &str = "bedrock-usage-invoke-models";
+
+/// The trust policy of the role developers assume: `trusted` (the instance or container role)
+/// may assume it, tag the session and set its source identity.
+fn developer_trust(trusted: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": trusted},
+            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
+        }]
+    })
+}
+
+fn developer_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "InvokeModels",
+            "Effect": "Allow",
+            "Action": DEVELOPER_ACTIONS,
+            "Resource": "*"
+        }]
+    })
+}
+
+async fn developer_role(r: &mut Run<'_>, d: &DeveloperRole) -> Result<String, Failure> {
+    let want = RoleSpec {
+        name: &d.name,
+        trust: developer_trust(&d.trusted),
+        description:
+            "One session per developer for Claude on Amazon Bedrock (bedrock-usage credentials)",
+        trusted_by: format!(
+            "{} (sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity)",
+            d.trusted
+        ),
+        policy_name: DEVELOPER_POLICY_NAME.to_string(),
+        policy: developer_policy(),
+        allows: DEVELOPER_ACTIONS.join(", "),
+    };
+    ensure_role(r, &want).await
 }
 
 fn bucket_policy_doc(account: &str, region: &str, bucket: &str, prefix: &str) -> Value {

@@ -7,9 +7,14 @@
 //! person. Its calls without a metadata signal are attributed to `shared:ROLE/SESSION` and flagged.
 //! A principal is shared when its calls carry two or more different developers in metadata, when
 //! its session name is an EC2 instance id (an instance profile) that no alias claims, or when the
-//! config lists it under `attribution.shared_principals`.
+//! config lists it under `attribution.shared_principals`. A session of a role listed under
+//! `attribution.developer_roles` (one session per developer, `bedrock-usage credentials`) is
+//! never shared: its session name is the person, and wins over request metadata.
+//!
+//! Teams and cost centers come from the config; where it names none, from the tags of the IAM
+//! user or role behind the call (`attribution.iam_tags`, read by `sync`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::config::Config;
 
@@ -59,6 +64,70 @@ pub fn is_instance_id(s: &str) -> bool {
     })
 }
 
+/// The IAM user or role behind a principal: `arn:aws:iam::ACCOUNT:user/NAME` or
+/// `arn:aws:iam::ACCOUNT:role/NAME` (without a path: the key IAM tags are filed under).
+pub fn iam_entity(principal: &str) -> Option<String> {
+    let mut parts = principal.splitn(6, ':');
+    let (arn, partition, service, _region, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if arn != "arn" || account.is_empty() {
+        return None;
+    }
+    match (service, parse_principal(principal)) {
+        ("iam", Principal::User { name }) => {
+            Some(format!("arn:{partition}:iam::{account}:user/{name}"))
+        }
+        ("sts", Principal::AssumedRole { role, .. }) => {
+            Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+        }
+        _ => None,
+    }
+}
+
+/// Tags of IAM users and roles, by [`iam_entity`].
+pub type IamTags = HashMap<String, BTreeMap<String, String>>;
+
+/// A name made valid for STS (`RoleSessionName`, `SourceIdentity`: 2 to 64 of `A-Za-z0-9_+=,.@-`):
+/// every other character becomes `-`, so an e-mail address stays as it is. `None` when fewer than
+/// two characters are left.
+pub fn sts_name(name: &str) -> Option<String> {
+    let s: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    (s.len() >= 2).then_some(s)
+}
+
+/// A value made valid for an STS session tag (up to 256 of letters, digits, spaces and
+/// `_.:/=+-@`): every other character becomes `-`.
+pub fn tag_value(value: &str) -> String {
+    value
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
 /// How a call was attributed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -88,6 +157,7 @@ impl Attribution {
 /// Resolves identities to developers, teams and cost centers.
 pub struct Attributor<'c> {
     config: &'c Config,
+    tags: Option<&'c IamTags>,
     shared: HashSet<String>,
     /// Why each shared principal is shared (for warnings).
     pub shared_reasons: HashMap<String, String>,
@@ -113,7 +183,9 @@ impl<'c> Attributor<'c> {
         }
         let mut shared_reasons = HashMap::new();
         for p in principals {
-            let reason = if config
+            let reason = if is_developer_role(config, p) {
+                None
+            } else if config
                 .shared_principals
                 .iter()
                 .any(|pat| matches_pattern(pat, p))
@@ -139,9 +211,22 @@ impl<'c> Attributor<'c> {
         }
         Attributor {
             config,
+            tags: None,
             shared: shared_reasons.keys().cloned().collect(),
             shared_reasons,
         }
+    }
+
+    /// Uses the tags of IAM users and roles for teams and cost centers the config does not name.
+    pub fn with_iam_tags(mut self, tags: &'c IamTags) -> Attributor<'c> {
+        self.tags = Some(tags);
+        self
+    }
+
+    /// The first of `keys` the principal's IAM user or role is tagged with.
+    fn tag(&self, principal: &str, keys: &[String]) -> Option<String> {
+        let tags = self.tags?.get(&iam_entity(principal)?)?;
+        keys.iter().find_map(|k| tags.get(k).cloned())
     }
 
     pub fn is_shared(&self, principal: &str) -> bool {
@@ -160,6 +245,14 @@ impl<'c> Attributor<'c> {
             }
             None => (None, None),
         };
+        // Where the config names nothing, the IAM tags of the user or role behind the call.
+        let team = team.or_else(|| self.tag(&id.principal, &self.config.team_tags));
+        let cost_center = cost_center
+            .or_else(|| {
+                team.as_ref()
+                    .and_then(|t| self.config.team_cost_centers.get(t).cloned())
+            })
+            .or_else(|| self.tag(&id.principal, &self.config.cost_center_tags));
         Attribution {
             developer,
             team,
@@ -169,6 +262,15 @@ impl<'c> Attributor<'c> {
     }
 
     fn developer(&self, id: &Identity) -> (String, Via) {
+        if let Principal::AssumedRole { session, .. } = parse_principal(&id.principal) {
+            // One session per developer: the session was issued to this person.
+            if is_developer_role(self.config, &id.principal) {
+                return (
+                    resolve_alias(self.config, session).to_string(),
+                    Via::Session,
+                );
+            }
+        }
         if let Some((_, v)) = &id.signal {
             return (resolve_alias(self.config, v).to_string(), Via::Metadata);
         }
@@ -195,6 +297,20 @@ impl<'c> Attributor<'c> {
     }
 }
 
+/// Whether `principal` is a session of a role under `attribution.developer_roles`.
+fn is_developer_role(config: &Config, principal: &str) -> bool {
+    let Principal::AssumedRole { role, .. } = parse_principal(principal) else {
+        return false;
+    };
+    config
+        .developer_roles
+        .iter()
+        .any(|pat| match pat.strip_suffix('*') {
+            Some(prefix) => role.starts_with(prefix),
+            None => role == pat,
+        })
+}
+
 fn resolve_alias<'a>(config: &'a Config, name: &'a str) -> &'a str {
     config.aliases.get(name).map(String::as_str).unwrap_or(name)
 }
@@ -209,6 +325,108 @@ fn matches_pattern(pattern: &str, principal: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_of_developer_roles_are_people() {
+        let cfg =
+            Config::parse("[attribution]\ndeveloper_roles = [\"BedrockDev*\"]\n", "t").unwrap();
+        let ids = [
+            id("arn:aws:sts::1:assumed-role/BedrockDeveloper/alice", None),
+            // Metadata naming others does not make a developer session shared, nor rename it.
+            id(
+                "arn:aws:sts::1:assumed-role/BedrockDeveloper/alice",
+                Some("bob"),
+            ),
+            id(
+                "arn:aws:sts::1:assumed-role/BedrockDeveloper/alice",
+                Some("carol"),
+            ),
+            id(
+                "arn:aws:sts::1:assumed-role/BedrockDeveloper/i-0a1b2c3d",
+                None,
+            ),
+        ];
+        let a = Attributor::new(&cfg, ids.iter());
+        for i in &ids[..3] {
+            let got = a.attribute(i);
+            assert_eq!((got.developer.as_str(), got.via), ("alice", Via::Session));
+        }
+        assert!(!a.attribute(&ids[3]).is_shared());
+        // Without the setting, the same traffic is shared.
+        let plain = Config::defaults();
+        let a = Attributor::new(&plain, ids.iter());
+        assert!(a.attribute(&ids[0]).is_shared());
+    }
+
+    #[test]
+    fn iam_tags_fill_what_the_config_leaves() {
+        let cfg = Config::parse(
+            "[developers.alice]\nteam = \"core\"\n[teams.core]\ncost_center = \"CC-1\"\n",
+            "t",
+        )
+        .unwrap();
+        let mut tags = IamTags::new();
+        tags.insert(
+            "arn:aws:iam::1:user/bob".into(),
+            [
+                ("Team".to_string(), "payments".to_string()),
+                ("CostCenter".into(), "CC-9".into()),
+            ]
+            .into(),
+        );
+        tags.insert(
+            "arn:aws:iam::1:role/dev".into(),
+            [("Team".to_string(), "ml".to_string())].into(),
+        );
+        tags.insert(
+            "arn:aws:iam::1:user/alice".into(),
+            [("Team".to_string(), "ignored".to_string())].into(),
+        );
+        let ids = [
+            id("arn:aws:iam::1:user/bob", None),
+            id("arn:aws:sts::1:assumed-role/dev/carol", None),
+            id("arn:aws:iam::1:user/alice", None),
+        ];
+        let a = Attributor::new(&cfg, ids.iter()).with_iam_tags(&tags);
+        let got: Vec<_> = ids
+            .iter()
+            .map(|i| {
+                let x = a.attribute(i);
+                (x.developer, x.team, x.cost_center)
+            })
+            .collect();
+        assert_eq!(
+            got[0],
+            ("bob".into(), Some("payments".into()), Some("CC-9".into()))
+        );
+        assert_eq!(got[1], ("carol".into(), Some("ml".into()), None));
+        // The config wins where it speaks.
+        assert_eq!(
+            got[2],
+            ("alice".into(), Some("core".into()), Some("CC-1".into()))
+        );
+    }
+
+    #[test]
+    fn names_valid_for_sts() {
+        assert_eq!(
+            sts_name("alice@example.com").as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(sts_name("Zoë O'Neil").as_deref(), Some("Zo--O-Neil"));
+        assert_eq!(sts_name("x"), None);
+        assert_eq!(sts_name(&"a".repeat(80)).map(|s| s.len()), Some(64));
+        assert_eq!(tag_value("Team #1 (ml)"), "Team -1 -ml-");
+        assert_eq!(
+            iam_entity("arn:aws:sts::123:assumed-role/Dev/alice").as_deref(),
+            Some("arn:aws:iam::123:role/Dev")
+        );
+        assert_eq!(
+            iam_entity("arn:aws-us-gov:iam::123:user/path/bob").as_deref(),
+            Some("arn:aws-us-gov:iam::123:user/bob")
+        );
+        assert_eq!(iam_entity("not-an-arn"), None);
+    }
 
     fn id(p: &str, dev: Option<&str>) -> Identity {
         Identity {

@@ -101,12 +101,29 @@ pub struct RawSync {
 }
 
 /// How to reach AWS for one source (unset: the standard chain).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AwsAccess {
     pub region: Option<String>,
     pub profile: Option<String>,
+    /// A role to assume (with the chain's credentials) before calling.
     pub role_arn: Option<String>,
+    /// Another endpoint for every service (a local emulator, a VPC endpoint).
     pub endpoint_url: Option<String>,
+}
+
+impl AwsAccess {
+    /// `self`, with the fields `over` sets replacing ours (command-line flags over the file).
+    pub fn overridden_by(&self, over: &AwsAccess) -> AwsAccess {
+        AwsAccess {
+            profile: over.profile.clone().or_else(|| self.profile.clone()),
+            region: over.region.clone().or_else(|| self.region.clone()),
+            role_arn: over.role_arn.clone().or_else(|| self.role_arn.clone()),
+            endpoint_url: over
+                .endpoint_url
+                .clone()
+                .or_else(|| self.endpoint_url.clone()),
+        }
+    }
 }
 
 /// A place `sync` reads from.
@@ -186,6 +203,22 @@ pub struct RawAttribution {
     /// in `*`.
     #[serde(default)]
     pub shared_principals: Vec<String>,
+    /// Roles developers assume one session each (`bedrock-usage credentials`): role names, or
+    /// names ending in `*`. A session of such a role is the person it is named after: never
+    /// shared, and its session name wins over request metadata.
+    #[serde(default)]
+    pub developer_roles: Vec<String>,
+    /// Read the tags of the IAM users and roles seen in the logs (`sync`, `aws status`) and use
+    /// them for the team and cost center where the config names none.
+    #[serde(default)]
+    pub iam_tags: bool,
+    /// Tag keys that name a team, first found wins (default `Team`, `team`).
+    #[serde(default)]
+    pub team_tags: Option<Vec<String>>,
+    /// Tag keys that name a cost center, first found wins (default `CostCenter`, `cost-center`,
+    /// `Project`).
+    #[serde(default)]
+    pub cost_center_tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +254,12 @@ pub struct Config {
     /// Metadata keys to read, in order: the configured ones, then the defaults.
     pub metadata_keys: Vec<String>,
     pub shared_principals: Vec<String>,
+    /// Role names (or prefixes ending in `*`) whose sessions are one developer each.
+    pub developer_roles: Vec<String>,
+    /// Whether `sync` and `aws status` read IAM tags.
+    pub iam_tags: bool,
+    pub team_tags: Vec<String>,
+    pub cost_center_tags: Vec<String>,
     pub aliases: HashMap<String, String>,
     pub developers: HashMap<String, (Option<String>, Option<String>)>,
     pub team_cost_centers: HashMap<String, String>,
@@ -273,6 +312,23 @@ impl Config {
             let body = p.strip_suffix('*').unwrap_or(p);
             if body.is_empty() || body.contains('*') {
                 problems.push(format!("`attribution.shared_principals`: `{p}` must be an ARN, or an ARN prefix ending in a single `*`"));
+            }
+        }
+        for r in &raw.attribution.developer_roles {
+            let body = r.strip_suffix('*').unwrap_or(r);
+            if body.is_empty() || body.contains(['*', '/', ':']) {
+                problems.push(format!("`attribution.developer_roles`: `{r}` must be a role name, or a name prefix ending in a single `*`"));
+            }
+        }
+        for (field, keys) in [
+            ("team_tags", &raw.attribution.team_tags),
+            ("cost_center_tags", &raw.attribution.cost_center_tags),
+        ] {
+            if keys
+                .as_ref()
+                .is_some_and(|k| k.iter().any(|k| k.trim().is_empty()))
+            {
+                problems.push(format!("`attribution.{field}`: an empty tag key"));
             }
         }
         for (k, v) in &raw.aliases {
@@ -336,6 +392,15 @@ impl Config {
             sync,
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
+            developer_roles: raw.attribution.developer_roles,
+            iam_tags: raw.attribution.iam_tags,
+            team_tags: raw
+                .attribution
+                .team_tags
+                .unwrap_or_else(|| vec!["Team".into(), "team".into()]),
+            cost_center_tags: raw.attribution.cost_center_tags.unwrap_or_else(|| {
+                vec!["CostCenter".into(), "cost-center".into(), "Project".into()]
+            }),
             aliases: raw.aliases.into_iter().collect(),
             developers: raw
                 .developers

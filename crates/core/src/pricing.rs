@@ -581,6 +581,33 @@ mod tests {
     }
 
     #[test]
+    fn one_price_for_one_call_rounded_once() {
+        let c = PriceCatalog::embedded();
+        let id = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let day = parse_date("2026-11-03").expect("date");
+        // 1,234 input tokens at $3.30/M (a geographic profile: +10%) = $0.0040722.
+        let t = Tokens {
+            input: 1_234,
+            ..Tokens::default()
+        };
+        let got = c.price(&norm(id), id, day, &t, is_long_context(&t));
+        assert_eq!(got, Ok(NanoUsd(4_072_200)));
+        assert_eq!(
+            got.map(|n| n.0 as i128),
+            c.cost_pico(&norm(id), id, day, &t)
+                .map(|p| NanoUsd::from_pico(p).0 as i128)
+        );
+        // A fact is priced by the class it was summed under, not by its (summed) tokens.
+        let many = Tokens {
+            input: 300_000,
+            ..Tokens::default()
+        };
+        let standard = c.price(&norm(id), id, day, &many, false).expect("priced");
+        let long = c.price(&norm(id), id, day, &many, true).expect("priced");
+        assert_eq!(long.0, 2 * standard.0);
+    }
+
+    #[test]
     fn every_model_id_form() {
         let cases = [
             ("anthropic.claude-3-haiku-20240307-v1:0", IdForm::Plain, Geography::InRegion, Some("claude-3-haiku")),

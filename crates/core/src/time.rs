@@ -218,6 +218,23 @@ pub fn parse_when(
     }
 }
 
+/// `--since` and `--until` together, each read by [`parse_when`] in `zone`.
+pub fn parse_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    zone: &Zone,
+    now: i64,
+) -> Result<(Option<i64>, Option<i64>), BadWhen> {
+    Ok((
+        since
+            .map(|s| parse_when(s, zone, now, false, "--since"))
+            .transpose()?,
+        until
+            .map(|s| parse_when(s, zone, now, true, "--until"))
+            .transpose()?,
+    ))
+}
+
 /// A time zone for calendar labels, by IANA name (`UTC`, `Europe/Berlin`, ...).
 #[derive(Clone, Debug)]
 pub struct Zone {

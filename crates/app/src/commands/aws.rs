@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, Result, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::invalid;
 use crate::output::{Cell, Format, Records};
-use crate::sources::remote;
+use crate::sources::{self, remote};
 
 impl AwsArgs {
     pub fn access(&self) -> Access {
@@ -64,6 +64,8 @@ pub struct SetupArgs<'a> {
     pub alarm_topic: Option<&'a str>,
     pub budget: Option<&'a str>,
     pub budget_email: Option<&'a str>,
+    pub developer_role: Option<&'a str>,
+    pub trusted_role: Option<&'a str>,
     pub aws: &'a AwsArgs,
 }
 
@@ -76,7 +78,9 @@ pub fn setup(ctx: &Context, a: &SetupArgs) -> Result<u8> {
     if let Some(u) = a.s3 {
         bucket = Some(parse_s3_url(u)?);
     }
-    if log_group.is_none() && bucket.is_none() {
+    // `--developer-role` alone sets up that role only; otherwise destinations default to the
+    // config's sources.
+    if log_group.is_none() && bucket.is_none() && a.developer_role.is_none() {
         for s in &ctx.config.sources {
             match s {
                 Source::CloudWatch {
@@ -101,7 +105,22 @@ pub fn setup(ctx: &Context, a: &SetupArgs) -> Result<u8> {
             }
         }
     }
-    if log_group.is_none() && bucket.is_none() {
+    let developer_role = match (a.developer_role, a.trusted_role) {
+        (Some(name), Some(trusted)) => {
+            if name.is_empty() || name.len() > 64 || name.contains(['/', ':', ' ']) {
+                invalid!("--developer-role: `{name}` is not a role name (1-64 characters, no `/`)");
+            }
+            if !(trusted.starts_with("arn:") && trusted.contains(":role/")) {
+                invalid!("--trusted-role: `{trusted}` is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME); for a session, give its role's ARN");
+            }
+            Some(setup::DeveloperRole {
+                name: name.to_string(),
+                trusted: trusted.to_string(),
+            })
+        }
+        _ => None,
+    };
+    if log_group.is_none() && bucket.is_none() && developer_role.is_none() {
         invalid!("where should Bedrock deliver? pass --log-group NAME and/or --s3 s3://BUCKET/PREFIX, or add a source to the config");
     }
     let alarm = a
@@ -127,15 +146,17 @@ pub fn setup(ctx: &Context, a: &SetupArgs) -> Result<u8> {
         alarm_topic: a.alarm_topic.map(str::to_string),
         budget_monthly_usd: budget,
         budget_email: a.budget_email.map(str::to_string),
+        developer_role,
     };
-    let access = remote::access_of(&base, &a.aws.access());
+    let access = base.overridden_by(&a.aws.access());
     let rt = remote::runtime()?;
-    let steps = rt
+    let outcome = rt
         .block_on(async {
             let conf = bedrock_usage_aws::connect(&access).await?;
             setup::run(&conf, &spec, !a.dry_run).await
         })
         .map_err(|f| aws_failed(&f, "aws setup stopped: ", "the resource"))?;
+    let steps = &outcome.steps;
     let rec = Records {
         fields: ["resource", "action", "detail"].map(String::from).to_vec(),
         rows: steps
@@ -162,8 +183,30 @@ pub fn setup(ctx: &Context, a: &SetupArgs) -> Result<u8> {
         } else {
             println!("{changes} changes made");
         }
+        if let Some(arn) = &outcome.developer_role_arn {
+            print!("{}", developer_snippets(arn, &outcome.region));
+        }
     }
     Ok(EXIT_OK)
+}
+
+/// What to put in each developer's container to use the developer role.
+fn developer_snippets(role_arn: &str, region: &str) -> String {
+    format!(
+        "\nIn each developer's container (here for alice; docs/developers.md):\n\n\
+         # ~/.aws/config\n\
+         [profile bedrock]\n\
+         credential_process = bedrock-usage credentials --role-arn {role_arn} --developer alice\n\
+         region = {region}\n\n\
+         # ~/.claude/settings.json (Claude Code)\n\
+         {{\n  \"env\": {{\"CLAUDE_CODE_USE_BEDROCK\": \"1\", \"AWS_REGION\": \"{region}\", \"AWS_PROFILE\": \"bedrock\"}}\n}}\n\n\
+         # or, without ~/.aws/config:\n\
+         {{\n  \"env\": {{\"CLAUDE_CODE_USE_BEDROCK\": \"1\", \"AWS_REGION\": \"{region}\"}},\n  \"awsCredentialExport\": \"bedrock-usage credentials --role-arn {role_arn} --developer alice --output claude-code\"\n}}\n\n\
+         Then add to the bedrock-usage config, so that these sessions count as people:\n\n\
+         [attribution]\n\
+         developer_roles = [\"{}\"]\n",
+        role_arn.rsplit('/').next().unwrap_or(role_arn)
+    )
 }
 
 pub fn status(ctx: &Context, aws: &AwsArgs) -> Result<u8> {
@@ -175,7 +218,7 @@ pub fn status(ctx: &Context, aws: &AwsArgs) -> Result<u8> {
         .unwrap_or_default();
     let rt = remote::runtime()?;
     let mut checks: Vec<Check> = Vec::new();
-    let base_access = remote::access_of(&base, &over);
+    let base_access = base.overridden_by(&over);
     let logging = rt.block_on(async {
         match bedrock_usage_aws::connect(&base_access).await {
             Err(f) => {
@@ -210,7 +253,7 @@ pub fn status(ctx: &Context, aws: &AwsArgs) -> Result<u8> {
     }
     let mut newest_remote: Option<i64> = None;
     for s in sources {
-        let access = remote::access_of(s.access(), &over);
+        let access = s.access().overridden_by(&over);
         let c = rt.block_on(async {
             let conf = match bedrock_usage_aws::connect(&access).await {
                 Ok(c) => c,
@@ -235,6 +278,9 @@ pub fn status(ctx: &Context, aws: &AwsArgs) -> Result<u8> {
             }
         });
         checks.push(c);
+    }
+    if ctx.config.iam_tags {
+        checks.push(iam_tags_check(ctx, &rt, &base_access)?);
     }
     if let Some(l) = &logging {
         let read = |dest: &Source| match dest {
@@ -349,7 +395,8 @@ fn store_checks(ctx: &Context, newest_remote: Option<i64>) -> Result<Vec<Check>>
         ));
     }
     let identities = store.identities()?;
-    let attributor = Attributor::new(&ctx.config, identities.iter());
+    let tags = store.iam_tags()?.tags;
+    let attributor = Attributor::new(&ctx.config, identities.iter()).with_iam_tags(&tags);
     let facts = store.facts(None, None, bedrock_usage_core::rollup::Grain::Day)?;
     let mut shared_calls = 0u64;
     let mut principals = BTreeSet::new();
@@ -384,6 +431,52 @@ fn store_checks(ctx: &Context, newest_remote: Option<i64>) -> Result<Vec<Check>>
         )
     });
     Ok(out)
+}
+
+/// Reads the IAM tags (`attribution.iam_tags`) as `sync` does, and says how it went.
+fn iam_tags_check(ctx: &Context, rt: &tokio::runtime::Runtime, access: &Access) -> Result<Check> {
+    let path = ctx.db_path()?;
+    if !path.exists() {
+        return Ok(Check::ok(
+            "IAM tags",
+            "no store yet: read on the first sync",
+        ));
+    }
+    let mut store = ctx.open_store()?;
+    let r = rt.block_on(async {
+        match bedrock_usage_aws::connect(access).await {
+            Err(f) => Ok(Err(f)),
+            Ok(conf) => sources::iam_tags::refresh(&conf, &mut *store, ctx.clock.now_ms())
+                .await
+                .map(Ok),
+        }
+    })?;
+    Ok(match r {
+        Err(f) => Check::bad(
+            Level::Warn,
+            "IAM tags",
+            f.message.clone(),
+            bedrock_usage_aws::status::fix_for(&f, "IAM (iam:ListUserTags, iam:ListRoleTags)"),
+        ),
+        Ok(t) => match t.first_failure {
+            Some(f) => Check::bad(
+                Level::Warn,
+                "IAM tags",
+                format!(
+                    "the tags of {} of {} users and roles could not be read: {}",
+                    t.failed, t.entities, f.message
+                ),
+                bedrock_usage_aws::status::fix_for(&f, "IAM (iam:ListUserTags, iam:ListRoleTags)"),
+            ),
+            None => Check::ok(
+                "IAM tags",
+                format!(
+                    "{} IAM users and roles behind the stored calls ({} read now, the rest within a day)",
+                    t.entities, t.read
+                ),
+            ),
+        },
+    })
 }
 
 /// A positive amount of USD typed after `flag`, exact (never a float).

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod ingest;
 pub mod pricing;

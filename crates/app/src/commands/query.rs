@@ -15,7 +15,7 @@ use bedrock_usage_core::query::{
     closest, fmt_time, parse_query, FieldSet, Plan, Row, Table, Value,
 };
 use bedrock_usage_core::rollup::query_grain;
-use bedrock_usage_core::time::{parse_when, Zone};
+use bedrock_usage_core::time::{parse_range, Zone};
 use bedrock_usage_core::Attributor;
 
 use crate::context::Context;
@@ -37,16 +37,7 @@ pub struct QueryArgs<'a> {
 
 /// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
 pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
-    let zone = Zone::utc();
-    let now = ctx.clock.now_ms();
-    let since = a
-        .since
-        .map(|s| parse_when(s, &zone, now, false, "--since"))
-        .transpose()?;
-    let until = a
-        .until
-        .map(|s| parse_when(s, &zone, now, true, "--until"))
-        .transpose()?;
+    let (since, until) = parse_range(a.since, a.until, &Zone::utc(), ctx.clock.now_ms())?;
     let store = if a.from.is_empty() {
         Some(ctx.existing_store()?)
     } else {
@@ -88,6 +79,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
     match &store {
         Some(store) => {
             let store: &dyn FactReader = &**store;
+            let tags = store.iam_tags()?.tags;
             let grain = plan
                 .additive_stats(ROLLUP_DIMS, ROLLUP_SUMS)
                 .and_then(query_grain);
@@ -95,7 +87,8 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                 // A stats of sums over rollup dimensions: read the rollups, not the events.
                 Some(g) => {
                     let facts = store.facts(since, until, g)?;
-                    let attributor = Attributor::new(&ctx.config, &facts.identities);
+                    let attributor =
+                        Attributor::new(&ctx.config, &facts.identities).with_iam_tags(&tags);
                     let mut rows = StoreRows::new(
                         &ctx.catalog,
                         &attributor,
@@ -124,7 +117,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                     } else {
                         Vec::new()
                     };
-                    let attributor = Attributor::new(&ctx.config, &identities);
+                    let attributor = Attributor::new(&ctx.config, &identities).with_iam_tags(&tags);
                     let mut rows = StoreRows::new(
                         &ctx.catalog,
                         &attributor,

@@ -4,7 +4,7 @@
 use bedrock_usage_core::money::group_thousands;
 use bedrock_usage_core::report::{Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
 use bedrock_usage_core::rollup::report_grain;
-use bedrock_usage_core::time::{parse_when, Zone};
+use bedrock_usage_core::time::{parse_range, Zone};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::context::Context;
@@ -72,15 +72,7 @@ impl ReportRequest {
             invalid!("--by: give at least one key");
         }
         let zone = Zone::named(a.tz)?;
-        let now = ctx.clock.now_ms();
-        let since = a
-            .since
-            .map(|s| parse_when(s, &zone, now, false, "--since"))
-            .transpose()?;
-        let until = a
-            .until
-            .map(|s| parse_when(s, &zone, now, true, "--until"))
-            .transpose()?;
+        let (since, until) = parse_range(a.since, a.until, &zone, ctx.clock.now_ms())?;
         if let (Some(a), Some(b)) = (since, until) {
             if a >= b {
                 invalid!("--since must be before --until");
@@ -115,7 +107,8 @@ pub fn build(
         req.until,
     );
     let facts = store.facts(req.since, req.until, grain)?;
-    let attributor = Attributor::new(config, &facts.identities);
+    let tags = store.iam_tags()?.tags;
+    let attributor = Attributor::new(config, &facts.identities).with_iam_tags(&tags);
     let spec = ReportSpec {
         keys: req.keys.clone(),
         zone: req.zone.clone(),

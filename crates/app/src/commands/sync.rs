@@ -16,6 +16,7 @@ use crate::invalid;
 use crate::output::{Cell, Format, Records};
 use crate::publish::metrics::{self, PublishReport};
 use crate::shutdown;
+use crate::sources::iam_tags;
 use crate::sources::remote::{self, SourceReport, SyncOptions};
 
 pub struct SyncArgs<'a> {
@@ -80,7 +81,7 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
         backoff: Backoff::default(),
     };
     // Metrics go where the first source is (or `sync.metrics_region`).
-    let mut metrics_access = remote::access_of(sources[0].access(), &opts.overrides);
+    let mut metrics_access = sources[0].access().overridden_by(&opts.overrides);
     if let Some(r) = &cfg.sync.metrics_region {
         metrics_access.region = Some(r.clone());
     }
@@ -128,6 +129,28 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
         } else {
             None
         };
+        if cfg.iam_tags {
+            let r = rt.block_on(async {
+                let conf = bedrock_usage_aws::connect(&metrics_access)
+                    .await
+                    .map_err(|f| f.message)?;
+                iam_tags::refresh(&conf, &mut *store, ctx.clock.now_ms())
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+            match r {
+                Ok(t) if t.failed > 0 => {
+                    any_failed = true;
+                    let why = t.first_failure.map(|f| f.message).unwrap_or_default();
+                    eprintln!("warning: the IAM tags of {} of {} users and roles could not be read ({why}); reports use the tags read before", t.failed, t.entities);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    any_failed = true;
+                    eprintln!("warning: reading IAM tags: {e}");
+                }
+            }
+        }
         if let Some(Err(e)) = &published {
             any_failed = true;
             eprintln!("error: publishing metrics: {e} (the records stay queued and are published on the next sync)");

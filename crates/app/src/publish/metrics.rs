@@ -45,7 +45,8 @@ pub async fn publish(
     let client = metrics::Client::new(conf);
     let mut rep = PublishReport::default();
     let identities = store.identities()?;
-    let attributor = Attributor::new(config, identities.iter());
+    let tags = store.iam_tags()?.tags;
+    let attributor = Attributor::new(config, identities.iter()).with_iam_tags(&tags);
     loop {
         let pending = store.pending_metrics(20_000)?;
         if pending.is_empty() {

@@ -99,6 +99,12 @@ pub async fn sync(
             )
             .await?;
             rep.units += 1;
+            tracing::debug!(
+                log_group = group,
+                events = page.events.len(),
+                more = page.next_token.is_some(),
+                "Read a page of events"
+            );
             let mut records = Vec::with_capacity(page.events.len());
             for e in &page.events {
                 match Records.parse(e.message.as_bytes(), None, group) {

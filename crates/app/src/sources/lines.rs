@@ -335,6 +335,7 @@ fn read_input<P: EventParser>(
         reader = d;
     }
     let gz = gzip == Some(true);
+    tracing::debug!(file = %input.label, gzip = gz, offset = input.offset, "Reading");
     let eof = fill(&mut reader, &mut buf, 2);
     if let Err(e) = &eof {
         return fail(read_error(gz, e), input.offset, 0);

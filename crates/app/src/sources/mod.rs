@@ -7,12 +7,14 @@
 //! - `files`: paths to inputs (the walk of the S3 delivery layout) and, for ingest, where each
 //!   file starts from its checkpoint.
 //! - `cloudwatch`, `s3`: the AWS sources of `sync`; `remote` runs a round over them.
+//! - `iam_tags`: teams and cost centers from the tags of IAM users and roles.
 //! - `demo`: the synthetic team month of `bedrock-usage demo`.
 
 pub mod cloudwatch;
 pub mod demo;
 pub mod files;
 pub mod gzip;
+pub mod iam_tags;
 pub mod lines;
 pub mod remote;
 pub mod s3;

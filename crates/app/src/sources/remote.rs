@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bedrock_usage_aws::{logs, Access, Backoff, Failure};
-use bedrock_usage_core::config::{AwsAccess, Source};
+use bedrock_usage_core::config::Source;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Tally;
@@ -46,17 +46,6 @@ pub struct SourceReport {
     pub elapsed: Duration,
 }
 
-/// The SDK's view of a source's access settings, with the command-line overrides on top.
-pub fn access_of(a: &AwsAccess, over: &Access) -> Access {
-    Access {
-        profile: a.profile.clone(),
-        region: a.region.clone(),
-        role_arn: a.role_arn.clone(),
-        endpoint_url: a.endpoint_url.clone(),
-    }
-    .overridden_by(over)
-}
-
 /// A single-threaded runtime for the SDK's calls (the work is waiting, not computing).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -88,7 +77,7 @@ pub fn sync_round(
             ..SourceReport::default()
         };
         let bar = Spinner::new(opts.progress, &rep.source);
-        let access = access_of(src.access(), &opts.overrides);
+        let access = src.access().overridden_by(&opts.overrides);
         let result = rt.block_on(async {
             let conf = match connections.get(&access) {
                 Some(c) => c.clone(),

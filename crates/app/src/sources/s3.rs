@@ -209,6 +209,7 @@ fn commit_objects(
     for (i, body) in arrived {
         let o = &objects[i];
         let label = format!("s3://{bucket}/{}", o.key);
+        tracing::debug!(object = %label, bytes = body.len(), "Read an object");
         let (data, gzip) = match decompress(body) {
             Ok(d) => d,
             Err(reason) => {

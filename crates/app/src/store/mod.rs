@@ -224,8 +224,20 @@ pub struct SyncState {
     pub updated_ms: i64,
 }
 
+/// The tags of one IAM user or role.
+pub type IamTagSet = std::collections::BTreeMap<String, String>;
+
+/// IAM tags as stored: by entity ARN, with when each entity was read.
+#[derive(Debug, Default, Clone)]
+pub struct IamTagsRead {
+    pub tags: bedrock_usage_core::attribution::IamTags,
+    pub read_ms: HashMap<String, i64>,
+}
+
 /// Writing facts with the checkpoints and cursors that cover them.
 pub trait FactWriter {
+    /// Replaces the stored tags of these IAM users and roles (read at `read_ms`).
+    fn put_iam_tags(&mut self, tags: &[(String, IamTagSet)], read_ms: i64) -> Result<()>;
     /// Stores the batch's records (ignoring those already stored), its checkpoints and cursors,
     /// in one transaction. `metadata_keys` decides which request-metadata key names a developer.
     fn write(&mut self, batch: &Batch, metadata_keys: &[String]) -> Result<WriteOutcome>;
@@ -242,6 +254,8 @@ pub trait FactWriter {
 
 /// Reading facts back.
 pub trait FactReader {
+    /// The IAM tags read so far (`attribution.iam_tags`).
+    fn iam_tags(&self) -> Result<IamTagsRead>;
     /// The first and last instants with data, if any.
     fn time_range(&self) -> Result<Option<(i64, i64)>>;
     /// Facts in `[since, until)`, from the coarsest rollup that is exact for them (at most

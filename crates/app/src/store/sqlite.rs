@@ -24,8 +24,8 @@ use bedrock_usage_core::{FactRow, FactSet, Identity, StoredInvocation, Tokens};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
-    Batch, Checkpoint, FactReader, FactWriter, MetricOutbox, Position, Result, SourceId,
-    StoreError, SyncState, WriteOutcome,
+    Batch, Checkpoint, FactReader, FactWriter, IamTagSet, IamTagsRead, MetricOutbox, Position,
+    Result, SourceId, StoreError, SyncState, WriteOutcome,
 };
 
 /// A rollup table of one grain (the same columns at every grain).
@@ -52,7 +52,7 @@ fn rollup_name(g: Grain) -> &'static str {
 }
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 3] {
+fn migrations() -> [String; 4] {
     [
         // 1: the first schema.
         format!(
@@ -119,6 +119,12 @@ CREATE TABLE sync_cursor (key TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_
 CREATE TABLE metric_pending (request_id TEXT PRIMARY KEY) WITHOUT ROWID;
 "#
         .to_string(),
+        // 4: tags of the IAM users and roles seen in the logs (`attribution.iam_tags`), a JSON
+        // object per entity, with when they were read.
+        r#"
+CREATE TABLE iam_tags (entity TEXT PRIMARY KEY, tags TEXT NOT NULL, read_ms INTEGER NOT NULL);
+"#
+        .to_string(),
     ]
 }
 
@@ -150,6 +156,28 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Every identity with its id, in id order.
+    fn read_identities(&self) -> Result<Vec<(i64, Identity)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            let key: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                Identity {
+                    principal: r.get(1)?,
+                    signal: if key.is_empty() {
+                        None
+                    } else {
+                        Some((key, r.get(3)?))
+                    },
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -168,6 +196,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -65536)?;
+        tracing::debug!(store = %path.display(), "Opened the store");
         let mut store = SqliteStore {
             conn,
             track_metrics: false,
@@ -330,6 +359,24 @@ impl SqliteStore {
 }
 
 impl FactWriter for SqliteStore {
+    fn put_iam_tags(&mut self, tags: &[(String, IamTagSet)], read_ms: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO iam_tags (entity, tags, read_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (entity) DO UPDATE SET tags = excluded.tags, read_ms = excluded.read_ms",
+            )?;
+            for (entity, set) in tags {
+                let json = serde_json::to_string(set).unwrap_or_else(|_| "{}".into());
+                st.execute(params![entity, json, read_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn checkpoint(&self, path: &str) -> Result<Option<Checkpoint>> {
         Ok(self
             .conn
@@ -391,6 +438,27 @@ impl FactWriter for SqliteStore {
 }
 
 impl FactReader for SqliteStore {
+    fn iam_tags(&self) -> Result<IamTagsRead> {
+        let mut st = self
+            .conn
+            .prepare("SELECT entity, tags, read_ms FROM iam_tags")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = IamTagsRead::default();
+        for row in rows {
+            let (entity, json, read_ms) = row?;
+            let set: IamTagSet = serde_json::from_str(&json).unwrap_or_default();
+            out.read_ms.insert(entity.clone(), read_ms);
+            out.tags.insert(entity, set);
+        }
+        Ok(out)
+    }
+
     /// The first and last instants with data (bucket starts of the daily rollup), if any.
     fn time_range(&self) -> Result<Option<(i64, i64)>> {
         let r: (Option<i64>, Option<i64>) = self.conn.query_row(
@@ -407,25 +475,9 @@ impl FactReader for SqliteStore {
     fn facts(&self, since: Option<i64>, until: Option<i64>, grain: Grain) -> Result<FactSet> {
         let mut set = FactSet::default();
         let mut identity_index = HashMap::new();
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT id, principal, signal_key, signal FROM identity ORDER BY id")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let id: i64 = r.get(0)?;
-                let key: String = r.get(2)?;
-                let signal = if key.is_empty() {
-                    None
-                } else {
-                    Some((key, r.get(3)?))
-                };
-                identity_index.insert(id, set.identities.len());
-                set.identities.push(Identity {
-                    principal: r.get(1)?,
-                    signal,
-                });
-            }
+        for (id, identity) in self.read_identities()? {
+            identity_index.insert(id, set.identities.len());
+            set.identities.push(identity);
         }
         let mut model_index = HashMap::new();
         {
@@ -523,21 +575,11 @@ impl FactReader for SqliteStore {
     /// Every identity in the store (for attribution, which needs them all to tell shared
     /// principals).
     fn identities(&self) -> Result<Vec<Identity>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT principal, signal_key, signal FROM identity ORDER BY id")?;
-        let rows = st.query_map([], |r| {
-            let key: String = r.get(1)?;
-            Ok(Identity {
-                principal: r.get(0)?,
-                signal: if key.is_empty() {
-                    None
-                } else {
-                    Some((key, r.get(2)?))
-                },
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(self
+            .read_identities()?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect())
     }
 
     /// The newest stored invocation's time (epoch ms).
