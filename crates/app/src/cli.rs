@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use bedrock_usage_core::config::AwsAccess;
 use clap::{Parser, Subcommand};
 
 use crate::output::Format;
@@ -224,15 +225,16 @@ pub enum Command {
     /// BEDROCK_USAGE_CACHE_DIR) and reused until five minutes before they expire. Errors go to
     /// stderr with what to do, and the exit status is 2, which the SDKs surface.
     ///
-    /// Examples (see docs/developers.md):
+    /// Examples (ROLE = arn:aws:iam::123456789012:role/BedrockDeveloper; docs/developers.md):
     ///   # ~/.aws/config in alice's container
     ///   [profile bedrock]
-    ///   credential_process = bedrock-usage credentials --role-arn arn:aws:iam::123456789012:role/BedrockDeveloper --developer alice
+    ///   credential_process = bedrock-usage credentials --role-arn ROLE --developer alice
     ///
-    ///   # Claude Code's settings.json
-    ///   "awsCredentialExport": "bedrock-usage credentials --role-arn ARN --developer alice --output claude-code"
+    ///   # Claude Code's ~/.claude/settings.json
+    ///   "awsCredentialExport": "bedrock-usage credentials --role-arn ROLE --developer alice
+    ///                           --output claude-code"
     ///
-    ///   eval "$(bedrock-usage credentials --role-arn ARN --developer alice --output env)"
+    ///   eval "$(bedrock-usage credentials --role-arn ROLE --developer alice --output env)"
     #[command(verbatim_doc_comment)]
     Credentials {
         /// The role to assume (see `aws setup --developer-role`).
@@ -425,4 +427,16 @@ pub enum AwsCommand {
 pub enum ConfigCommand {
     /// Validate the configuration file (and the catalog it names); exit 2 on any problem.
     Check,
+}
+
+impl AwsArgs {
+    /// The flags as AWS access settings (over each source's; see `AwsAccess::overridden_by`).
+    pub fn access(&self) -> AwsAccess {
+        AwsAccess {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            role_arn: None,
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }

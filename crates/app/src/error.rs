@@ -77,6 +77,17 @@ impl Error {
     }
 }
 
+impl Error {
+    /// An AWS failure: what failed (`stage`, then the failure) and what to do about `what`.
+    pub fn aws(f: &bedrock_usage_aws::Failure, stage: &str, what: &str) -> Error {
+        Error::Aws(format!(
+            "{stage}{} (to fix: {})",
+            f.message,
+            bedrock_usage_aws::status::fix_for(f, what)
+        ))
+    }
+}
+
 /// `return Err(Error::Invalid(format!(...)))`.
 #[macro_export]
 macro_rules! invalid {

@@ -20,7 +20,9 @@ pub mod sources;
 pub mod store;
 
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand};
-use crate::commands::{aws, config, credentials, demo, ingest, pricing, query, report, sync};
+use crate::commands::{
+    aws_setup, aws_status, config, credentials, demo, ingest, pricing, query, report, sync,
+};
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
 
@@ -147,9 +149,9 @@ pub fn run(args: Args) -> Result<u8> {
                     trusted_role,
                     aws: access,
                 },
-        } => aws::setup(
+        } => aws_setup::run(
             &ctx,
-            &aws::SetupArgs {
+            &aws_setup::SetupArgs {
                 dry_run: *dry_run,
                 log_group: log_group.as_deref(),
                 retention_days: *retention_days,
@@ -168,7 +170,7 @@ pub fn run(args: Args) -> Result<u8> {
         ),
         Command::Aws {
             command: AwsCommand::Status { aws: access },
-        } => aws::status(&ctx, access),
+        } => aws_status::run(&ctx, access),
         Command::Demo {
             seed,
             write,

@@ -1,5 +1,5 @@
-//! Progress on a terminal: files, records and throughput, on stderr, only when stderr is a
-//! terminal (never in a pipe or a log file).
+//! Progress on a terminal, on stderr, only when stderr is a terminal (never in a pipe or a log
+//! file): a bar of files, records and throughput for ingest, a spinner per source for sync.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -43,6 +43,42 @@ impl Progress {
 
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// A spinner on stderr while a source syncs (only on a terminal).
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    pub fn new(enabled: bool, label: &str) -> Spinner {
+        Spinner((enabled && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(Duration::from_millis(125));
+            b
+        }))
+    }
+
+    /// Shows records read, records new and pages or objects so far.
+    pub fn update(&self, records: u64, inserted: u64, units: u64) {
+        if let Some(b) = &self.0 {
+            b.set_message(format!(
+                "· {} records ({} new) · {} pages/objects",
+                bedrock_usage_core::money::group_thousands(records),
+                bedrock_usage_core::money::group_thousands(inserted),
+                units
+            ));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
     }

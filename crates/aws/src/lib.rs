@@ -133,6 +133,21 @@ type SdkError<E> =
     aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>;
 
 /// Classifies an SDK error.
+/// An error and its causes, `outer: inner: ...`, each as it displays itself (never a debug dump).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 pub fn classify<E>(e: SdkError<E>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -196,7 +211,24 @@ where
         _ => Kind::Other,
     };
     let message = if matches!(e, S::TimeoutError(_) | S::DispatchFailure(_)) {
-        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+        let text = chain(&e);
+        // The credential chain runs inside the dispatch: nothing in it gave credentials.
+        if [
+            "loading credentials",
+            "credential provider",
+            "credentials provider",
+            "no credentials",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        {
+            return Failure::new(
+                Kind::Credentials,
+                "NoCredentials",
+                format!("no usable AWS credentials ({text}); set AWS_PROFILE, run `aws sso login`, or pass --profile"),
+            );
+        }
+        text
     } else {
         detail
     };

@@ -65,6 +65,24 @@ pub fn day_path(day: i64) -> String {
     format!("{y:04}/{m:02}/{d:02}")
 }
 
+/// `s3://BUCKET/PREFIX` as (bucket, prefix ending in `/`, or empty).
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let Some(rest) = url.strip_prefix("s3://") else {
+        return Err(format!(
+            "`{url}`: an S3 location is written s3://BUCKET/PREFIX"
+        ));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("`{url}`: no bucket name"));
+    }
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok((bucket.to_string(), prefix))
+}
+
 /// Why a line is not an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineError {
@@ -128,6 +146,20 @@ mod tests {
             day_path(crate::time::parse_date("2026-11-03").unwrap()),
             "2026/11/03"
         );
+    }
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(
+            parse_s3_url("s3://logs/bedrock").ok(),
+            Some(("logs".to_string(), "bedrock/".to_string()))
+        );
+        assert_eq!(
+            parse_s3_url("s3://logs").ok(),
+            Some(("logs".to_string(), String::new()))
+        );
+        assert!(parse_s3_url("logs/bedrock").is_err());
+        assert!(parse_s3_url("s3:///x").is_err());
     }
 
     #[test]

@@ -14,10 +14,9 @@ use bedrock_usage_aws::sts::{self, Credentials, SessionRequest};
 use bedrock_usage_core::attribution::{sts_name, tag_value};
 use bedrock_usage_core::time::{format_utc, parse_duration_ms, parse_timestamp_ms};
 
-use super::aws::aws_failed;
 use crate::cli::{AwsArgs, CredentialsOutput};
 use crate::context::Context;
-use crate::error::{Result, EXIT_OK};
+use crate::error::{Error, Result, EXIT_OK};
 use crate::invalid;
 use crate::output::emit;
 use crate::sources::remote;
@@ -119,7 +118,7 @@ pub fn run(ctx: &Context, a: &CredentialsArgs) -> Result<u8> {
                     sts::assume(&conf, &req).await
                 })
                 .map_err(|f| {
-                    aws_failed(
+                    Error::aws(
                         &f,
                         "cannot get credentials: ",
                         &format!(

@@ -1,7 +1,8 @@
 //! The commands, one file each: each takes the checked [`crate::context::Context`] (and its own
 //! flags) and returns the exit status, printing its results through `crate::output`.
 
-pub mod aws;
+pub mod aws_setup;
+pub mod aws_status;
 pub mod config;
 pub mod credentials;
 pub mod demo;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bedrock_usage_aws::Backoff;
 use bedrock_usage_core::config::{AwsAccess, Source};
+use bedrock_usage_core::layout::parse_s3_url;
 use bedrock_usage_core::time::{format_utc, parse_duration_ms, parse_when, Zone};
 
-use super::aws::parse_s3_url;
 use crate::cli::AwsArgs;
 use crate::context::Context;
-use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::error::{Error, Result, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::invalid;
 use crate::output::{Cell, Format, Records};
 use crate::publish::metrics::{self, PublishReport};
@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
         });
     }
     for u in a.s3 {
-        let (bucket, prefix) = parse_s3_url(u)?;
+        let (bucket, prefix) = parse_s3_url(u).map_err(Error::Invalid)?;
         sources.push(Source::S3 {
             bucket,
             prefix,

@@ -9,9 +9,10 @@ use bedrock_usage_aws::{logs, Failure};
 use bedrock_usage_core::time::{format_utc, MS_PER_DAY};
 
 use super::lines::EventParser;
-use super::remote::{SourceReport, Spinner, SyncError, SyncOptions};
+use super::remote::{SourceReport, SyncError, SyncOptions};
 use super::{BadInput, Records};
 use crate::pipeline::commit;
+use crate::progress::Spinner;
 use crate::store::{Cursor, Position, SourceId, Store, Streams};
 
 /// The cursor's name for a log group in a region (one group name can exist in several).
@@ -136,7 +137,7 @@ pub async fn sync(
                 &opts.metadata_keys,
                 &mut rep.tally,
             )?;
-            bar.update(rep);
+            bar.update(rep.tally.records, rep.tally.inserted, rep.units);
             token = page.next_token;
             if last {
                 break;

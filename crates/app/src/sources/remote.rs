@@ -5,15 +5,14 @@
 //! its cursor or checkpoint, what was not is read again.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bedrock_usage_aws::{logs, Access, Backoff, Failure};
 use bedrock_usage_core::config::Source;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Tally;
+use crate::progress::Spinner;
 use crate::store::{Store, StoreError};
 
 /// How a round of `sync` runs.
@@ -142,41 +141,6 @@ pub enum SyncError {
     Aws(#[from] Failure),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A spinner on stderr while a source syncs (only on a terminal).
-pub struct Spinner(Option<ProgressBar>);
-
-impl Spinner {
-    fn new(enabled: bool, label: &str) -> Spinner {
-        Spinner((enabled && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
-            b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            b.set_prefix(label.to_string());
-            b.enable_steady_tick(Duration::from_millis(125));
-            b
-        }))
-    }
-
-    pub fn update(&self, rep: &SourceReport) {
-        if let Some(b) = &self.0 {
-            b.set_message(format!(
-                "· {} records ({} new) · {} pages/objects",
-                bedrock_usage_core::money::group_thousands(rep.tally.records),
-                bedrock_usage_core::money::group_thousands(rep.tally.inserted),
-                rep.units
-            ));
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish_and_clear();
-        }
-    }
 }
 
 /// Per-source totals of a run of rounds (for `--watch`'s final summary).

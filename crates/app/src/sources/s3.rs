@@ -11,9 +11,10 @@ use bedrock_usage_core::time::MS_PER_DAY;
 
 use super::gzip::decompress;
 use super::lines::parse_bytes;
-use super::remote::{SourceReport, Spinner, SyncError, SyncOptions};
+use super::remote::{SourceReport, SyncError, SyncOptions};
 use super::{BadInput, Records};
 use crate::pipeline::commit;
+use crate::progress::Spinner;
 use crate::store::{Checkpoint, Cursor, Position, SourceId, Store};
 
 /// Objects fetched at once.
@@ -177,11 +178,11 @@ async fn read_objects(
                 opts,
                 rep,
             )?;
-            bar.update(rep);
+            bar.update(rep.tally.records, rep.tally.inserted, rep.units);
         }
     }
     commit_objects(store, bucket, objects, arrived, opts, rep)?;
-    bar.update(rep);
+    bar.update(rep.tally.records, rep.tally.inserted, rep.units);
     match first_error {
         Some(f) => Err(f.into()),
         None => Ok(()),

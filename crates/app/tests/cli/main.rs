@@ -27,3 +27,5 @@ mod queries;
 // metrics.
 mod aws;
 mod aws_emulator;
+// One AWS session per developer: the credentials helper, the developer role, IAM tags.
+mod credentials;
