@@ -73,6 +73,10 @@ pub struct IngestSummary {
     /// Files read on from a checkpoint.
     pub files_resumed: u64,
     pub tally: Tally,
+    /// What was passed over on purpose, or read in a special way (for people, on stderr).
+    pub notes: Vec<String>,
+    /// Inputs that could be read at all (opened, whatever they held).
+    pub readable: u64,
     /// Bytes of JSON read (after decompression).
     pub bytes: u64,
     pub elapsed: Duration,
@@ -87,12 +91,20 @@ pub fn ingest(
     let started = Instant::now();
     let mut summary = IngestSummary::default();
     let mut walk_bad = Vec::new();
-    let inputs = files::collect_inputs(paths, &mut walk_bad);
+    let inputs = files::collect_inputs(paths, &mut walk_bad, &mut summary.notes);
     for b in walk_bad {
         summary.tally.bad(b);
     }
     let mut plan = files::Plan::default();
-    let planned = files::plan(&*store, inputs, &mut plan, &mut |b| summary.tally.bad(b))?;
+    let mut notes = Vec::new();
+    let planned = files::plan(
+        &*store,
+        inputs,
+        &mut plan,
+        &mut |b| summary.tally.bad(b),
+        &mut notes,
+    )?;
+    summary.notes.extend(notes);
     summary.files_unchanged = plan.unchanged;
     summary.files_resumed = plan.resumed;
     summary.files = planned.len() as u64 + plan.unchanged;
@@ -133,6 +145,14 @@ pub fn ingest(
         },
         |p| -> Result<bool, StoreError> {
             let input = p.input;
+            // An input that could not be opened ends with one piece that says so and nothing else.
+            let unreadable = p.last
+                && !p.complete
+                && p.items.is_empty()
+                && p.bytes == 0
+                && p.bad
+                    .iter()
+                    .any(|b| b.line.is_none() && b.reason.starts_with("cannot read"));
             for b in p.bad {
                 summary.tally.bad(b);
             }
@@ -149,6 +169,9 @@ pub fn ingest(
             }
             if p.last {
                 finished += 1;
+                if !unreadable {
+                    summary.readable += 1;
+                }
             }
             batch.extend(p.items);
             if !dirty.contains(&input) {

@@ -226,7 +226,7 @@ async fn log_group(r: &mut Run<'_>, group: &str, days: i32) -> Result<(), Failur
 }
 
 /// Decodes the URL-encoded policy documents IAM returns.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

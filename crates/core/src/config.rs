@@ -45,7 +45,9 @@ pub struct RawSources {
     pub s3: Vec<RawS3Source>,
 }
 
-/// A CloudWatch Logs group Bedrock delivers to.
+/// A CloudWatch Logs group Bedrock delivers to. (The four access fields are written out here and
+/// in [`RawS3Source`]: serde cannot `flatten` a shared struct into one that denies unknown
+/// fields; both are checked by one `check_access`.)
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCloudWatchSource {

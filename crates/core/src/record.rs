@@ -38,12 +38,13 @@ impl Tokens {
     pub fn total(&self) -> u64 {
         self.input_side() + self.output
     }
+    /// Adds `o` (saturating: counts are capped at parse, so a sum never comes near the limit).
     pub fn add(&mut self, o: &Tokens) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_read += o.cache_read;
-        self.cache_write_5m += o.cache_write_5m;
-        self.cache_write_1h += o.cache_write_1h;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
+        self.cache_write_5m = self.cache_write_5m.saturating_add(o.cache_write_5m);
+        self.cache_write_1h = self.cache_write_1h.saturating_add(o.cache_write_1h);
     }
 }
 
@@ -189,7 +190,7 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
                 if sc.opt_object(seen.once("identity")?)? {
                     sc.object(|sc, k| match k.as_ref() {
                         "arn" => {
-                            r.principal = sc.opt_string("identity.arn")?;
+                            r.principal = sc.opt_string(seen.once("identity.arn")?)?;
                             Ok(())
                         }
                         _ => sc.skip_value(),
@@ -214,13 +215,15 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
                     sc.object(|sc, k| {
                         match k.as_ref() {
                             "inputTokenCount" => {
-                                r.input_tokens = sc.opt_u64("input.inputTokenCount")?
+                                r.input_tokens = sc.opt_u64(seen.once("input.inputTokenCount")?)?
                             }
                             "cacheReadInputTokenCount" => {
-                                r.cache_read = sc.opt_u64("input.cacheReadInputTokenCount")?
+                                r.cache_read =
+                                    sc.opt_u64(seen.once("input.cacheReadInputTokenCount")?)?
                             }
                             "cacheWriteInputTokenCount" => {
-                                r.cache_write = sc.opt_u64("input.cacheWriteInputTokenCount")?
+                                r.cache_write =
+                                    sc.opt_u64(seen.once("input.cacheWriteInputTokenCount")?)?
                             }
                             "inputBodyS3Path" => r.input_s3 = sc.present()?,
                             _ => sc.skip_value()?,
@@ -234,7 +237,8 @@ fn read_record<'a>(sc: &mut Scan<'a>) -> Result<RawRecord<'a>, RecordError> {
                     sc.object(|sc, k| {
                         match k.as_ref() {
                             "outputTokenCount" => {
-                                r.output_tokens = sc.opt_u64("output.outputTokenCount")?
+                                r.output_tokens =
+                                    sc.opt_u64(seen.once("output.outputTokenCount")?)?
                             }
                             "outputBodyS3Path" => r.output_s3 = sc.present()?,
                             "outputBodyJson" => r.split = body_cache_split(sc)?,
@@ -450,5 +454,63 @@ mod tests {
             parse_record(br#"{"requestId":"r","timestamp":"2026-11-03T02:14:07Z","modelId":"m","input":{"inputTokenCount":-1}}"#),
             Err(RecordError::Field { field: "input.inputTokenCount".into(), message: "expected a non-negative integer, found `-1`".into() })
         );
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        format!(
+            r#"{{"schemaType":"ModelInvocationLog","timestamp":"2026-11-03T00:00:00Z","requestId":"r1","modelId":"m","input":{{"inputTokenCount":{}}},"output":{{"outputTokenCount":1}}}}"#,
+            if field == "input" { value } else { "1" }
+        )
+    }
+
+    #[test]
+    fn token_counts_that_do_not_fit_are_refused_with_the_field_named() {
+        for v in [
+            "18446744073709551615",
+            "9223372036854775808",
+            "1099511627777",
+        ] {
+            let e = parse_record(with("input", v).as_bytes())
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(
+                    |e| e.contains("input.inputTokenCount") && e.contains("larger than")
+                ),
+                "{v}: {e:?}"
+            );
+        }
+        assert!(parse_record(with("input", "1099511627776").as_bytes()).is_ok());
+        let e = parse_record(with("input", "00012").as_bytes())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("leading zeros")),
+            "{e:?}"
+        );
+        assert!(parse_record(with("input", "0").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_field_given_twice_inside_an_object_is_refused() {
+        let line = r#"{"schemaType":"ModelInvocationLog","timestamp":"2026-11-03T00:00:00Z","requestId":"r1","modelId":"m","input":{"inputTokenCount":5,"inputTokenCount":7},"output":{"outputTokenCount":1}}"#;
+        let e = parse_record(line.as_bytes()).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("input.inputTokenCount") && e.contains("twice")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_body_nested_deeper_than_any_limit_is_skipped() {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let line = format!(
+            r#"{{"schemaType":"ModelInvocationLog","timestamp":"2026-11-03T00:00:00Z","requestId":"r1","modelId":"m","input":{{"inputTokenCount":5,"inputBodyJson":{{"messages":{deep}}}}},"output":{{"outputTokenCount":1}}}}"#
+        );
+        let r = parse_record(line.as_bytes()).expect("a deep body is skipped, not refused");
+        assert_eq!(r.tokens.input, 5);
+        let broken = line.replacen("]]", "}]", 1);
+        assert!(parse_record(broken.as_bytes()).is_err());
     }
 }

@@ -14,6 +14,10 @@ use crate::record::RecordError;
 /// Containers nested deeper than this are refused (serde_json's default limit too).
 const MAX_DEPTH: usize = 128;
 
+/// The largest token count a record may give: 2^40 (about 1.1 trillion), far above any real call,
+/// and small enough that sums over millions of calls never overflow the store's 64-bit integers.
+pub const MAX_COUNT: u64 = 1 << 40;
+
 pub struct Scan<'a> {
     b: &'a [u8],
     i: usize,
@@ -215,12 +219,26 @@ impl<'a> Scan<'a> {
                 ));
             }
         }
+        if self.peek() == Some(b'0') && matches!(self.b.get(self.i + 1), Some(b'0'..=b'9')) {
+            self.skip_value_from(start)?;
+            let text = String::from_utf8_lossy(&self.b[start..self.i]);
+            return Err(Self::field_err(
+                field,
+                format!("`{text}` has leading zeros, which JSON does not allow"),
+            ));
+        }
         let mut v: u64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
             v = v
                 .checked_mul(10)
                 .and_then(|v| v.checked_add((c - b'0') as u64))
-                .ok_or_else(|| Self::field_err(field, "the number is too large".into()))?;
+                .filter(|v| *v <= MAX_COUNT)
+                .ok_or_else(|| {
+                    Self::field_err(
+                        field,
+                        format!("the number is larger than any real count (at most {MAX_COUNT})"),
+                    )
+                })?;
             self.i += 1;
         }
         if let Some(b'.' | b'e' | b'E') = self.peek() {
@@ -447,7 +465,10 @@ impl<'a> Scan<'a> {
     /// Skips an object or array: brackets must balance and strings must close.
     fn skip_container(&mut self) -> Result<(), RecordError> {
         let b = self.b;
+        // The closing bracket each open container expects: a fixed array for ordinary depths,
+        // spilling into a vector beyond (a skipped body's depth must not matter).
         let mut stack = [0u8; MAX_DEPTH];
+        let mut deep: Vec<u8> = Vec::new();
         let mut depth = 0usize;
         let mut i = self.i;
         while let Some(j) = next_structural(b, i) {
@@ -459,15 +480,21 @@ impl<'a> Scan<'a> {
                     continue;
                 }
                 c @ (b'{' | b'[') => {
-                    if depth == MAX_DEPTH {
-                        self.i = j;
-                        return Err(self.err("nested too deeply"));
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if depth < MAX_DEPTH {
+                        stack[depth] = close;
+                    } else {
+                        deep.push(close);
                     }
-                    stack[depth] = if c == b'{' { b'}' } else { b']' };
                     depth += 1;
                 }
                 c => {
-                    if depth == 0 || stack[depth - 1] != c {
+                    let expected = match depth {
+                        0 => None,
+                        d if d <= MAX_DEPTH => Some(stack[d - 1]),
+                        _ => deep.pop(),
+                    };
+                    if expected != Some(c) {
                         self.i = j;
                         return Err(self.err("mismatched brackets"));
                     }
@@ -641,8 +668,11 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        // Depth does not matter (a body nested 200 deep is skipped like any other); balance does.
         let deep = "[".repeat(200) + &"]".repeat(200);
-        assert!(Scan::new(deep.as_bytes()).skip_value().is_err());
+        assert!(Scan::new(deep.as_bytes()).skip_value().is_ok());
+        let unbalanced = "[".repeat(200) + &"]".repeat(199) + "}";
+        assert!(Scan::new(unbalanced.as_bytes()).skip_value().is_err());
     }
 
     /// The 16-byte fast path and the byte-at-a-time path agree at every alignment, with escapes

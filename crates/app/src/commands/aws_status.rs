@@ -234,7 +234,7 @@ fn store_checks(ctx: &Context, newest_remote: Option<i64>) -> Result<Vec<Check>>
                 principals.len(),
                 principals.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
-            "have each developer's client send requestMetadata {\"developer\": NAME}, or give each a session name (see docs/configuration.md)",
+            "give each developer an AWS session of their own (`bedrock-usage credentials --role-arn ARN --developer NAME`, see docs/developers.md), or have each client send requestMetadata {\"developer\": NAME}",
         )
     });
     Ok(out)

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::context::Context;
-use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_OK};
 use crate::output::{emit, Cell, Format, Records};
 use crate::pipeline::{self, IngestOptions, IngestSummary};
 
@@ -15,7 +15,24 @@ pub fn run(ctx: &Context, paths: &[PathBuf], strict: bool, progress: bool) -> Re
         progress,
     };
     let s = pipeline::ingest(&mut *store, paths, &opts)?;
+    for n in &s.notes {
+        eprintln!("note: {n}");
+    }
     print_summary(&s, ctx.format)?;
+    // Nothing at all could be read (a mistyped path, an empty directory): a failure a cron job
+    // must see, not a warning it hides.
+    if s.readable == 0 && s.files_unchanged == 0 {
+        eprintln!(
+            "error: nothing could be read from {} ({} bad inputs)",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.tally.bad
+        );
+        return Ok(EXIT_ERROR);
+    }
     Ok(if strict && s.tally.bad > 0 {
         EXIT_CHECK_FAILED
     } else {

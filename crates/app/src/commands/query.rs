@@ -20,6 +20,7 @@ use bedrock_usage_core::Attributor;
 
 use crate::context::Context;
 use crate::error::{Error, Result, EXIT_ERROR, EXIT_OK};
+use crate::invalid;
 use crate::output::{emit, json_string, Format};
 use crate::sources::files::collect_inputs;
 use crate::sources::lines::{self, EventParser, Input, Order, ReadOptions};
@@ -38,6 +39,11 @@ pub struct QueryArgs<'a> {
 /// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
 pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
     let (since, until) = parse_range(a.since, a.until, &Zone::utc(), ctx.clock.now_ms())?;
+    if let (Some(a), Some(b)) = (since, until) {
+        if a >= b {
+            invalid!("--since must be before --until");
+        }
+    }
     let store = if a.from.is_empty() {
         Some(ctx.existing_store()?)
     } else {
@@ -104,15 +110,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                 }
                 None => {
                     let default_columns = plan.shows_default_columns();
-                    let probe = StoreRows::new(
-                        &ctx.catalog,
-                        &Attributor::new(&ctx.config, &[]),
-                        &ctx.config.models,
-                        &wanted,
-                        default_columns,
-                    )
-                    .wants_attribution();
-                    let identities = if probe {
+                    let identities = if StoreRows::need_attribution(&wanted, default_columns) {
                         store.identities()?
                     } else {
                         Vec::new()
@@ -144,7 +142,8 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                 until,
             };
             let mut walk_bad = Vec::new();
-            let inputs: Vec<Input> = collect_inputs(a.from, &mut walk_bad)
+            let mut notes = Vec::new();
+            let inputs: Vec<Input> = collect_inputs(a.from, &mut walk_bad, &mut notes)
                 .into_iter()
                 .map(|(label, path)| match path {
                     Some(p) => Input::file(label, p),
@@ -156,6 +155,9 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                 .collect();
             if let Some(b) = walk_bad.first() {
                 return Err(Error::Invalid(b.to_string()));
+            }
+            for n in &notes {
+                eprintln!("note: {n}");
             }
             let threads = lines::threads();
             lines::read_all(
@@ -195,7 +197,9 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                         names
                             .iter()
                             .map(String::as_str)
-                            .chain(STORE_FIELDS.iter().copied()),
+                            .chain(STORE_FIELDS.iter().copied())
+                            // Never the very field asked for.
+                            .filter(|n| *n != w.as_str()),
                     )
                 });
             match hint {

@@ -264,7 +264,7 @@ pub fn print_warnings(r: &UsageReport) {
     }
     for s in &r.shared {
         eprintln!(
-            "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, or alias it in the config",
+            "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, give each developer an AWS session of their own (`bedrock-usage credentials`, docs/developers.md), or alias it in the config",
             group_thousands(s.calls),
             s.principal,
             s.reason

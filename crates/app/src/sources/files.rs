@@ -4,6 +4,7 @@
 //! checkpoint this decides: skip (unchanged), read on from the checkpoint (grown), or read from
 //! the start (new or replaced).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -18,24 +19,43 @@ use crate::store::{Checkpoint, FactWriter, StoreError};
 const FINGERPRINT_LEN: u64 = 4096;
 
 /// Expands the command-line paths into input streams (label, path; `None` for stdin), in a
-/// stable order. Paths that cannot be read are reported in `bad`.
+/// stable order. Paths that cannot be read are reported in `bad`; what is passed over on purpose
+/// (special files in a directory, a directory reached again through a link) in `notes`.
 pub fn collect_inputs(
     paths: &[PathBuf],
     bad: &mut Vec<BadInput>,
+    notes: &mut Vec<String>,
 ) -> Vec<(String, Option<PathBuf>)> {
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(("-".to_string(), None));
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, 0, &mut out, bad),
+            Ok(m) if m.is_dir() => {
+                seen.insert(dir_id(&m));
+                walk(p, 0, &mut out, bad, notes, &mut seen)
+            }
+            // A file, or a pipe or device named on the command line (`<(zcat f.gz)`): read.
             Ok(_) => out.push((p.display().to_string(), Some(p.clone()))),
             Err(e) => bad.push(cannot_read(p, e, "cannot read")),
         }
     }
     out
+}
+
+/// What identifies a directory, to notice one reached again through a symbolic link.
+#[cfg(unix)]
+fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn dir_id(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
 }
 
 fn cannot_read(p: &Path, e: io::Error, what: &str) -> BadInput {
@@ -46,14 +66,22 @@ fn cannot_read(p: &Path, e: io::Error, what: &str) -> BadInput {
     }
 }
 
-/// Walks `dir` in name order, leaving out what the delivery layout says holds no records.
+/// Walks `dir` in name order, leaving out what the delivery layout says holds no records,
+/// special files (pipes, sockets, devices: they are not logs, and reading one can block for
+/// ever) and directories already walked (a symbolic-link loop).
 fn walk(
     dir: &Path,
     depth: usize,
     out: &mut Vec<(String, Option<PathBuf>)>,
     bad: &mut Vec<BadInput>,
+    notes: &mut Vec<String>,
+    seen: &mut HashSet<(u64, u64)>,
 ) {
     if depth > 64 {
+        notes.push(format!(
+            "{}: deeper than 64 directories, not walked",
+            dir.display()
+        ));
         return;
     }
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -84,9 +112,20 @@ fn walk(
                         continue; // S3-offloaded bodies, not records
                     }
                 }
-                walk(&p, depth + 1, out, bad);
+                if !seen.insert(dir_id(&m)) {
+                    notes.push(format!(
+                        "{}: a directory already walked (a symbolic-link loop?), skipped",
+                        p.display()
+                    ));
+                    continue;
+                }
+                walk(&p, depth + 1, out, bad, notes, seen);
             }
-            Ok(_) => out.push((p.display().to_string(), Some(p))),
+            Ok(m) if m.is_file() => out.push((p.display().to_string(), Some(p))),
+            Ok(_) => notes.push(format!(
+                "{}: not a regular file (a pipe, socket or device), skipped; name it on the command line to read it",
+                p.display()
+            )),
             Err(e) => bad.push(cannot_read(&p, e, "cannot read")),
         }
     }
@@ -135,6 +174,7 @@ pub fn plan(
     inputs: Vec<(String, Option<PathBuf>)>,
     plan: &mut Plan,
     bad: &mut dyn FnMut(BadInput),
+    notes: &mut Vec<String>,
 ) -> Result<Vec<Planned>, StoreError> {
     let mut out = Vec::new();
     for (label, path) in inputs {
@@ -157,15 +197,38 @@ pub fn plan(
             line: None,
             reason: format!("cannot read: {e}"),
         };
-        let prepared = (|| -> io::Result<(String, u64)> {
+        let prepared = (|| -> io::Result<(String, std::fs::Metadata)> {
             Ok((
                 // Absolute, not canonical: resolving every symlink costs a system call per path
                 // component, and a file reached by two paths is still counted once (by request id).
                 std::path::absolute(&path)?.display().to_string(),
-                std::fs::metadata(&path)?.len(),
+                std::fs::metadata(&path)?,
             ))
         })();
-        let (key, size) = match prepared {
+        let key_size = match prepared {
+            Ok((_, m)) if !m.is_file() => {
+                // A pipe (`<(cat f)`) or a device: read once, as it comes; there is no file to
+                // come back to, so no checkpoint.
+                notes.push(format!(
+                    "{label}: not a regular file: read once, with no checkpoint to resume from"
+                ));
+                out.push(Planned {
+                    input: Input {
+                        label,
+                        path: Some(path),
+                        gzip: None,
+                        size: 0,
+                        offset: 0,
+                        lines: 0,
+                    },
+                    checkpoint: None,
+                });
+                continue;
+            }
+            Ok((key, m)) => Ok((key, m.len())),
+            Err(e) => Err(e),
+        };
+        let (key, size) = match key_size {
             Ok(x) => x,
             Err(e) => {
                 bad(fail(e));

@@ -340,22 +340,30 @@ fn read_input<P: EventParser>(
     if let Err(e) = &eof {
         return fail(read_error(gz, e), input.offset, 0);
     }
+    // A UTF-8 byte-order mark (PowerShell writes one) is not part of the first record.
+    let mut bom = 0u64;
+    if input.offset == 0 {
+        let _ = fill(&mut reader, &mut buf, 3);
+        if buf.starts_with(b"\xEF\xBB\xBF") {
+            buf.drain(..3);
+            bom = 3;
+        }
+    }
     // Detect the format at the start of a stream.
     if input.offset == 0 {
         let _ = fill(&mut reader, &mut buf, 64 << 10);
         let first = buf.iter().position(|b| !b.is_ascii_whitespace());
         match first.map(|i| buf[i]) {
             None => {}
-            Some(b'{') if is_log_events_document(&buf) => {
+            Some(b'{' | b'[') if layout_of(&buf) != Layout::Lines => {
+                let layout = layout_of(&buf);
                 let head = std::mem::take(&mut buf);
-                return read_document(
-                    ix,
-                    input,
-                    parser,
-                    io::Cursor::new(head).chain(reader),
-                    gz,
-                    tx,
-                );
+                let reader = io::Cursor::new(head).chain(reader);
+                return if layout == Layout::Document {
+                    read_document(ix, input, parser, reader, gz, tx)
+                } else {
+                    read_json_text(ix, input, parser, reader, gz, tx)
+                };
             }
             Some(b'{') | Some(b'0'..=b'9') => {}
             Some(_) => {
@@ -373,7 +381,7 @@ fn read_input<P: EventParser>(
         }
     }
     let mut seq = 0u64;
-    let mut offset = input.offset;
+    let mut offset = input.offset + bom;
     let mut line = input.lines;
     let mut want = CHUNK;
     loop {
@@ -526,38 +534,238 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     Ok(false)
 }
 
-/// `{"events": [...` (possibly pretty-printed, possibly after other keys) rather than a record.
-/// Looks at the start of the first line only (a record line can be megabytes long).
-fn is_log_events_document(head: &[u8]) -> bool {
+/// How a stream that starts with JSON is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One record per line (what Bedrock delivers).
+    Lines,
+    /// A document of the AWS CLI: `aws logs filter-log-events` / `get-log-events` (records in
+    /// `events[].message`) or `aws logs get-query-results` (records in the `@message` of each
+    /// row of `results`).
+    Document,
+    /// JSON text that is not one record a line: pretty-printed records one after another, or an
+    /// array of records or of Logs Insights rows with `@message` (the console's JSON export).
+    Text,
+}
+
+/// Keys a document of the AWS CLI starts with (it prints them in this order).
+const DOCUMENT_KEYS: &[&str] = &[
+    "events",
+    "searchedLogStreams",
+    "nextToken",
+    "nextForwardToken",
+    "nextBackwardToken",
+    "queryLanguage",
+    "results",
+    "statistics",
+    "status",
+];
+
+/// Decides the layout from the head of a stream that starts (after white space) with `{` or
+/// `[`: the first key of a top-level object tells a document from a record; a `{` alone on the
+/// first line (pretty-printed, which a delivered record never is) or a `[` is JSON text.
+fn layout_of(head: &[u8]) -> Layout {
     let start = head
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(head.len());
     let first = &head[start..];
-    let line = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];
-    if line.iter().all(|b| b.is_ascii_whitespace() || *b == b'{') {
-        // `{` alone on its line: pretty-printed, which a delivered record never is.
-        return true;
+    if first.first() == Some(&b'[') {
+        return Layout::Text;
     }
-    let compact: Vec<u8> = line
+    let after = first.get(1..).unwrap_or(&[]);
+    let key = after
         .iter()
-        .take(64)
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .take(40)
-        .collect();
-    [
-        &b"{\"events\":"[..],
-        b"{\"searchedLogStreams\":",
-        b"{\"nextToken\":",
-        b"{\"nextForwardToken\":",
-    ]
-    .iter()
-    .any(|p| compact.starts_with(p))
+        .position(|b| !b.is_ascii_whitespace())
+        .filter(|&i| after[i] == b'"')
+        .and_then(|i| {
+            let rest = &after[i + 1..];
+            memchr::memchr(b'"', rest).map(|j| &rest[..j])
+        })
+        .and_then(|k| std::str::from_utf8(k).ok());
+    if key.is_some_and(|k| DOCUMENT_KEYS.contains(&k)) {
+        return Layout::Document;
+    }
+    let line = &first[..memchr::memchr(b'\n', first).unwrap_or(first.len())];
+    if line.trim_ascii() == b"{" {
+        return Layout::Text;
+    }
+    Layout::Lines
 }
 
-/// Streams the output of `aws logs filter-log-events` (or `get-log-events`): the events are the
-/// `message` strings of `events`, parsed as they come.
+/// Reads JSON text: whole JSON values one after another, whatever the line breaks. A top-level
+/// array is read element by element; an element (or a top-level value) that is an object with
+/// `@message` (a Logs Insights row) is the record in that message, any other is a record itself.
+fn read_json_text<P: EventParser>(
+    ix: usize,
+    input: &Input,
+    parser: &P,
+    reader: impl Read,
+    gzip: bool,
+    tx: &SyncSender<Piece<P::Item>>,
+) -> Result<(), ()> {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    struct Elements<'s, 'a, P: EventParser>(&'s mut Sink<'a, P>);
+    impl<'de, P: EventParser> Visitor<'de> for Elements<'_, '_, P> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+                self.0.value(&raw);
+                if self.0.gone {
+                    return Err(serde::de::Error::custom("reading stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut sink = Sink::new(ix, &input.label, parser, tx);
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let starts_array = {
+        use std::io::BufRead;
+        match reader.fill_buf() {
+            Ok(head) => head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'['),
+            Err(_) => false,
+        }
+    };
+    let result = if starts_array {
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        (&mut de)
+            .deserialize_seq(Elements(&mut sink))
+            .and_then(|_| de.end())
+    } else {
+        let mut values = serde_json::Deserializer::from_reader(reader).into_iter::<Box<RawValue>>();
+        loop {
+            match values.next() {
+                None => break Ok(()),
+                Some(Ok(raw)) => {
+                    sink.value(&raw);
+                    if sink.gone {
+                        return Err(());
+                    }
+                }
+                Some(Err(e)) => break Err(e),
+            }
+        }
+    };
+    sink.finish(
+        result.map_err(|e| {
+            format!(
+                "not valid JSON at line {}, column {}: {e}; the values before it were read",
+                e.line(),
+                e.column()
+            )
+        }),
+        input,
+        gzip,
+    )
+}
+
+/// Where the records of JSON text and documents go: items in pieces of [`DOCUMENT_BATCH`].
+struct Sink<'a, P: EventParser> {
+    ix: usize,
+    label: &'a str,
+    parser: &'a P,
+    tx: &'a SyncSender<Piece<P::Item>>,
+    piece: Piece<P::Item>,
+    seq: u64,
+    values: u64,
+    gone: bool,
+}
+
+impl<'a, P: EventParser> Sink<'a, P> {
+    fn new(ix: usize, label: &'a str, parser: &'a P, tx: &'a SyncSender<Piece<P::Item>>) -> Self {
+        Sink {
+            ix,
+            label,
+            parser,
+            tx,
+            piece: Piece::new(ix, 0),
+            seq: 0,
+            values: 0,
+            gone: false,
+        }
+    }
+
+    fn bad(&mut self, reason: String) {
+        self.piece.bad.push(BadInput {
+            file: self.label.to_string(),
+            line: None,
+            reason,
+        });
+    }
+
+    /// One event's JSON (`stream`: its log stream, where the input says); `place` names it in
+    /// messages.
+    fn event(&mut self, json: &[u8], stream: Option<&str>, place: &dyn Fn() -> String) {
+        self.piece.bytes += json.len() as u64;
+        match self.parser.parse(json, stream, self.label) {
+            Ok(Some(item)) => self.piece.items.push(item),
+            Ok(None) => {}
+            Err(e) => self.bad(format!("{}: {e}", place())),
+        }
+        if self.piece.items.len() + self.piece.bad.len() >= DOCUMENT_BATCH {
+            self.seq += 1;
+            let p = std::mem::replace(&mut self.piece, Piece::new(self.ix, self.seq));
+            if self.tx.send(p).is_err() {
+                self.gone = true;
+            }
+        }
+    }
+
+    /// A whole JSON value of JSON text: a Logs Insights row (its `@message`) or a record.
+    fn value(&mut self, raw: &serde_json::value::RawValue) {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            #[serde(rename = "@message", default)]
+            message: Option<String>,
+        }
+        let n = self.values;
+        self.values += 1;
+        let text = raw.get();
+        match serde_json::from_str::<Row>(text)
+            .ok()
+            .and_then(|r| r.message)
+        {
+            Some(m) => self.event(m.as_bytes(), None, &|| {
+                format!("JSON value {} (@message)", n + 1)
+            }),
+            None => self.event(text.as_bytes(), None, &|| format!("JSON value {}", n + 1)),
+        }
+    }
+
+    /// The last piece: complete, or with why the input stopped.
+    fn finish(self, result: Result<(), String>, input: &Input, gzip: bool) -> Result<(), ()> {
+        if self.gone {
+            return Err(());
+        }
+        let mut p = self.piece;
+        p.last = true;
+        match result {
+            Ok(()) => {
+                // Read whole: a plain file is checkpointed at its end (a gzip one by `complete`).
+                if !gzip {
+                    p.end_offset = input.size;
+                }
+                p.complete = true;
+            }
+            Err(reason) => p.bad.push(BadInput {
+                file: input.label.clone(),
+                line: None,
+                reason,
+            }),
+        }
+        self.tx.send(p).map_err(|_| ())
+    }
+}
+
+/// Streams a document of the AWS CLI: `aws logs filter-log-events` (or `get-log-events`), whose
+/// records are the `message` strings of `events`, or `aws logs get-query-results`, whose records
+/// are the `@message` fields of the rows of `results`; parsed as they come.
 fn read_document<P: EventParser>(
     ix: usize,
     input: &Input,
@@ -576,34 +784,20 @@ fn read_document<P: EventParser>(
         #[serde(default, rename = "logStreamName")]
         stream: Option<String>,
     }
-    struct Sink<'a, P: EventParser> {
-        ix: usize,
-        label: &'a str,
-        parser: &'a P,
-        tx: &'a SyncSender<Piece<P::Item>>,
-        piece: Piece<P::Item>,
-        seq: u64,
-        events: u64,
-        gone: bool,
+    #[derive(serde::Deserialize)]
+    struct Field {
+        field: String,
+        #[serde(default)]
+        value: Option<String>,
     }
-    impl<P: EventParser> Sink<'_, P> {
-        fn bad(&mut self, reason: String) {
-            self.piece.bad.push(BadInput {
-                file: self.label.to_string(),
-                line: None,
-                reason,
-            });
-        }
-        fn flush(&mut self) {
-            self.seq += 1;
-            let p = std::mem::replace(&mut self.piece, Piece::new(self.ix, self.seq));
-            if self.tx.send(p).is_err() {
-                self.gone = true;
-            }
-        }
+    /// Which array of the document is being read.
+    #[derive(Clone, Copy)]
+    enum Part {
+        Events,
+        Results,
     }
     struct Doc<'s, 'a, P: EventParser>(&'s RefCell<Sink<'a, P>>);
-    struct Events<'s, 'a, P: EventParser>(&'s RefCell<Sink<'a, P>>);
+    struct Rows<'s, 'a, P: EventParser>(&'s RefCell<Sink<'a, P>>, Part);
     impl<'de, P: EventParser> DeserializeSeed<'de> for Doc<'_, '_, P> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -613,83 +807,72 @@ fn read_document<P: EventParser>(
     impl<'de, P: EventParser> Visitor<'de> for Doc<'_, '_, P> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object with `events`")
+            f.write_str("an object with `events` or `results`")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(k) = map.next_key::<String>()? {
-                if k == "events" {
-                    map.next_value_seed(Events(self.0))?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
+                match k.as_str() {
+                    "events" => map.next_value_seed(Rows(self.0, Part::Events))?,
+                    "results" => map.next_value_seed(Rows(self.0, Part::Results))?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
             }
             Ok(())
         }
     }
-    impl<'de, P: EventParser> DeserializeSeed<'de> for Events<'_, '_, P> {
+    impl<'de, P: EventParser> DeserializeSeed<'de> for Rows<'_, '_, P> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_seq(self)
         }
     }
-    impl<'de, P: EventParser> Visitor<'de> for Events<'_, '_, P> {
+    impl<'de, P: EventParser> Visitor<'de> for Rows<'_, '_, P> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of events")
+            f.write_str("an array of events or result rows")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while let Some(ev) = seq.next_element::<Event>()? {
+            let mut n = 0u64;
+            loop {
                 let mut s = self.0.borrow_mut();
-                let n = s.events;
-                s.events += 1;
-                match ev.message {
-                    None => s.bad(format!("events[{n}]: no `message`")),
-                    Some(m) => {
-                        s.piece.bytes += m.len() as u64;
-                        match s.parser.parse(m.as_bytes(), ev.stream.as_deref(), s.label) {
-                            Ok(Some(item)) => s.piece.items.push(item),
-                            Ok(None) => {}
-                            Err(e) => s.bad(format!("events[{n}].message: {e}")),
+                match self.1 {
+                    Part::Events => {
+                        let Some(ev) = seq.next_element::<Event>()? else {
+                            break;
+                        };
+                        match ev.message {
+                            None => s.bad(format!("events[{n}]: no `message`")),
+                            Some(m) => s.event(m.as_bytes(), ev.stream.as_deref(), &|| {
+                                format!("events[{n}].message")
+                            }),
+                        }
+                    }
+                    Part::Results => {
+                        let Some(row) = seq.next_element::<Vec<Field>>()? else {
+                            break;
+                        };
+                        match row.into_iter().find(|f| f.field == "@message").and_then(|f| f.value) {
+                            None => s.bad(format!("results[{n}]: no `@message` (the query must return @message, as `fields @message` does)")),
+                            Some(m) => s.event(m.as_bytes(), None, &|| format!("results[{n}].@message")),
                         }
                     }
                 }
-                if s.piece.items.len() >= DOCUMENT_BATCH {
-                    s.flush();
-                    if s.gone {
-                        return Err(serde::de::Error::custom("reading stopped"));
-                    }
+                n += 1;
+                if s.gone {
+                    return Err(serde::de::Error::custom("reading stopped"));
                 }
             }
             Ok(())
         }
     }
-    let sink = RefCell::new(Sink {
-        ix,
-        label: &input.label,
-        parser,
-        tx,
-        piece: Piece::new(ix, 0),
-        seq: 0,
-        events: 0,
-        gone: false,
-    });
+    let sink = RefCell::new(Sink::new(ix, &input.label, parser, tx));
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, reader));
     let result = Doc(&sink).deserialize(&mut de).and_then(|_| de.end());
-    let mut s = sink.into_inner();
-    if s.gone {
-        return Err(());
-    }
-    s.piece.last = true;
-    match result {
-        Ok(()) => {
-            // Read whole: a plain file is checkpointed at its end (a gzip one by `complete`).
-            if !gzip {
-                s.piece.end_offset = input.size;
-            }
-            s.piece.complete = true;
-        }
-        Err(e) => s.bad(format!("not a valid `aws logs filter-log-events` document at line {}, column {}: {e}; the events before it were read", e.line(), e.column())),
-    }
-    let p = s.piece;
-    tx.send(p).map_err(|_| ())
+    sink.into_inner().finish(
+        result.map_err(|e| format!("not a valid `aws logs filter-log-events` document at line {}, column {}: {e}; the events before it were read", e.line(), e.column())),
+        input,
+        gzip,
+    )
 }

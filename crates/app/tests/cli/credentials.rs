@@ -302,7 +302,7 @@ fn setup_developer_role_twice_leaves_the_account_as_after_once() {
         .role()
         .and_then(|r| r.assume_role_policy_document())
         .unwrap_or("");
-    let trust = percent_decode(trust);
+    let trust = bedrock_usage_aws::setup::percent_decode(trust);
     for action in ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"] {
         assert!(trust.contains(action), "{trust}");
     }
@@ -316,7 +316,7 @@ fn setup_developer_role_twice_leaves_the_account_as_after_once() {
                 .send(),
         )
         .expect("the inline policy");
-    let doc = percent_decode(policy.policy_document());
+    let doc = bedrock_usage_aws::setup::percent_decode(policy.policy_document());
     assert!(
         doc.contains("bedrock:InvokeModel") && !doc.contains("\"*\"]"),
         "{doc}"
@@ -340,24 +340,6 @@ fn setup_developer_role_twice_leaves_the_account_as_after_once() {
         text.contains(&format!("developer_roles = [\"{name}\"]")),
         "{text}"
     );
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Sample records with their identity replaced (and no request metadata unless given).

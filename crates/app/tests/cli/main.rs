@@ -19,6 +19,8 @@ mod property;
 mod report;
 // One reader: ingest and query --from read the same records from the same file.
 mod readers;
+// Nothing silently lost: pipes, FIFOs, link loops, pretty JSON, BOMs, Logs Insights files.
+mod hardening;
 // pricing and config commands.
 mod pricing_config;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.

@@ -5,7 +5,7 @@ use crate::util::*;
 
 /// The request ids a query over the store finds after `ingest`, and those `query --from` finds
 /// in the files themselves, with both runs' stderr.
-fn both_ways(files: &[&std::path::Path]) -> (String, String, String, String) {
+pub fn both_ways(files: &[&std::path::Path]) -> (String, String, String, String) {
     let t = TempDir::new("readers");
     let db = t.db();
     let mut args = vec!["--db", s(&db), "ingest", "--no-progress"];

@@ -93,8 +93,19 @@ pub struct StoreRows<'a> {
     app_profiles: &'a HashMap<String, String>,
     wanted: &'a BTreeSet<String>,
     default_columns: bool,
+    /// What the rows need beyond plain fields, decided once.
+    need: Needs,
     attributions: HashMap<i64, Attribution>,
     models: HashMap<i64, ModelName>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    attribution: bool,
+    model: bool,
+    cost: bool,
+    metadata: bool,
+    message: bool,
 }
 
 /// Money in a row: dollars as a query number (rows hold numbers as the language does; the sum
@@ -113,12 +124,21 @@ impl<'a> StoreRows<'a> {
         wanted: &'a BTreeSet<String>,
         default_columns: bool,
     ) -> StoreRows<'a> {
+        let w = |n: &str| wants(wanted, default_columns, n);
+        let need = Needs {
+            attribution: StoreRows::need_attribution(wanted, default_columns),
+            model: w("model"),
+            cost: w("cost_usd"),
+            metadata: wanted.iter().any(|w| w.starts_with("requestMetadata.")),
+            message: w("@message"),
+        };
         StoreRows {
             catalog,
             attributor,
             app_profiles,
             wanted,
             default_columns,
+            need,
             attributions: HashMap::new(),
             models: HashMap::new(),
         }
@@ -128,9 +148,11 @@ impl<'a> StoreRows<'a> {
         wants(self.wanted, self.default_columns, name)
     }
 
-    /// Whether the rows need attribution (and so every identity of the store).
-    pub fn wants_attribution(&self) -> bool {
-        self.wants("developer") || self.wants("team") || self.wants("cost_center")
+    /// Whether rows for `wanted` need attribution (and so every identity of the store).
+    pub fn need_attribution(wanted: &BTreeSet<String>, default_columns: bool) -> bool {
+        ["developer", "team", "cost_center"]
+            .iter()
+            .any(|n| wants(wanted, default_columns, n))
     }
 
     /// One stored invocation as a row, with the size of its `@message` (0 when not shown).
@@ -169,15 +191,16 @@ impl<'a> StoreRows<'a> {
             put("errorCode", &|| Value::Str(e.clone()));
         }
         put_tokens(&mut put, &t);
-        if want("developer") || want("team") || want("cost_center") {
+        let need = self.need;
+        if need.attribution {
             let a = self
                 .attributions
                 .entry(inv.identity_id)
                 .or_insert_with(|| self.attributor.attribute(&inv.identity));
             put_attribution(&mut put, a);
         }
-        let want_cost = want("cost_usd");
-        if want("model") || want_cost {
+        let want_cost = need.cost;
+        if need.model || want_cost {
             let m = self
                 .models
                 .entry(inv.model_ref)
@@ -195,7 +218,7 @@ impl<'a> StoreRows<'a> {
                 }
             }
         }
-        if wanted.iter().any(|w| w.starts_with("requestMetadata.")) {
+        if need.metadata {
             if let Some(Ok(serde_json::Value::Object(md))) = inv
                 .request_metadata
                 .as_deref()
@@ -212,7 +235,7 @@ impl<'a> StoreRows<'a> {
             }
         }
         let mut size = 0;
-        if want("@message") {
+        if need.message {
             let message = message_of(inv);
             size = message.len();
             row.set("@message", Value::Str(message));
@@ -340,14 +363,19 @@ pub fn event_row(
     log: &str,
 ) -> Result<Row, String> {
     let mut row = Row::default();
-    if full {
-        let v: serde_json::Value =
-            serde_json::from_slice(message).map_err(|e| format!("not JSON: {e}"))?;
-        if !v.is_object() {
-            return Err("not a JSON object".into());
-        }
-        flatten_json(&v, "", &mut row);
-    } else {
+    let full = full
+        && match serde_json::from_slice::<serde_json::Value>(message) {
+            Ok(v) if v.is_object() => {
+                flatten_json(&v, "", &mut row);
+                true
+            }
+            Ok(_) => return Err("not a JSON object".into()),
+            // A body nested deeper than serde's limit: read the fields the query needs, as the
+            // record parser does (a body's depth must not matter).
+            Err(e) if e.to_string().contains("recursion limit") => false,
+            Err(e) => return Err(format!("not JSON: {e}")),
+        };
+    if !full {
         extract_fields(message, fields, &mut row).map_err(|e| e.to_string())?;
     }
     let ts = match row.get("timestamp") {
