@@ -172,6 +172,9 @@ pub enum Command {
         /// modelId is this.
         #[arg(long, value_delimiter = ',', value_name = "MODEL")]
         model: Vec<String>,
+        /// Only the N rows that cost most (the total still counts every row).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
     },
 
     /// Run a CloudWatch Logs Insights query locally, over the store or straight over log files.
@@ -191,7 +194,12 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Query {
         /// The query, in the Logs Insights language.
-        query: String,
+        #[arg(required_unless_present = "query_file")]
+        query: Option<String>,
+        /// Read the query from this file (for queries longer than a command line; `-` for stdin
+        /// is not allowed, it may be the input).
+        #[arg(long, value_name = "PATH", conflicts_with = "query")]
+        query_file: Option<PathBuf>,
         /// From this time (as for `report`: a date, an RFC 3339 time, or a duration like 7d).
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,

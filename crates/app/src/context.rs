@@ -85,14 +85,15 @@ impl Context {
         Ok(store::open(&self.db_path()?)?)
     }
 
-    /// The store, which must exist (for the commands that read).
+    /// The store, which must exist, opened for reading only (for the commands that read: they
+    /// never wait behind a writer).
     pub fn existing_store(&self) -> Result<Box<dyn Store>> {
         let path = self.db_path()?;
         if !path.exists() {
             let p = path.display();
             return Err(Error::Invalid(format!("no store at {p}: run `bedrock-usage ingest PATH...` first (or `bedrock-usage demo --db {p}` to try it)")));
         }
-        self.open_store()
+        Ok(store::open_read_only(&path)?)
     }
 }
 

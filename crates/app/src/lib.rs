@@ -38,20 +38,34 @@ pub fn run(args: Args) -> Result<u8> {
     match &args.command {
         Command::Query {
             query,
+            query_file,
             since,
             until,
             from,
             limit,
-        } => query::run(
-            &ctx,
-            &query::QueryArgs {
-                query,
-                since: since.as_deref(),
-                until: until.as_deref(),
-                from,
-                limit: *limit,
-            },
-        ),
+        } => {
+            let text = match (query, query_file) {
+                (Some(q), _) => q.clone(),
+                (None, Some(p)) => {
+                    std::fs::read_to_string(p).map_err(|source| error::Error::File {
+                        what: "cannot read the query file",
+                        path: p.clone(),
+                        source,
+                    })?
+                }
+                (None, None) => String::new(),
+            };
+            query::run(
+                &ctx,
+                &query::QueryArgs {
+                    query: &text,
+                    since: since.as_deref(),
+                    until: until.as_deref(),
+                    from,
+                    limit: *limit,
+                },
+            )
+        }
         Command::Ingest {
             paths,
             strict,
@@ -65,6 +79,7 @@ pub fn run(args: Args) -> Result<u8> {
             developer,
             team,
             model,
+            top,
         } => report::run(
             &ctx,
             &report::ReportArgs {
@@ -75,6 +90,7 @@ pub fn run(args: Args) -> Result<u8> {
                 developers: developer,
                 teams: team,
                 models: model,
+                top: *top,
             },
         ),
         Command::Pricing { command, .. } => match command {

@@ -1,7 +1,27 @@
 //! Output formats shared by every command: aligned tables for people, and JSON, CSV and Markdown
 //! for pipes. Values are prepared by the caller as [`Cell`]s, so numbers keep their exact text.
 
+use std::borrow::Cow;
 use std::io::Write;
+
+/// Text from the data (names, ids, reasons) made safe for a terminal: control characters (escape
+/// sequences, newlines, carriage returns) are shown as escapes instead of acting on the terminal.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -57,6 +77,29 @@ pub struct Table {
 
 impl Table {
     pub fn render(&self) -> String {
+        let cleaned = self.cleaned();
+        let this = cleaned.as_ref().unwrap_or(self);
+        this.render_clean()
+    }
+
+    /// The table with every cell [`clean`]ed, if any cell needed it.
+    fn cleaned(&self) -> Option<Table> {
+        let dirty = |r: &[String]| r.iter().any(|c| c.chars().any(char::is_control));
+        let any = dirty(&self.headers)
+            || self.rows.iter().any(|r| dirty(r))
+            || self.footer.as_ref().is_some_and(|f| dirty(f));
+        any.then(|| {
+            let c = |r: &[String]| r.iter().map(|x| clean(x).into_owned()).collect();
+            Table {
+                headers: c(&self.headers),
+                right: self.right.clone(),
+                rows: self.rows.iter().map(|r| c(r)).collect(),
+                footer: self.footer.as_ref().map(|f| c(f)),
+            }
+        })
+    }
+
+    fn render_clean(&self) -> String {
         let n = self.headers.len();
         let mut width = vec![0usize; n];
         let all = std::iter::once(&self.headers)
@@ -109,7 +152,7 @@ impl Table {
     }
 
     pub fn render_markdown(&self) -> String {
-        let esc = |s: &str| s.replace('|', "\\|");
+        let esc = |s: &str| clean(s).replace('|', "\\|");
         let mut out = format!(
             "| {} |\n",
             self.headers
@@ -204,21 +247,29 @@ impl Records {
     }
 
     pub fn to_csv(&self) -> String {
-        let mut out = csv_line(self.fields.iter().map(String::as_str));
+        let mut out = csv_line(self.fields.iter().map(|f| (f.as_str(), true)));
         for row in &self.rows {
-            out.push_str(&csv_line(row.iter().map(Cell::plain)));
+            out.push_str(&csv_line(
+                row.iter().map(|c| (c.plain(), matches!(c, Cell::Text(_)))),
+            ));
         }
         out
     }
 }
 
-fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+fn csv_line<'a>(cells: impl Iterator<Item = (&'a str, bool)>) -> String {
     let v: Vec<String> = cells
-        .map(|c| {
+        .map(|(c, text)| {
+            // A text starting like a formula is not run by a spreadsheet that opens the file.
+            let c: Cow<str> = if text && c.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                Cow::Owned(format!("'{c}"))
+            } else {
+                Cow::Borrowed(c)
+            };
             if c.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", c.replace('"', "\"\""))
             } else {
-                c.to_string()
+                c.into_owned()
             }
         })
         .collect();

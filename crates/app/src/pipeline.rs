@@ -117,6 +117,9 @@ pub fn ingest(
     let mut batch: Vec<Invocation> = Vec::new();
     let mut dirty: Vec<usize> = Vec::new();
     let mut finished = 0u64;
+    // Records dated more than a day ahead: stored (they are what the log says), and said.
+    let future = crate::context::now_ms() + bedrock_usage_core::time::MS_PER_DAY;
+    let (mut future_count, mut future_max) = (0u64, i64::MIN);
     let mut flush = |batch: &mut Vec<Invocation>,
                      dirty: &mut Vec<usize>,
                      state: &[Option<Checkpoint>],
@@ -163,6 +166,7 @@ pub fn ingest(
                     ck.offset = p.end_offset;
                 }
                 ck.lines += p.lines;
+                ck.document |= p.document;
                 if p.last {
                     ck.complete = p.complete && (ck.gzip || ck.offset == ck.size);
                 }
@@ -172,6 +176,10 @@ pub fn ingest(
                 if !unreadable {
                     summary.readable += 1;
                 }
+            }
+            for r in p.items.iter().filter(|r| r.timestamp_ms > future) {
+                future_count += 1;
+                future_max = future_max.max(r.timestamp_ms);
             }
             batch.extend(p.items);
             if !dirty.contains(&input) {
@@ -189,6 +197,12 @@ pub fn ingest(
         },
     )?;
     flush(&mut batch, &mut dirty, &state, &mut summary)?;
+    if future_count > 0 {
+        summary.notes.push(format!(
+            "{future_count} records are dated more than a day in the future (the latest {}): check the clock of what wrote them",
+            bedrock_usage_core::time::format_utc(future_max)
+        ));
+    }
     progress.finish();
     summary.elapsed = started.elapsed();
     Ok(summary)

@@ -48,6 +48,8 @@ pub struct FactRow {
     pub long_context: bool,
     pub calls: u64,
     pub errors: u64,
+    /// Calls with no tokens at all.
+    pub empty_calls: u64,
     pub tokens: Tokens,
 }
 
@@ -63,6 +65,7 @@ impl FactSet {
             long_context: r.long_context,
             calls: r.calls,
             errors: r.errors,
+            empty_calls: r.empty_calls,
             tokens: r.tokens,
         }
     }

@@ -92,6 +92,9 @@ pub struct Fact<'a> {
     pub long_context: bool,
     pub calls: u64,
     pub errors: u64,
+    /// Calls with no tokens at all (failed before any): they cost nothing whatever the model,
+    /// so they are never unpriced.
+    pub empty_calls: u64,
     pub tokens: Tokens,
 }
 
@@ -113,6 +116,17 @@ pub struct Figures {
     /// Cost of the priced calls.
     pub cost: NanoUsd,
     pub unpriced_calls: u64,
+    /// Calls with tokens that were priced (when 0 with unpriced calls, the cost is unknown, not
+    /// zero).
+    pub priced_calls: u64,
+}
+
+impl Figures {
+    /// The cost, if any call with tokens was priced or none needed a price; `None` when every
+    /// call with tokens is unpriced (a script summing costs must not read that as $0).
+    pub fn known_cost(&self) -> Option<NanoUsd> {
+        (self.priced_calls > 0 || self.unpriced_calls == 0).then_some(self.cost)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -122,6 +136,7 @@ struct Acc {
     tokens: Tokens,
     pico: i128,
     unpriced_calls: u64,
+    priced_calls: u64,
 }
 
 impl Acc {
@@ -132,6 +147,7 @@ impl Acc {
             tokens: self.tokens,
             cost: NanoUsd::from_pico(self.pico),
             unpriced_calls: self.unpriced_calls,
+            priced_calls: self.priced_calls,
         }
     }
 }
@@ -163,9 +179,25 @@ pub struct SharedPrincipal {
 pub struct UsageReport {
     pub keys: Vec<GroupKey>,
     pub rows: Vec<ReportRow>,
+    /// Rows left out by [`UsageReport::keep_top`] (the total still counts them).
+    pub omitted: usize,
     pub total: Figures,
     pub unpriced: Vec<UnpricedModel>,
     pub shared: Vec<SharedPrincipal>,
+}
+
+impl UsageReport {
+    /// Keeps the `n` rows that cost most (ties: most calls first), in that order.
+    pub fn keep_top(&mut self, n: usize) {
+        self.rows.sort_by(|a, b| {
+            b.figures
+                .cost
+                .cmp(&a.figures.cost)
+                .then(b.figures.calls.cmp(&a.figures.calls))
+        });
+        self.omitted += self.rows.len().saturating_sub(n);
+        self.rows.truncate(n);
+    }
 }
 
 /// What a report groups by, in which zone, keeping what.
@@ -342,18 +374,19 @@ impl<'a> ReportBuilder<'a> {
             }),
             Err(e) => Err(e.clone()),
         };
-        let (pico, unpriced_calls) = match priced {
-            Ok(p) => (p, 0),
-            // Calls that failed with no tokens cost nothing whatever the model: they are not
-            // "unpriced" in any way that matters to a bill.
-            Err(_) if fact.tokens.total() == 0 => (0, 0),
+        // Calls that failed with no tokens cost nothing whatever the model: they are never
+        // "unpriced", whatever the grain the fact was read at.
+        let with_tokens = fact.calls.saturating_sub(fact.empty_calls);
+        let (pico, unpriced_calls, priced_calls) = match priced {
+            Ok(p) => (p, 0, with_tokens),
+            Err(_) if with_tokens == 0 || fact.tokens.total() == 0 => (0, 0, 0),
             Err(why) => {
                 let e = self
                     .unpriced
                     .entry(model_ids[fact.model].clone())
                     .or_insert_with(|| (why.to_string(), 0));
-                e.1 += fact.calls;
-                (0, fact.calls)
+                e.1 += with_tokens;
+                (0, with_tokens, 0)
             }
         };
         let who = &self.who[fact.identity];
@@ -406,6 +439,7 @@ impl<'a> ReportBuilder<'a> {
             acc.tokens.add(&fact.tokens);
             acc.pico += pico;
             acc.unpriced_calls += unpriced_calls;
+            acc.priced_calls += priced_calls;
         }
     }
 
@@ -449,6 +483,7 @@ impl<'a> ReportBuilder<'a> {
         }
         let attributor = self.attributor;
         UsageReport {
+            omitted: 0,
             keys: self.keys,
             rows,
             total: self.total.figures(),
@@ -529,6 +564,7 @@ mod tests {
             long_context: false,
             calls,
             errors: 0,
+            empty_calls: 0,
             tokens: million,
         };
         b.add(&fact(0, 0, 2));
@@ -551,5 +587,31 @@ mod tests {
             .rows
             .iter()
             .any(|row| row.keys[0].as_deref() == Some("shared:r/i-0a1b2c3d4e5f67890")));
+        // Empty calls summed with others into one fact are not unpriced.
+        let mut b2 = ReportBuilder::new(
+            ReportSpec {
+                keys: vec![GroupKey::Model],
+                zone: Zone::utc(),
+                filters: Filters::default(),
+            },
+            &catalog,
+            &attributor,
+            &identities,
+            &models,
+            &HashMap::new(),
+        );
+        b2.add(&Fact {
+            calls: 10,
+            empty_calls: 4,
+            ..fact(0, 1, 10)
+        });
+        let r = b2.finish();
+        assert_eq!(r.total.unpriced_calls, 6);
+        assert_eq!(
+            r.total.known_cost(),
+            None,
+            "all calls with tokens unpriced: unknown"
+        );
+        assert_eq!(r.unpriced[0].calls, 6);
     }
 }

@@ -327,7 +327,10 @@ pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> 
                     .iter()
                     .map(|r| {
                         r.iter()
-                            .map(|v| crate::output::Cell::text(v.to_string()))
+                            .map(|v| match v {
+                                Value::Num(_) => crate::output::Cell::Number(v.to_string()),
+                                _ => crate::output::Cell::text(v.to_string()),
+                            })
                             .collect()
                     })
                     .collect(),
@@ -356,8 +359,9 @@ pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> 
             .print(format)?;
             if format == Format::Table {
                 eprintln!(
-                    "{} rows; {} records scanned ({:.1} MB)",
+                    "{} row{}; {} records scanned ({:.1} MB)",
                     t.rows.len(),
+                    if t.rows.len() == 1 { "" } else { "s" },
                     scanned,
                     bytes as f64 / 1e6
                 );

@@ -10,7 +10,7 @@ use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
 use crate::invalid;
-use crate::output::{Cell, Format, Records, Table};
+use crate::output::{clean, Cell, Format, Records, Table};
 use crate::store::FactReader;
 
 /// `report`: the flags as typed.
@@ -22,12 +22,16 @@ pub struct ReportArgs<'a> {
     pub developers: &'a [String],
     pub teams: &'a [String],
     pub models: &'a [String],
+    pub top: Option<usize>,
 }
 
 pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
     let store = ctx.existing_store()?;
     let req = ReportRequest::from_args(ctx, a)?;
-    let r = build(&*store, &ctx.config, &ctx.catalog, &req)?;
+    let mut r = build(&*store, &ctx.config, &ctx.catalog, &req)?;
+    if let Some(n) = a.top {
+        r.keep_top(n);
+    }
     print(&r, ctx.format, true)?;
     Ok(EXIT_OK)
 }
@@ -170,7 +174,9 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                         Cell::int(t.cache_write_5m),
                         Cell::int(t.cache_write_1h),
                         Cell::int(t.total()),
-                        Cell::Number(f.cost.to_decimal_micros()),
+                        // Unknown (every call with tokens unpriced) is null, never 0.
+                        f.known_cost()
+                            .map_or(Cell::Null, |c| Cell::Number(c.to_decimal_micros())),
                         Cell::int(f.unpriced_calls),
                     ]);
                     cells
@@ -210,11 +216,13 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                     group_thousands(t.cache_read),
                     group_thousands(t.cache_write()),
                     group_thousands(t.total()),
-                    // Never show $0 for calls nobody could price.
-                    if f.unpriced_calls > 0 && f.cost.0 == 0 {
-                        "unpriced".to_string()
-                    } else {
-                        f.cost.to_display()
+                    // Never show $0 for calls nobody could price, nor a partial cost as whole.
+                    match (f.known_cost(), f.unpriced_calls) {
+                        (None, _) => "unpriced".to_string(),
+                        (Some(c), 0) => c.to_display(),
+                        (Some(c), n) => {
+                            format!("{} + {} unpriced", c.to_display(), group_thousands(n))
+                        }
                     },
                 ];
                 if any_unpriced {
@@ -236,7 +244,16 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
                 })
                 .collect();
             let mut footer = vec![String::new(); r.keys.len()];
-            footer[0] = format!("total ({} rows)", r.rows.len());
+            let all_rows = r.rows.len() + r.omitted;
+            footer[0] = format!(
+                "total ({all_rows} row{}{})",
+                if all_rows == 1 { "" } else { "s" },
+                if r.omitted > 0 {
+                    format!(", top {} shown", r.rows.len())
+                } else {
+                    String::new()
+                }
+            );
             footer.extend(figures(&r.total));
             let t = Table {
                 headers,
@@ -258,16 +275,16 @@ pub fn print_warnings(r: &UsageReport) {
         eprintln!(
             "warning: {} calls of `{}` are unpriced (not counted in cost): {}",
             group_thousands(u.calls),
-            u.model_id,
-            u.reason
+            clean(&u.model_id),
+            clean(&u.reason)
         );
     }
     for s in &r.shared {
         eprintln!(
             "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, give each developer an AWS session of their own (`bedrock-usage credentials`, docs/developers.md), or alias it in the config",
             group_thousands(s.calls),
-            s.principal,
-            s.reason
+            clean(&s.principal),
+            clean(&s.reason)
         );
     }
 }

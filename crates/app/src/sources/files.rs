@@ -139,7 +139,11 @@ fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
     (&mut f).take(len.max(2)).read_to_end(&mut buf)?;
     let gzip = is_gzip(&buf);
     buf.truncate(len as usize);
-    // FNV-1a, a word at a time.
+    Ok((fnv(&buf), buf.len() as u64, gzip))
+}
+
+/// FNV-1a, a word at a time, as 16 hex digits.
+fn fnv(buf: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut words = buf.chunks_exact(8);
     for w in &mut words {
@@ -150,7 +154,77 @@ fn head_of(path: &Path, len: u64) -> io::Result<(String, u64, bool)> {
     for &b in words.remainder() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    Ok((format!("{h:016x}"), buf.len() as u64, gzip))
+    format!("{h:016x}")
+}
+
+/// What to do with a file whose head is as its checkpoint says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Unchanged,
+    /// It grew, and what was read is still there: read on from the checkpoint.
+    ReadOn,
+    /// In doubt, read again from the start: duplicates cost nothing, a missed record does.
+    FromStart,
+}
+
+/// Unchanged, grown or changed, from what tells for sure: the inode (replaced), the modification
+/// time (rewritten in place), a hash of the bytes before the size read last time (something
+/// other than an append), and the layout (a document is never read on from a byte offset).
+/// Checkpoints of earlier versions have no inode, time or tail (0, empty): those checks pass.
+fn decide(
+    c: &Checkpoint,
+    size: u64,
+    inode: u64,
+    mtime_ns: i64,
+    tail_now: impl FnOnce() -> String,
+) -> Decision {
+    let same_file = c.inode == 0 || c.inode == inode;
+    let untouched = c.mtime_ns == 0 || c.mtime_ns == mtime_ns;
+    if !same_file {
+        return Decision::FromStart;
+    }
+    if size == c.size && untouched && (c.complete || (!c.gzip && size == c.offset)) {
+        return Decision::Unchanged;
+    }
+    if c.document || size < c.size || (size == c.size && !untouched) {
+        return Decision::FromStart;
+    }
+    if !c.tail.is_empty() && tail_now() != c.tail {
+        return Decision::FromStart;
+    }
+    if c.gzip || size >= c.offset {
+        Decision::ReadOn
+    } else {
+        Decision::FromStart
+    }
+}
+
+/// The inode and modification time (ns) of a file.
+#[cfg(unix)]
+fn file_version(m: &std::fs::Metadata) -> (u64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
+}
+
+#[cfg(not(unix))]
+fn file_version(m: &std::fs::Metadata) -> (u64, i64) {
+    let t = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    (0, t)
+}
+
+/// A hash of the (up to) 4 KiB before `size`.
+fn tail_of(path: &Path, size: u64) -> io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let from = size.saturating_sub(FINGERPRINT_LEN);
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity((size - from) as usize);
+    f.take(size - from).read_to_end(&mut buf)?;
+    Ok(fnv(&buf))
 }
 
 /// A file to read and the checkpoint it will leave (`None` for stdin: nothing to resume).
@@ -225,16 +299,18 @@ pub fn plan(
                 });
                 continue;
             }
-            Ok((key, m)) => Ok((key, m.len())),
+            Ok((key, m)) => Ok((key, m)),
             Err(e) => Err(e),
         };
-        let (key, size) = match key_size {
+        let (key, meta) = match key_size {
             Ok(x) => x,
             Err(e) => {
                 bad(fail(e));
                 continue;
             }
         };
+        let size = meta.len();
+        let (inode, mtime_ns) = file_version(&meta);
         let ck = store.checkpoint(&key)?;
         let fp_len = ck
             .as_ref()
@@ -242,6 +318,13 @@ pub fn plan(
             .unwrap_or(FINGERPRINT_LEN);
         let (fp, got, gzip) = match head_of(&path, fp_len) {
             Ok(x) => x,
+            Err(e) => {
+                bad(fail(e));
+                continue;
+            }
+        };
+        let tail = match tail_of(&path, size) {
+            Ok(t) => t,
             Err(e) => {
                 bad(fail(e));
                 continue;
@@ -257,31 +340,37 @@ pub fn plan(
             lines: 0,
             complete: false,
             records: 0,
+            inode,
+            mtime_ns,
+            tail,
+            document: false,
         };
-        match ck {
+        let decision = match &ck {
             Some(c) if got == c.fingerprint_len && fp == c.fingerprint && c.gzip == gzip => {
-                if c.complete && c.size == size {
-                    plan.unchanged += 1;
-                    continue;
-                }
-                if gzip && size >= c.size || !gzip && size >= c.offset {
-                    next.offset = c.offset;
-                    next.lines = c.lines;
-                    next.records = c.records;
-                    if !gzip && size == c.offset {
-                        plan.unchanged += 1;
-                        continue;
-                    }
-                    if c.offset > 0 {
-                        plan.resumed += 1;
-                    }
+                decide(c, size, inode, mtime_ns, || {
+                    tail_of(&path, c.size).unwrap_or_default()
+                })
+            }
+            _ => Decision::FromStart,
+        };
+        match (decision, ck) {
+            (Decision::Unchanged, _) => {
+                plan.unchanged += 1;
+                continue;
+            }
+            (Decision::ReadOn, Some(c)) => {
+                next.offset = c.offset;
+                next.lines = c.lines;
+                next.records = c.records;
+                if c.offset > 0 {
+                    plan.resumed += 1;
                 }
                 next.fingerprint = c.fingerprint;
                 next.fingerprint_len = c.fingerprint_len;
             }
             _ => {
-                // New, replaced or truncated: read from the start (the request ids make a re-read
-                // harmless). Fingerprint the full prefix from now on.
+                // New, replaced, rewritten or truncated: read from the start (the request ids
+                // make a re-read harmless). Fingerprint the full prefix from now on.
                 let (fp, got, _) = match head_of(&path, FINGERPRINT_LEN) {
                     Ok(x) => x,
                     Err(e) => {

@@ -90,6 +90,8 @@ pub struct Piece<T> {
     pub last: bool,
     /// The input was read to its end without error.
     pub complete: bool,
+    /// The input is a whole document (never to be read on from a byte offset).
+    pub document: bool,
 }
 
 impl<T> Piece<T> {
@@ -104,6 +106,7 @@ impl<T> Piece<T> {
             bytes: 0,
             last: false,
             complete: false,
+            document: false,
         }
     }
 }
@@ -745,6 +748,7 @@ impl<'a, P: EventParser> Sink<'a, P> {
         }
         let mut p = self.piece;
         p.last = true;
+        p.document = true;
         match result {
             Ok(()) => {
                 // Read whole: a plain file is checkpointed at its end (a gzip one by `complete`).

@@ -21,6 +21,8 @@ pub mod s3;
 
 use bedrock_usage_core::{parse_record, Invocation};
 
+use crate::output::clean;
+
 /// One bad piece of input, with where it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadInput {
@@ -31,9 +33,11 @@ pub struct BadInput {
 
 impl std::fmt::Display for BadInput {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        // File names and reasons quote the data: never let it act on the terminal.
+        let (file, reason) = (clean(&self.file), clean(&self.reason));
         match self.line {
-            Some(l) => write!(f, "{}:{l}: {}", self.file, self.reason),
-            None => write!(f, "{}: {}", self.file, self.reason),
+            Some(l) => write!(f, "{file}:{l}: {reason}"),
+            None => write!(f, "{file}: {reason}"),
         }
     }
 }

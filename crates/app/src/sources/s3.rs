@@ -237,6 +237,10 @@ fn commit_objects(
             lines,
             complete: true,
             records: recs.len() as u64,
+            inode: 0,
+            mtime_ns: 0,
+            tail: String::new(),
+            document: false,
         });
         rep.units += 1;
         records.extend(recs);

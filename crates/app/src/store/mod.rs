@@ -36,16 +36,27 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot prepare the store {}", .path.display())]
-    Migrate {
+    #[error("cannot use the store {}{hint}", .path.display())]
+    Prepare {
         path: PathBuf,
+        /// What to do, when something can be said (starts with `; `).
+        hint: &'static str,
         #[source]
         source: Box<StoreError>,
     },
+    #[error("{} is an SQLite database but not a bedrock-usage store: pass --db with a store (or a new file name); nothing was changed in it", .path.display())]
+    Foreign { path: PathBuf },
     #[error(
         "the store was written by a newer bedrock-usage (schema {found}, this one knows {known})"
     )]
     Newer { found: i64, known: usize },
+    #[error("cannot write to the store {}{hint}", .path.display())]
+    Write {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: Box<StoreError>,
+    },
     #[error("the store is inconsistent: {0}")]
     Inconsistent(&'static str),
     #[error(transparent)]
@@ -74,6 +85,16 @@ pub struct Checkpoint {
     pub complete: bool,
     /// Records seen in this source so far (inserted or duplicate).
     pub records: u64,
+    /// The file's inode and modification time (ns) when planned: a file replaced or rewritten
+    /// in place (same size, same head) is read again. 0: unknown (S3 objects, old checkpoints).
+    pub inode: u64,
+    pub mtime_ns: i64,
+    /// A hash of the 4 KiB before `size`: a file that grew is read on only if what was read is
+    /// still there. Empty: unknown.
+    pub tail: String,
+    /// The input was a whole document (a `filter-log-events` export, JSON text): never read on
+    /// from a byte offset, always again from the start when it changed.
+    pub document: bool,
 }
 
 /// Which CloudWatch streams of a group a source reads.
@@ -298,6 +319,11 @@ impl<T: FactWriter + FactReader + MetricOutbox + Send> Store for T {}
 /// Opens (creating and migrating as needed) the store at `path`.
 pub fn open(path: &Path) -> Result<Box<dyn Store>> {
     Ok(Box::new(SqliteStore::open(path)?))
+}
+
+/// Opens an existing store for reading: no write lock, never waiting behind a writer.
+pub fn open_read_only(path: &Path) -> Result<Box<dyn Store>> {
+    Ok(Box::new(SqliteStore::open_read_only(path)?))
 }
 
 /// The default store: `bedrock-usage/usage.db` in the user's data directory.

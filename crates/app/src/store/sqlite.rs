@@ -43,6 +43,41 @@ fn rollup_table(name: &str) -> String {
     )
 }
 
+/// Migration 5: the `empty_calls` column, and every rollup rebuilt from the invocations (the one
+/// exact source), quarter hours first, then hours and days from them.
+fn rebuild_rollups_with_empty_calls() -> String {
+    let floor = |col: &str, step: i64| {
+        format!("(CASE WHEN {col} >= 0 THEN {col} / {step} * {step} ELSE (({col} + 1) / {step} - 1) * {step} END)")
+    };
+    let sums = "SUM(calls), SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(empty_calls)";
+    let cols = "bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls";
+    let mut sql = String::new();
+    for t in ["rollup_q", "rollup_h", "rollup_d"] {
+        sql.push_str(&format!(
+            "ALTER TABLE {t} ADD COLUMN empty_calls INTEGER NOT NULL DEFAULT 0;\nDELETE FROM {t};\n"
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO rollup_q ({cols})
+SELECT {}, identity_id, model_ref, region, operation,
+       (input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) > {LONG_CONTEXT_THRESHOLD},
+       COUNT(*), SUM(error_code IS NOT NULL), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+       SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens),
+       SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens = 0)
+FROM invocation GROUP BY 1, 2, 3, 4, 5, 6;\n",
+        floor("ts_ms", QUARTER_MS)
+    ));
+    for (t, step) in [("rollup_h", HOUR_MS), ("rollup_d", MS_PER_DAY)] {
+        sql.push_str(&format!(
+            "INSERT INTO {t} ({cols})
+SELECT {}, identity_id, model_ref, region, operation, long_context, {sums}
+FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;\n",
+            floor("bucket_ms", step)
+        ));
+    }
+    sql
+}
+
 fn rollup_name(g: Grain) -> &'static str {
     match g {
         Grain::Quarter => "rollup_q",
@@ -52,7 +87,7 @@ fn rollup_name(g: Grain) -> &'static str {
 }
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 4] {
+fn migrations() -> [String; 6] {
     [
         // 1: the first schema.
         format!(
@@ -125,6 +160,18 @@ CREATE TABLE metric_pending (request_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE iam_tags (entity TEXT PRIMARY KEY, tags TEXT NOT NULL, read_ms INTEGER NOT NULL);
 "#
         .to_string(),
+        // 5: rollups count the calls with no tokens at all (never unpriced), rebuilt from the
+        // stored invocations.
+        rebuild_rollups_with_empty_calls(),
+        // 6: what tells a changed file for sure: inode, modification time, a hash of what was
+        // read last, and whether it was a whole document.
+        r#"
+ALTER TABLE source ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE source ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE source ADD COLUMN tail TEXT NOT NULL DEFAULT '';
+ALTER TABLE source ADD COLUMN document INTEGER NOT NULL DEFAULT 0;
+"#
+        .to_string(),
     ]
 }
 
@@ -142,11 +189,15 @@ struct RollupKey {
 struct RollupDelta {
     calls: u64,
     errors: u64,
+    /// Calls with no tokens at all.
+    empty_calls: u64,
     tokens: Tokens,
 }
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The file, for messages.
+    path: std::path::PathBuf,
     /// Newly inserted records are queued for CloudWatch metrics (`sync --publish-metrics`).
     track_metrics: bool,
     /// `principal \0 key \0 signal` -> identity id.
@@ -178,9 +229,12 @@ impl SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Opens the store for reading and writing, creating it (directory 0700, file 0600: it holds
+    /// ARNs, e-mail addresses and request metadata) and bringing its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        let fresh = !path.exists();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            create_private_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -189,26 +243,74 @@ impl SqliteStore {
             path: path.to_path_buf(),
             source,
         })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        set_wal(&conn)?;
-        // WAL + NORMAL: a committed transaction survives a killed process; on power loss only the
-        // last few commits can roll back, and their checkpoints roll back with them.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        if fresh {
+            make_private(path);
+        }
+        let prepare = |conn: &Connection| -> Result<()> {
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            set_wal(conn)?;
+            // WAL + NORMAL: a committed transaction survives a killed process; on power loss
+            // only the last few commits can roll back, and their checkpoints with them.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "cache_size", -65536)?;
+            Ok(())
+        };
+        prepare(&conn).map_err(|e| prepare_error(path, e))?;
         tracing::debug!(store = %path.display(), "Opened the store");
-        let mut store = SqliteStore {
+        let mut store = SqliteStore::with(conn, path);
+        store.migrate().map_err(|e| prepare_error(path, e))?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only: no write lock is taken, so a report never waits
+    /// behind an ingest (WAL lets readers go on while one process writes), and a store the user
+    /// may only read can be reported on. A store at an older schema is upgraded first.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let version = (|| -> Result<i64> {
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.pragma_update(None, "cache_size", -65536)?;
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if v == 0 {
+                refuse_foreign(&conn, path)?;
+            }
+            Ok(v)
+        })()
+        .map_err(|e| prepare_error(path, e))?;
+        let known = migrations().len() as i64;
+        if version < known {
+            drop(conn);
+            SqliteStore::open(path)?;
+            return SqliteStore::open_read_only(path);
+        }
+        if version > known {
+            return Err(prepare_error(
+                path,
+                StoreError::Newer {
+                    found: version,
+                    known: known as usize,
+                },
+            ));
+        }
+        Ok(SqliteStore::with(conn, path))
+    }
+
+    fn with(conn: Connection, path: &Path) -> SqliteStore {
+        SqliteStore {
             conn,
+            path: path.to_path_buf(),
             track_metrics: false,
             identities: HashMap::new(),
             key_buf: String::new(),
             models: HashMap::new(),
-        };
-        store.migrate().map_err(|e| StoreError::Migrate {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
-        Ok(store)
+        }
     }
 
     /// Brings the schema up to date. The version is read and the migrations applied in one
@@ -224,6 +326,9 @@ impl SqliteStore {
                 found: version,
                 known: migrations.len(),
             });
+        }
+        if version == 0 {
+            refuse_foreign(&tx, &self.path)?;
         }
         for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -313,6 +418,7 @@ impl SqliteStore {
                 let d = quarter.entry(key).or_default();
                 d.calls += 1;
                 d.errors += inv.error_code.is_some() as u64;
+                d.empty_calls += (t.total() == 0) as u64;
                 d.tokens.add(t);
             }
         }
@@ -323,8 +429,8 @@ impl SqliteStore {
         upsert_rollup(&tx, rollup_name(Grain::Day), &daily)?;
         let now = crate::context::now_ms();
         let mut upsert_source = tx.prepare_cached(
-            "INSERT INTO source (path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms",
+            "INSERT INTO source (path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, updated_ms, inode, mtime_ns, tail, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, fingerprint_len = excluded.fingerprint_len, size = excluded.size, gzip = excluded.gzip, offset = excluded.offset, lines = excluded.lines, complete = excluded.complete, records = excluded.records, updated_ms = excluded.updated_ms, inode = excluded.inode, mtime_ns = excluded.mtime_ns, tail = excluded.tail, document = excluded.document",
         )?;
         for c in checkpoints {
             upsert_source.execute(params![
@@ -337,7 +443,11 @@ impl SqliteStore {
                 c.lines as i64,
                 c.complete,
                 c.records as i64,
-                now
+                now,
+                c.inode as i64,
+                c.mtime_ns,
+                c.tail,
+                c.document
             ])?;
         }
         drop(upsert_source);
@@ -381,7 +491,7 @@ impl FactWriter for SqliteStore {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records FROM source WHERE path = ?1",
+                "SELECT path, fingerprint, fingerprint_len, size, gzip, offset, lines, complete, records, inode, mtime_ns, tail, document FROM source WHERE path = ?1",
             )?
             .query_row(
                 [path],
@@ -396,6 +506,10 @@ impl FactWriter for SqliteStore {
                         lines: r.get::<_, i64>(6)? as u64,
                         complete: r.get(7)?,
                         records: r.get::<_, i64>(8)? as u64,
+                        inode: r.get::<_, i64>(9)? as u64,
+                        mtime_ns: r.get(10)?,
+                        tail: r.get(11)?,
+                        document: r.get(12)?,
                     })
                 },
             )
@@ -409,7 +523,11 @@ impl FactWriter for SqliteStore {
             self.identities.clear();
             self.models.clear();
         }
-        result
+        result.map_err(|e| StoreError::Write {
+            path: self.path.clone(),
+            hint: hint_for(&e),
+            source: Box::new(e),
+        })
     }
 
     /// Sources (`path` keys) starting with `prefix` that were read completely, with their
@@ -495,7 +613,8 @@ impl FactReader for SqliteStore {
             let sql = if let Level::Raw = level {
                 "SELECT ts_ms, identity_id, model_ref, region, operation,
                         (input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) > ?3,
-                        1, error_code IS NOT NULL, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                        1, error_code IS NOT NULL, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                        (input_tokens + output_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) = 0
                  FROM invocation WHERE ts_ms >= ?1 AND ts_ms < ?2"
                     .to_string()
             } else {
@@ -505,7 +624,8 @@ impl FactReader for SqliteStore {
                 };
                 format!(
                     "SELECT bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors,
-                            input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens
+                            input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                            empty_calls
                      FROM {table} WHERE bucket_ms >= ?1 AND bucket_ms < ?2 AND ?3 >= 0"
                 )
             };
@@ -535,6 +655,7 @@ impl FactReader for SqliteStore {
                     long_context: r.get(5)?,
                     calls: r.get::<_, i64>(6)? as u64,
                     errors: r.get::<_, i64>(7)? as u64,
+                    empty_calls: r.get::<_, i64>(13)? as u64,
                     tokens: Tokens {
                         input: r.get::<_, i64>(8)? as u64,
                         output: r.get::<_, i64>(9)? as u64,
@@ -740,6 +861,7 @@ fn coarsen(fine: &HashMap<RollupKey, RollupDelta>, step: i64) -> HashMap<RollupK
         let e = out.entry(ck).or_default();
         e.calls += d.calls;
         e.errors += d.errors;
+        e.empty_calls += d.empty_calls;
         e.tokens.add(&d.tokens);
     }
     out
@@ -809,13 +931,14 @@ fn upsert_rollup(
     deltas: &HashMap<RollupKey, RollupDelta>,
 ) -> Result<()> {
     let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
            input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
            cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
            cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
-           cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens"
+           cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+           empty_calls = empty_calls + excluded.empty_calls"
     ))?;
     for (k, d) in deltas {
         st.execute(params![
@@ -832,7 +955,86 @@ fn upsert_rollup(
             d.tokens.cache_read as i64,
             d.tokens.cache_write_5m as i64,
             d.tokens.cache_write_1h as i64,
+            d.empty_calls as i64,
         ])?;
     }
     Ok(())
 }
+
+/// A store file that is a SQLite database but not a bedrock-usage store (schema 0 with tables of
+/// its own) is refused, never added to.
+fn refuse_foreign(conn: &Connection, path: &Path) -> Result<()> {
+    let tables: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A failure while opening, with the file named and, for the common ones, what to do.
+fn prepare_error(path: &Path, e: StoreError) -> StoreError {
+    match e {
+        e @ (StoreError::Foreign { .. } | StoreError::Newer { .. }) => e,
+        e => StoreError::Prepare {
+            path: path.to_path_buf(),
+            hint: hint_for(&e),
+            source: Box::new(e),
+        },
+    }
+}
+
+/// What to do about an SQLite failure, where there is something to say.
+pub(super) fn hint_for(e: &StoreError) -> &'static str {
+    let code = match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "; it is not an SQLite database: pass --db with a bedrock-usage store, or a new file name"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "; the disk is full: free some space (nothing was half-written: run the command again)"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
+            "; check that the file and its directory may be written (and read)"
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            "; the file is damaged: run `bedrock-usage store check`, restore a backup (`store backup`)"
+        }
+        _ => "",
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// A new store file is readable by its owner only (SQLite gives its -wal and -shm the same).
+#[cfg(unix)]
+fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path) {}

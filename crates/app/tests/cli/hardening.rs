@@ -276,3 +276,362 @@ fn the_unknown_field_hint_never_suggests_the_field_itself() {
     assert!(err.contains("no event has the field `cost_usd`"), "{err}");
     assert!(!err.contains("did you mean `cost_usd`"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempDir::new("h-perm");
+    let db = t.path("private/dir/usage.db");
+    ingest(&db, &[&data("invocations.jsonl")]);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&t.path("private/dir")), 0o700);
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused_and_left_as_it_was() {
+    let t = TempDir::new("h-foreign");
+    let db = t.path("other.db");
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table notes(x)'); c.commit()",
+            s(&db),
+        ])
+        .status()
+        .expect("python3");
+    assert!(made.success());
+    let out = run_expect(
+        &[
+            "--db",
+            s(&db),
+            "ingest",
+            "--no-progress",
+            s(&data("invocations.jsonl")),
+        ],
+        2,
+    );
+    assert!(
+        stderr(&out).contains("not a bedrock-usage store"),
+        "{}",
+        stderr(&out)
+    );
+    let tables = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(','.join(r[0] for r in sqlite3.connect(sys.argv[1]).execute('select name from sqlite_master order by name')))",
+            s(&db),
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout(&tables).trim(), "notes");
+    // Not a database at all: the file is named, with what to do.
+    std::fs::write(
+        t.path("text.db"),
+        "hello, this is not a database at all, just some text to fill a page....",
+    )
+    .expect("write");
+    let out = run_expect(&["--db", s(&t.path("text.db")), "report"], 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("text.db") && err.contains("not an SQLite database"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reading_commands_never_wait_for_a_writer() {
+    let t = TempDir::new("h-readers");
+    ingest(&t.db(), &[&data("invocations.jsonl")]);
+    // Another process holds the write lock for longer than the test waits.
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('begin immediate'); print('locked', flush=True); time.sleep(20)",
+            s(&t.db()),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    for args in [
+        vec!["--db", s(&t.db()), "report"],
+        vec!["--db", s(&t.db()), "query", "stats count(*)"],
+        vec!["--db", s(&t.db()), "pricing", "unpriced"],
+    ] {
+        let out = run_within(10, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test]
+fn escape_sequences_and_formulas_in_fields_stay_inert() {
+    let t = TempDir::new("h-escapes");
+    let mut r = samples()[0].clone();
+    r["requestMetadata"] = serde_json::json!({"developer": "\u{1b}[31mevil\nnext"});
+    let mut r2 = samples()[1].clone();
+    r2["requestMetadata"] = serde_json::json!({"developer": "=HYPERLINK(\"x\")"});
+    std::fs::write(t.path("f.jsonl"), jsonl(&[r, r2])).expect("write");
+    ingest(&t.db(), &[&t.path("f.jsonl")]);
+    let table = run_ok(&["--db", s(&t.db()), "report"]);
+    let text = stdout(&table) + &stderr(&table);
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape reached the terminal: {text:?}"
+    );
+    assert!(text.contains("\\u{1b}[31mevil\\nnext"), "{text}");
+    let csv = stdout(&run_ok(&["--db", s(&t.db()), "--format", "csv", "report"]));
+    assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+}
+
+fn demo_store(t: &TempDir) -> std::path::PathBuf {
+    let (_, jsonl) = demo_corpus(3000, 9, (0, 0));
+    std::fs::write(t.path("demo.jsonl"), jsonl).expect("write");
+    ingest(&t.db(), &[&t.path("demo.jsonl")]);
+    demo_config(t)
+}
+
+#[test]
+fn unpriced_calls_are_counted_the_same_at_every_grain_and_never_as_zero_cost() {
+    let t = TempDir::new("h-unpriced");
+    let cfg = demo_store(&t);
+    let unpriced = |extra: &[&str]| -> u64 {
+        report_csv(&t.db(), Some(&cfg), extra)
+            .iter()
+            .map(|r| r["unpriced_calls"].parse::<u64>().expect("n"))
+            .sum()
+    };
+    let utc = unpriced(&["--by", "month"]);
+    assert!(utc > 0, "the demo has unpriced calls");
+    assert_eq!(utc, unpriced(&["--by", "month", "--tz", "Europe/Berlin"]));
+    assert_eq!(utc, unpriced(&["--by", "day", "--tz", "Asia/Kolkata"]));
+    assert_eq!(
+        utc,
+        unpriced(&["--by", "model", "--since", "2026-11-03T00:07:00Z"])
+            + unpriced(&["--by", "model", "--until", "2026-11-03T00:07:00Z"])
+    );
+    let listed = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "--format",
+        "csv",
+        "pricing",
+        "unpriced",
+    ]);
+    let listed: u64 = parse_csv(&stdout(&listed))
+        .iter()
+        .map(|r| r["calls"].parse::<u64>().expect("n"))
+        .sum();
+    assert_eq!(listed, utc);
+    // A group whose calls are all unpriced has no cost in JSON (null), not 0.
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "--format",
+        "json",
+        "report",
+        "--by",
+        "model",
+    ]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let v2 = rows
+        .iter()
+        .find(|r| r["model"] == "claude-v2")
+        .expect("the unpriced model's row");
+    assert!(v2["cost_usd"].is_null(), "{v2}");
+    assert!(rows
+        .iter()
+        .filter(|r| r["model"] != "claude-v2")
+        .all(|r| r["cost_usd"].is_number()));
+    // The table says a partial cost is partial.
+    let table = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "report",
+        "--by",
+        "developer",
+    ]));
+    assert!(table.contains(" unpriced"), "{table}");
+}
+
+#[test]
+fn query_file_and_report_top() {
+    let t = TempDir::new("h-top");
+    let cfg = demo_store(&t);
+    std::fs::write(t.path("q.insights"), "stats count(*) as n\n| sort n desc").expect("write");
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--format",
+        "csv",
+        "query",
+        "--query-file",
+        s(&t.path("q.insights")),
+    ]);
+    assert_eq!(stdout(&out).trim(), "n\n3000");
+    let all = report_csv(&t.db(), Some(&cfg), &["--by", "developer"]);
+    let top = report_csv(&t.db(), Some(&cfg), &["--by", "developer", "--top", "2"]);
+    assert_eq!(top.len(), 2);
+    let cost = |r: &std::collections::BTreeMap<String, String>| {
+        r["cost_usd"].parse::<f64>().unwrap_or(0.0)
+    };
+    let mut costs: Vec<f64> = all.iter().map(cost).collect();
+    costs.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(
+        top.iter().map(cost).collect::<Vec<_>>(),
+        costs[..2].to_vec()
+    );
+    let table = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "report",
+        "--top",
+        "2",
+    ]));
+    assert!(table.contains("top 2 shown"), "{table}");
+}
+
+#[test]
+fn records_dated_in_the_future_are_said() {
+    let t = TempDir::new("h-future");
+    let mut r = samples()[0].clone();
+    r["timestamp"] = serde_json::Value::String("2099-01-01T00:00:00Z".into());
+    std::fs::write(t.path("f.jsonl"), jsonl(&[r])).expect("write");
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        s(&t.path("f.jsonl")),
+    ]);
+    assert!(
+        stderr(&out).contains("dated more than a day in the future"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `n` sample records with request ids `{tag}-0`, `{tag}-1`, ... (all the same length).
+fn records(tag: &str, n: usize) -> Vec<serde_json::Value> {
+    let base = samples();
+    (0..n)
+        .map(|i| {
+            let mut r = base[i % base.len()].clone();
+            r["requestId"] = serde_json::Value::String(format!("{tag}-{i:04}"));
+            r
+        })
+        .collect()
+}
+
+fn fle_doc(events: &[serde_json::Value]) -> String {
+    let ev: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, r)| serde_json::json!({"logStreamName": "aws/bedrock/modelinvocations", "timestamp": 1_762_000_000_000i64 + i as i64, "message": r.to_string(), "ingestionTime": 1_762_000_000_000i64, "eventId": format!("{i}")}))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({"events": ev, "searchedLogStreams": []}))
+        .expect("json")
+}
+
+fn ingest_err(db: &std::path::Path, file: &std::path::Path) -> String {
+    stderr(&run_ok(&[
+        "--db",
+        s(db),
+        "ingest",
+        "--no-progress",
+        s(file),
+    ]))
+}
+
+fn touch_later(file: &std::path::Path) {
+    let f = std::fs::File::options()
+        .write(true)
+        .open(file)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(10))
+        .expect("mtime");
+}
+
+#[test]
+fn a_filter_log_events_export_that_grew_is_read_again_whole() {
+    let t = TempDir::new("h-fle-grown");
+    let file = t.path("export.json");
+    let all = records("fle", 60);
+    std::fs::write(&file, fle_doc(&all[..30])).expect("write");
+    ingest_err(&t.db(), &file);
+    assert_eq!(stored(&t.db()), 30);
+    // Exported again, larger: the same first events, then more.
+    std::fs::write(&file, fle_doc(&all)).expect("write");
+    let err = ingest_err(&t.db(), &file);
+    assert_eq!(stored(&t.db()), 60, "{err}");
+    assert!(!err.contains("bad inputs"), "{err}");
+    // And then it is unchanged.
+    let out = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        s(&file),
+    ]));
+    assert!(out.contains("nothing new"), "{out}");
+}
+
+#[test]
+fn a_file_rewritten_in_place_with_the_same_size_and_head_is_read_again() {
+    let t = TempDir::new("h-rewritten");
+    let file = t.path("f.jsonl");
+    let first = records("aaaa", 6);
+    std::fs::write(&file, jsonl(&first)).expect("write");
+    ingest_err(&t.db(), &file);
+    // The same size and the same first 4 KiB, other records at the end.
+    let mut second = first.clone();
+    for (i, r) in second.iter_mut().enumerate().skip(3) {
+        r["requestId"] = serde_json::Value::String(format!("bbbb-{i:04}"));
+    }
+    std::fs::write(&file, jsonl(&second)).expect("write");
+    assert_eq!(
+        std::fs::metadata(&file).expect("meta").len() as usize,
+        jsonl(&first).len()
+    );
+    touch_later(&file);
+    ingest_err(&t.db(), &file);
+    assert_eq!(stored(&t.db()), 9, "the rewritten records must be read");
+}
+
+#[test]
+fn a_file_that_grew_after_a_change_in_what_was_read_is_read_from_the_start() {
+    let t = TempDir::new("h-grown-changed");
+    let file = t.path("f.jsonl");
+    let first = records("cccc", 4);
+    std::fs::write(&file, jsonl(&first)).expect("write");
+    ingest_err(&t.db(), &file);
+    // The last record read before is replaced (same length), and one more is appended.
+    let mut second = first.clone();
+    second[3]["requestId"] = serde_json::Value::String("dddd-0003".into());
+    second.push(records("eeee", 1)[0].clone());
+    std::fs::write(&file, jsonl(&second)).expect("write");
+    ingest_err(&t.db(), &file);
+    assert_eq!(
+        stored(&t.db()),
+        6,
+        "the changed record and the new one must both be read"
+    );
+}
