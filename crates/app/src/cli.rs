@@ -45,6 +45,29 @@ pub struct Args {
 
     #[command(subcommand)]
     pub command: Command,
+
+    /// Whether `--db` was given on the command line itself (not through BEDROCK_USAGE_DB): the
+    /// demo writes into a store only when told so there.
+    #[arg(skip)]
+    pub db_on_command_line: bool,
+}
+
+impl Args {
+    /// Parses the process's arguments, noting where `--db` came from.
+    pub fn from_command_line() -> Args {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().get_matches();
+        let mut args = match Args::from_arg_matches(&matches) {
+            Ok(a) => a,
+            Err(e) => e.exit(),
+        };
+        let from_cli = |m: &clap::ArgMatches| {
+            m.value_source("db") == Some(clap::parser::ValueSource::CommandLine)
+        };
+        args.db_on_command_line =
+            from_cli(&matches) || matches.subcommand().is_some_and(|(_, m)| from_cli(m));
+        args
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,6 +51,8 @@ pub struct Context {
     pub db: Option<PathBuf>,
     pub format: Format,
     pub clock: Clock,
+    /// `--db` was given on the command line (not only in the environment).
+    pub db_on_command_line: bool,
 }
 
 impl Context {
@@ -72,6 +74,7 @@ impl Context {
             db: args.db.clone(),
             format: args.format,
             clock: Clock,
+            db_on_command_line: args.db_on_command_line,
         })
     }
 

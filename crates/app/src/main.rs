@@ -1,10 +1,8 @@
 //! The `bedrock-usage` binary: parse arguments, start diagnostics, run, map the error to an exit
 //! code (a closed pipe is a success; see `error::Error::exit_code`).
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let args = bedrock_usage::cli::Args::parse();
+    let args = bedrock_usage::cli::Args::from_command_line();
     init_tracing(args.log_level.as_deref());
     match bedrock_usage::run(args) {
         Ok(code) => std::process::ExitCode::from(code),

@@ -233,6 +233,19 @@ impl<'c> Attributor<'c> {
         self.shared.contains(principal)
     }
 
+    /// The developer a name stands for: its alias (matched case-insensitively), or itself.
+    pub fn resolve_alias<'a>(&'a self, name: &'a str) -> &'a str {
+        if let Some(d) = self.config.aliases.get(name) {
+            return d;
+        }
+        self.config
+            .aliases
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, d)| d.as_str())
+            .unwrap_or(name)
+    }
+
     pub fn attribute(&self, id: &Identity) -> Attribution {
         let (developer, via) = self.developer(id);
         let (team, cost_center) = match self.config.developers.get(&developer) {

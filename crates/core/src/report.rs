@@ -289,12 +289,23 @@ impl<'a> ReportBuilder<'a> {
             .collect();
         let mut who = Vec::with_capacity(identities.len());
         let mut kept_dev = Vec::with_capacity(identities.len());
+        // Filters match case-insensitively, and a name before aliasing (an e-mail, a session
+        // name) matches the developer it is an alias of.
+        let f = &spec.filters;
+        let dev_filters: Vec<String> = f
+            .developers
+            .iter()
+            .map(|d| attributor.resolve_alias(d).to_lowercase())
+            .collect();
+        let team_filters: Vec<String> = f.teams.iter().map(|t| t.to_lowercase()).collect();
         for i in identities {
             let a: Attribution = attributor.attribute(i);
-            let f = &spec.filters;
             kept_dev.push(
-                (f.developers.is_empty() || f.developers.contains(&a.developer))
-                    && (f.teams.is_empty() || f.teams.iter().any(|t| Some(t) == a.team.as_ref())),
+                (dev_filters.is_empty() || dev_filters.contains(&a.developer.to_lowercase()))
+                    && (team_filters.is_empty()
+                        || a.team
+                            .as_ref()
+                            .is_some_and(|t| team_filters.contains(&t.to_lowercase()))),
             );
             let opt = |s: &Option<String>, st: &mut Interner| {
                 s.as_deref().map(|v| st.id(v) as u64).unwrap_or(NONE)
@@ -312,17 +323,18 @@ impl<'a> ReportBuilder<'a> {
             });
         }
         // Model filters are decided once per model.
-        let kept_model: Vec<bool> =
-            model_ids
-                .iter()
-                .zip(&models)
-                .map(|(raw, m)| {
-                    spec.filters.models.is_empty()
-                        || spec.filters.models.iter().any(|q| {
-                            raw == q || strings.names[m.label as usize].contains(q.as_str())
-                        })
-                })
-                .collect();
+        let kept_model: Vec<bool> = model_ids
+            .iter()
+            .zip(&models)
+            .map(|(raw, m)| {
+                spec.filters.models.is_empty()
+                    || spec.filters.models.iter().any(|q| {
+                        let q = q.to_lowercase();
+                        raw.to_lowercase() == q
+                            || strings.names[m.label as usize].contains(q.as_str())
+                    })
+            })
+            .collect();
         let mut kept = Vec::with_capacity(identities.len() * model_ids.len());
         for &d in &kept_dev {
             for &m in &kept_model {

@@ -31,7 +31,18 @@ pub fn run(ctx: &Context, opts: &DemoOptions) -> Result<u8> {
         path: log.clone(),
         source,
     })?;
-    let db_path: PathBuf = ctx.db.clone().unwrap_or_else(|| temp.join("usage.db"));
+    // A store of the user's only when `--db` is on this command line: a BEDROCK_USAGE_DB in the
+    // environment names the real store, which must not gain a synthetic month of spend.
+    let kept = ctx.db.clone().filter(|_| ctx.db_on_command_line);
+    let db_path: PathBuf = kept.clone().unwrap_or_else(|| temp.join("usage.db"));
+    let config_path = kept.as_ref().map(|db| db.with_extension("toml"));
+    if let Some(p) = &config_path {
+        std::fs::write(p, DEMO_CONFIG).map_err(|source| Error::File {
+            what: "cannot write the demo config",
+            path: p.clone(),
+            source,
+        })?;
+    }
     let config = bedrock_usage_core::Config::parse(DEMO_CONFIG, "demo config")?;
     let catalog = bedrock_usage_core::PriceCatalog::embedded();
     let mut store = crate::store::open(&db_path)?;
@@ -67,13 +78,33 @@ pub fn run(ctx: &Context, opts: &DemoOptions) -> Result<u8> {
         println!(
             "\nThe `shared:` row is grace's traffic: her container calls through the shared instance role\n\
              without a `developer` in request metadata, so no one can tell it apart (see the warning).\n\
-             heidi's `anthropic.claude-v2:1` calls are unpriced: the catalog has no price for it.\n\n\
-             Try next:\n  \
-             bedrock-usage demo --write /tmp/demo --records 20000     # a corpus in the S3 layout, with a config\n  \
-             bedrock-usage --db /tmp/demo/usage.db --config /tmp/demo/bedrock-usage.toml ingest /tmp/demo/AWSLogs\n  \
-             bedrock-usage --db /tmp/demo/usage.db --config /tmp/demo/bedrock-usage.toml report --by team,model\n  \
-             bedrock-usage pricing show us.anthropic.claude-sonnet-4-5-20250929-v1:0\n"
+             heidi's `anthropic.claude-v2:1` calls are unpriced: the catalog has no price for it.\n"
         );
+        let same = format!(
+            "--seed {} --records {} --month {y:04}-{m:02}",
+            opts.seed, opts.records
+        );
+        match (&kept, &config_path) {
+            (Some(db), Some(cfg)) => println!(
+                "\nThe store {} holds this month, and its config is {}:\n  \
+                 bedrock-usage --db {} --config {} report --by team,model\n  \
+                 bedrock-usage --db {} --config {} query 'stats sum(cost_usd) as cost by developer | sort cost desc'",
+                db.display(),
+                cfg.display(),
+                db.display(),
+                cfg.display(),
+                db.display(),
+                cfg.display()
+            ),
+            _ => println!(
+                "\nTry next (the same month, the same figures):\n  \
+                 bedrock-usage demo --db /tmp/demo.db {same}     # keep it in a store (and its config beside it)\n  \
+                 bedrock-usage demo --write /tmp/demo {same} --body-kb 0-0     # the corpus in the S3 layout, with its config\n  \
+                 bedrock-usage --db /tmp/demo/usage.db --config /tmp/demo/bedrock-usage.toml ingest /tmp/demo/AWSLogs\n  \
+                 bedrock-usage --db /tmp/demo/usage.db --config /tmp/demo/bedrock-usage.toml report --by developer"
+            ),
+        }
+        println!("  bedrock-usage pricing show us.anthropic.claude-sonnet-4-5-20250929-v1:0\n");
     }
     report::print_warnings(&model_report);
     drop(store);

@@ -33,6 +33,9 @@ pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
         r.keep_top(n);
     }
     print(&r, ctx.format, true)?;
+    if r.rows.is_empty() {
+        say_what_matches(ctx, &*store, &req.filters)?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -94,6 +97,57 @@ impl ReportRequest {
             },
         })
     }
+}
+
+/// When filters match nothing, says so and lists the values they could have named.
+fn say_what_matches(ctx: &Context, store: &dyn FactReader, f: &Filters) -> Result<()> {
+    if f.developers.is_empty() && f.teams.is_empty() && f.models.is_empty() {
+        return Ok(());
+    }
+    let identities = store.identities()?;
+    let tags = store.iam_tags()?.tags;
+    let attributor = Attributor::new(&ctx.config, &identities).with_iam_tags(&tags);
+    let (mut devs, mut teams) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for i in &identities {
+        let a = attributor.attribute(i);
+        devs.insert(a.developer);
+        teams.extend(a.team);
+    }
+    let list = |s: &std::collections::BTreeSet<String>| {
+        let v: Vec<String> = s.iter().take(20).map(|x| clean(x).into_owned()).collect();
+        let more = s.len().saturating_sub(20);
+        if more > 0 {
+            format!("{} and {more} more", v.join(", "))
+        } else if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    for (flag, given, known) in [
+        ("--developer", &f.developers, Some(&devs)),
+        ("--team", &f.teams, Some(&teams)),
+        ("--model", &f.models, None),
+    ] {
+        if given.is_empty() {
+            continue;
+        }
+        match known {
+            Some(k) => eprintln!(
+                "note: no calls match {flag} {} in this range; known: {}",
+                given.join(","),
+                list(k)
+            ),
+            None => eprintln!(
+                "note: no calls match {flag} {} in this range (see `bedrock-usage report --by model`)",
+                given.join(",")
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Reads the facts the report needs and runs the report maths over them.

@@ -635,3 +635,98 @@ fn a_file_that_grew_after_a_change_in_what_was_read_is_read_from_the_start() {
         "the changed record and the new one must both be read"
     );
 }
+
+#[test]
+fn the_demo_never_writes_into_the_store_of_the_environment() {
+    let t = TempDir::new("h-demo");
+    let real = t.path("real.db");
+    let out = bin()
+        .env("BEDROCK_USAGE_DB", &real)
+        .args(["demo", "--seed", "5", "--records", "300"])
+        .output()
+        .expect("demo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !real.exists(),
+        "the demo wrote into BEDROCK_USAGE_DB's store"
+    );
+    // Its "try next" lines reproduce its figures.
+    let text = stdout(&out);
+    assert!(text.contains("--seed 5 --records 300"), "{text}");
+    let demo_csv = |args: &[&str]| {
+        let mut a = vec!["--format", "csv", "demo", "--seed", "5", "--records", "300"];
+        a.extend_from_slice(args);
+        let out = run_ok(&a);
+        stdout(&out)
+            .lines()
+            .take_while(|l| !l.starts_with("model,"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let kept = t.path("kept.db");
+    let shown = demo_csv(&["--db", s(&kept)]);
+    assert!(
+        t.path("kept.toml").exists(),
+        "the demo's config is saved beside its store"
+    );
+    let dir = t.path("corpus");
+    run_ok(&[
+        "demo",
+        "--write",
+        s(&dir),
+        "--seed",
+        "5",
+        "--records",
+        "300",
+        "--month",
+        "2026-11",
+        "--body-kb",
+        "0-0",
+    ]);
+    let db = t.path("corpus.db");
+    ingest(&db, &[&dir.join("AWSLogs")]);
+    let again = stdout(&run_ok(&[
+        "--db",
+        s(&db),
+        "--config",
+        s(&dir.join("bedrock-usage.toml")),
+        "--format",
+        "csv",
+        "report",
+        "--by",
+        "developer",
+    ]));
+    assert_eq!(shown.trim(), again.trim());
+}
+
+#[test]
+fn filters_match_case_insensitively_and_before_aliasing_and_say_when_nothing_matches() {
+    let t = TempDir::new("h-filters");
+    let cfg = demo_store(&t);
+    let devs = |extra: &[&str]| -> Vec<String> {
+        report_csv(&t.db(), Some(&cfg), extra)
+            .iter()
+            .map(|r| r["developer"].clone())
+            .collect()
+    };
+    assert_eq!(devs(&["--developer", "Alice"]), vec!["alice".to_string()]);
+    assert_eq!(
+        devs(&["--developer", "BOB@example.com"]),
+        vec!["bob".to_string()]
+    );
+    assert_eq!(devs(&["--team", "PAYMENTS"]).len(), 2);
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "report",
+        "--developer",
+        "nobody",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no calls match --developer nobody") && err.contains("alice, bob"),
+        "{err}"
+    );
+}
