@@ -730,3 +730,26 @@ fn filters_match_case_insensitively_and_before_aliasing_and_say_when_nothing_mat
         "{err}"
     );
 }
+
+#[test]
+fn sort_by_an_aggregate_or_a_bin_as_written_in_stats() {
+    let t = TempDir::new("h-sort");
+    let cfg = demo_store(&t);
+    let q = |query: &str| -> Vec<std::collections::BTreeMap<String, String>> {
+        parse_csv(&stdout(&run_ok(&["--db", s(&t.db()), "--config", s(&cfg), "--format", "csv", "query", query])))
+    };
+    let rows = q("stats count(*) by developer | sort count(*) desc | limit 3");
+    let n: Vec<u64> = rows.iter().map(|r| r["count(*)"].parse().expect("n")).collect();
+    assert_eq!(n.len(), 3);
+    assert!(n.windows(2).all(|w| w[0] >= w[1]), "{n:?}");
+    let all = q("stats count(*) as c by developer | sort c desc");
+    assert_eq!(n[0].to_string(), all[0]["c"], "the top row is the largest");
+    let rows = q("stats sum(input.inputTokenCount) by developer | sort sum(input.inputTokenCount) asc");
+    let v: Vec<u64> = rows.iter().map(|r| r["sum(input.inputTokenCount)"].parse().expect("n")).collect();
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
+    let rows = q("stats count(*) by bin(1d) | sort bin(1d) desc");
+    let days: Vec<String> = rows.iter().map(|r| r["bin(1d)"].clone()).collect();
+    let mut sorted = days.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(days, sorted);
+}

@@ -44,9 +44,66 @@ pub struct Plan {
     limit: usize,
 }
 
+/// `stats count(*) by developer | sort count(*) desc`: after a `stats`, a sort key written as one
+/// of its aggregates or groups (`count(*)`, `sum(x)`, `bin(1d)`) means that column, as in
+/// CloudWatch (the rows have no events left to evaluate it on).
+fn name_sorts_after_stats(query: &mut Query) {
+    let mut columns: Option<Vec<Named>> = None;
+    for c in &mut query.commands {
+        match c {
+            Command::Stats { aggregates, by } => {
+                columns = Some(aggregates.iter().chain(by.iter()).cloned().collect())
+            }
+            Command::Sort(keys) => {
+                let Some(cols) = &columns else { continue };
+                for k in keys.iter_mut() {
+                    if matches!(k.expr, Expr::Field { .. }) {
+                        continue;
+                    }
+                    if let Some(n) = cols.iter().find(|n| same_expr(&n.expr, &k.expr)) {
+                        k.expr = Expr::Field {
+                            name: n.name().to_string(),
+                            span: span_of(&k.expr),
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Equal expressions, wherever they were written (spans aside).
+fn same_expr(a: &Expr, b: &Expr) -> bool {
+    match (a, b) {
+        (Expr::Field { name: x, .. }, Expr::Field { name: y, .. }) => x == y,
+        (Expr::Call { name: x, args: xa, .. }, Expr::Call { name: y, args: ya, .. }) => {
+            x.eq_ignore_ascii_case(y)
+                && xa.len() == ya.len()
+                && xa.iter().zip(ya).all(|(p, q)| same_expr(p, q))
+        }
+        (Expr::Binary { op: o1, left: l1, right: r1 }, Expr::Binary { op: o2, left: l2, right: r2 }) => {
+            o1 == o2 && same_expr(l1, l2) && same_expr(r1, r2)
+        }
+        (Expr::Not(x), Expr::Not(y)) | (Expr::Neg(x), Expr::Neg(y)) => same_expr(x, y),
+        (Expr::List(x), Expr::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_expr(p, q))
+        }
+        (x, y) => x == y,
+    }
+}
+
+fn span_of(e: &Expr) -> super::ast::Span {
+    match e {
+        Expr::Field { span, .. } | Expr::Call { span, .. } => span.clone(),
+        _ => 0..0,
+    }
+}
+
 impl Plan {
     /// `limit`: the row limit when the query has no `limit` command (CloudWatch: 10,000).
-    pub fn new(query: Query, limit: usize) -> Result<Plan, QueryError> {
+    pub fn new(mut query: Query, limit: usize) -> Result<Plan, QueryError> {
+        name_sorts_after_stats(&mut query);
         let mut regexes = HashMap::new();
         let mut add = |pattern: &str| -> Result<(), QueryError> {
             if !regexes.contains_key(pattern) {
