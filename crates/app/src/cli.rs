@@ -294,6 +294,21 @@ pub enum Command {
         aws: AwsArgs,
     },
 
+    /// Look after the store: check it, back it up.
+    ///
+    /// Copying the store's file while a command writes to it is not a backup (the copy can be
+    /// torn, and WAL mode keeps recent commits in a second file): use `store backup`, which
+    /// takes one consistent snapshot while other processes go on writing.
+    ///
+    /// Examples:
+    ///   bedrock-usage store check
+    ///   bedrock-usage store backup /backups/usage-$(date +%F).db
+    #[command(verbatim_doc_comment)]
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+
     /// Check the configuration file and report every problem at once.
     Config {
         #[command(subcommand)]
@@ -451,6 +466,21 @@ pub enum AwsCommand {
     Status {
         #[command(flatten)]
         aws: AwsArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// The database's own check and the rollups against the invocations; exit 1 on a problem.
+    Check {
+        /// The full `integrity_check` (reads every page and index; slower on a large store).
+        #[arg(long)]
+        full: bool,
+    },
+    /// A consistent copy of the store in a new file, safe while another process writes.
+    Backup {
+        /// Where to write the copy (must not exist).
+        path: PathBuf,
     },
 }
 

@@ -19,9 +19,10 @@ pub mod shutdown;
 pub mod sources;
 pub mod store;
 
-use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand};
+use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
 use crate::commands::{
-    aws_setup, aws_status, config, credentials, demo, ingest, pricing, query, report, sync,
+    aws_setup, aws_status, config, credentials, demo, ingest, pricing, query, report,
+    store as store_cmd, sync,
 };
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
@@ -101,6 +102,10 @@ pub fn run(args: Args) -> Result<u8> {
             PricingCommand::Unpriced => pricing::unpriced(&ctx),
         },
         Command::Config { .. } => Ok(EXIT_OK),
+        Command::Store { command } => match command {
+            StoreCommand::Check { full } => store_cmd::check(&ctx, *full),
+            StoreCommand::Backup { path } => store_cmd::backup(&ctx, path),
+        },
         Command::Credentials {
             role_arn,
             developer,

@@ -10,4 +10,5 @@ pub mod ingest;
 pub mod pricing;
 pub mod query;
 pub mod report;
+pub mod store;
 pub mod sync;

@@ -311,10 +311,27 @@ pub trait MetricOutbox {
     fn clear_pending_metrics(&mut self, request_ids: &[&str]) -> Result<()>;
 }
 
-/// A whole store.
-pub trait Store: FactWriter + FactReader + MetricOutbox + Send {}
+/// One check of `store check`.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
 
-impl<T: FactWriter + FactReader + MetricOutbox + Send> Store for T {}
+/// Keeping a store sound: checks and backups.
+pub trait Maintenance {
+    /// The database's own check (`quick_check`, or the full `integrity_check`), and the rollups
+    /// against the invocations they sum.
+    fn check(&self, full: bool) -> Result<Vec<CheckResult>>;
+    /// A consistent copy of the store at `to` (a new file), safe while another process writes.
+    fn backup(&self, to: &Path) -> Result<()>;
+}
+
+/// A whole store.
+pub trait Store: FactWriter + FactReader + MetricOutbox + Maintenance + Send {}
+
+impl<T: FactWriter + FactReader + MetricOutbox + Maintenance + Send> Store for T {}
 
 /// Opens (creating and migrating as needed) the store at `path`.
 pub fn open(path: &Path) -> Result<Box<dyn Store>> {

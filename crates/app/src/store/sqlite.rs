@@ -24,8 +24,8 @@ use bedrock_usage_core::{FactRow, FactSet, Identity, StoredInvocation, Tokens};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
-    Batch, Checkpoint, FactReader, FactWriter, IamTagSet, IamTagsRead, MetricOutbox, Position,
-    Result, SourceId, StoreError, SyncState, WriteOutcome,
+    Batch, CheckResult, Checkpoint, FactReader, FactWriter, IamTagSet, IamTagsRead, Maintenance,
+    MetricOutbox, Position, Result, SourceId, StoreError, SyncState, WriteOutcome,
 };
 
 /// A rollup table of one grain (the same columns at every grain).
@@ -762,6 +762,84 @@ impl FactReader for SqliteStore {
             }))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl Maintenance for SqliteStore {
+    fn check(&self, full: bool) -> Result<Vec<CheckResult>> {
+        let mut out = Vec::new();
+        let pragma = if full {
+            "integrity_check"
+        } else {
+            "quick_check"
+        };
+        let mut st = self.conn.prepare(&format!("PRAGMA {pragma}"))?;
+        let problems: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let fine = problems.len() == 1 && problems[0] == "ok";
+        out.push(CheckResult {
+            name: format!("database ({pragma})"),
+            ok: fine,
+            detail: if fine {
+                "ok".into()
+            } else {
+                problems
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        });
+        let sums = "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_5m_tokens), 0), COALESCE(SUM(cache_write_1h_tokens), 0)";
+        let row = |sql: &str| -> Result<[i64; 7]> {
+            Ok(self.conn.query_row(sql, [], |r| {
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ])
+            })?)
+        };
+        let rows = row(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(error_code IS NOT NULL), 0), {sums} FROM invocation"
+        ))?;
+        for g in Grain::ALL {
+            let t = rollup_name(g);
+            let r = row(&format!(
+                "SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0), {sums} FROM {t}"
+            ))?;
+            out.push(CheckResult {
+                name: format!("rollups {t}"),
+                ok: r == rows,
+                detail: if r == rows {
+                    format!("equal to the {} stored invocations", rows[0])
+                } else {
+                    format!("sums differ from the invocations (calls {} vs {}): the store was damaged or copied mid-write; restore a backup", r[0], rows[0])
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn backup(&self, to: &Path) -> Result<()> {
+        // VACUUM INTO reads one consistent snapshot (a read transaction: writers go on) and
+        // writes a compact new database.
+        self.conn
+            .execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map(|_| ())
+            .map_err(|e| StoreError::Write {
+                path: to.to_path_buf(),
+                hint: "",
+                source: Box::new(StoreError::Sqlite(e)),
+            })?;
+        make_private(to);
+        Ok(())
     }
 }
 

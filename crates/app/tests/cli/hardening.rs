@@ -736,20 +736,65 @@ fn sort_by_an_aggregate_or_a_bin_as_written_in_stats() {
     let t = TempDir::new("h-sort");
     let cfg = demo_store(&t);
     let q = |query: &str| -> Vec<std::collections::BTreeMap<String, String>> {
-        parse_csv(&stdout(&run_ok(&["--db", s(&t.db()), "--config", s(&cfg), "--format", "csv", "query", query])))
+        parse_csv(&stdout(&run_ok(&[
+            "--db",
+            s(&t.db()),
+            "--config",
+            s(&cfg),
+            "--format",
+            "csv",
+            "query",
+            query,
+        ])))
     };
     let rows = q("stats count(*) by developer | sort count(*) desc | limit 3");
-    let n: Vec<u64> = rows.iter().map(|r| r["count(*)"].parse().expect("n")).collect();
+    let n: Vec<u64> = rows
+        .iter()
+        .map(|r| r["count(*)"].parse().expect("n"))
+        .collect();
     assert_eq!(n.len(), 3);
     assert!(n.windows(2).all(|w| w[0] >= w[1]), "{n:?}");
     let all = q("stats count(*) as c by developer | sort c desc");
     assert_eq!(n[0].to_string(), all[0]["c"], "the top row is the largest");
-    let rows = q("stats sum(input.inputTokenCount) by developer | sort sum(input.inputTokenCount) asc");
-    let v: Vec<u64> = rows.iter().map(|r| r["sum(input.inputTokenCount)"].parse().expect("n")).collect();
+    let rows =
+        q("stats sum(input.inputTokenCount) by developer | sort sum(input.inputTokenCount) asc");
+    let v: Vec<u64> = rows
+        .iter()
+        .map(|r| r["sum(input.inputTokenCount)"].parse().expect("n"))
+        .collect();
     assert!(v.windows(2).all(|w| w[0] <= w[1]), "{v:?}");
     let rows = q("stats count(*) by bin(1d) | sort bin(1d) desc");
     let days: Vec<String> = rows.iter().map(|r| r["bin(1d)"].clone()).collect();
     let mut sorted = days.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(days, sorted);
+}
+
+#[test]
+fn store_check_finds_a_torn_copy_and_store_backup_makes_a_sound_one() {
+    let t = TempDir::new("h-store");
+    demo_store(&t);
+    let out = run_ok(&["--db", s(&t.db()), "--format", "json", "store", "check"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        rows.len() >= 4 && rows.iter().all(|r| r["status"] == "ok"),
+        "{rows:?}"
+    );
+    // A backup, made while nothing else writes here, is a sound store with the same report.
+    let copy = t.path("backup.db");
+    run_ok(&["--db", s(&t.db()), "store", "backup", s(&copy)]);
+    run_ok(&["--db", s(&copy), "store", "check", "--full"]);
+    assert_eq!(
+        stdout(&run_ok(&["--db", s(&t.db()), "--format", "csv", "report"])),
+        stdout(&run_ok(&["--db", s(&copy), "--format", "csv", "report"]))
+    );
+    run_expect(&["--db", s(&t.db()), "store", "backup", s(&copy)], 2);
+    // Rollups that no longer sum the invocations are found.
+    let damaged = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('delete from invocation where request_id in (select request_id from invocation limit 10)'); c.commit()", s(&copy)])
+        .status()
+        .expect("python3");
+    assert!(damaged.success());
+    let out = run_expect(&["--db", s(&copy), "--format", "json", "store", "check"], 1);
+    assert!(stdout(&out).contains("sums differ"), "{}", stdout(&out));
 }

@@ -77,14 +77,30 @@ fn name_sorts_after_stats(query: &mut Query) {
 fn same_expr(a: &Expr, b: &Expr) -> bool {
     match (a, b) {
         (Expr::Field { name: x, .. }, Expr::Field { name: y, .. }) => x == y,
-        (Expr::Call { name: x, args: xa, .. }, Expr::Call { name: y, args: ya, .. }) => {
+        (
+            Expr::Call {
+                name: x, args: xa, ..
+            },
+            Expr::Call {
+                name: y, args: ya, ..
+            },
+        ) => {
             x.eq_ignore_ascii_case(y)
                 && xa.len() == ya.len()
                 && xa.iter().zip(ya).all(|(p, q)| same_expr(p, q))
         }
-        (Expr::Binary { op: o1, left: l1, right: r1 }, Expr::Binary { op: o2, left: l2, right: r2 }) => {
-            o1 == o2 && same_expr(l1, l2) && same_expr(r1, r2)
-        }
+        (
+            Expr::Binary {
+                op: o1,
+                left: l1,
+                right: r1,
+            },
+            Expr::Binary {
+                op: o2,
+                left: l2,
+                right: r2,
+            },
+        ) => o1 == o2 && same_expr(l1, l2) && same_expr(r1, r2),
         (Expr::Not(x), Expr::Not(y)) | (Expr::Neg(x), Expr::Neg(y)) => same_expr(x, y),
         (Expr::List(x), Expr::List(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_expr(p, q))
