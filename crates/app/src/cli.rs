@@ -96,6 +96,9 @@ pub enum Command {
         /// No progress bar, even on a terminal.
         #[arg(long)]
         no_progress: bool,
+        /// The longest line read as a record, in MiB; a longer line is skipped and reported.
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        max_record_mb: usize,
     },
 
     /// Pull new invocation logs from CloudWatch Logs and S3 into the store, exactly once.
@@ -235,6 +238,9 @@ pub enum Command {
         /// Rows shown when the query has no `limit` (CloudWatch: 10000).
         #[arg(long, default_value_t = bedrock_usage_core::query::DEFAULT_LIMIT)]
         limit: usize,
+        /// With --from: the longest line read as an event, in MiB (a longer one is skipped).
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        max_record_mb: usize,
     },
 
     /// The price catalog: list it, explain a model id, or find unpriced models in the store.

@@ -44,6 +44,7 @@ pub fn run(args: Args) -> Result<u8> {
             until,
             from,
             limit,
+            max_record_mb,
         } => {
             let text = match (query, query_file) {
                 (Some(q), _) => q.clone(),
@@ -64,6 +65,7 @@ pub fn run(args: Args) -> Result<u8> {
                     until: until.as_deref(),
                     from,
                     limit: *limit,
+                    max_record: max_record_mb.saturating_mul(1 << 20),
                 },
             )
         }
@@ -71,7 +73,14 @@ pub fn run(args: Args) -> Result<u8> {
             paths,
             strict,
             no_progress,
-        } => ingest::run(&ctx, paths, *strict, !*no_progress),
+            max_record_mb,
+        } => ingest::run(
+            &ctx,
+            paths,
+            *strict,
+            !*no_progress,
+            max_record_mb.saturating_mul(1 << 20),
+        ),
         Command::Report {
             by,
             since,

@@ -62,6 +62,8 @@ pub fn commit(
 pub struct IngestOptions {
     pub metadata_keys: Vec<String>,
     pub progress: bool,
+    /// The longest line read as a record (bytes).
+    pub max_record: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -145,6 +147,7 @@ pub fn ingest(
             order: Order::Interleaved,
             // Parsed records are small; a deep queue lets parsing go on while the writer commits.
             queue: 1024,
+            max_record: opts.max_record,
         },
         |p| -> Result<bool, StoreError> {
             let input = p.input;

@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, opts: &DemoOptions) -> Result<u8> {
     let opts_ingest = IngestOptions {
         metadata_keys: config.metadata_keys.clone(),
         progress: false,
+        max_record: crate::sources::lines::MAX_RECORD,
     };
     let summary = pipeline::ingest(&mut *store, &[log], &opts_ingest)?;
     let (y, m, _) = civil_from_days(opts.first_day);

@@ -8,11 +8,18 @@ use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_OK};
 use crate::output::{emit, Cell, Format, Records};
 use crate::pipeline::{self, IngestOptions, IngestSummary};
 
-pub fn run(ctx: &Context, paths: &[PathBuf], strict: bool, progress: bool) -> Result<u8> {
+pub fn run(
+    ctx: &Context,
+    paths: &[PathBuf],
+    strict: bool,
+    progress: bool,
+    max_record: usize,
+) -> Result<u8> {
     let mut store = ctx.open_store()?;
     let opts = IngestOptions {
         metadata_keys: ctx.config.metadata_keys.clone(),
         progress,
+        max_record,
     };
     let s = pipeline::ingest(&mut *store, paths, &opts)?;
     for n in &s.notes {

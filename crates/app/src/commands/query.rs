@@ -34,6 +34,8 @@ pub struct QueryArgs<'a> {
     pub until: Option<&'a str>,
     pub from: &'a [PathBuf],
     pub limit: usize,
+    /// The longest line read as an event (bytes).
+    pub max_record: usize,
 }
 
 /// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
@@ -168,6 +170,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                         lead: 2 * threads + 2,
                     },
                     queue: 64,
+                    max_record: a.max_record,
                 },
                 |p| -> Result<bool> {
                     bad.extend(p.bad);

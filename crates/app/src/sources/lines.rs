@@ -127,7 +127,14 @@ pub enum Order {
 pub struct ReadOptions {
     pub order: Order,
     pub queue: usize,
+    /// The longest line read as a record; a longer one is skipped (reported, never held in
+    /// memory whole).
+    pub max_record: usize,
 }
+
+/// The default longest record: 64 MiB (Bedrock puts bodies over 100 KB in S3, so a real
+/// record is far smaller).
+pub const MAX_RECORD: usize = 64 << 20;
 
 /// How far the caller has consumed (inputs handed out whole), for [`Order::InputByInput`].
 struct Gate {
@@ -180,6 +187,7 @@ pub fn read_all<P: EventParser, E>(
         consumed: Mutex::new((0, false)),
         moved: Condvar::new(),
     };
+    let max_record = opts.max_record.max(CHUNK);
     let lead = match opts.order {
         Order::InputByInput { lead } => Some(lead.max(1)),
         Order::Interleaved => None,
@@ -202,7 +210,7 @@ pub fn read_all<P: EventParser, E>(
                             return;
                         }
                     }
-                    if read_input(i, input, parser, &tx, &mut pool).is_err() {
+                    if read_input(i, input, parser, &tx, &mut pool, max_record).is_err() {
                         return; // the caller stopped reading
                     }
                 }
@@ -267,6 +275,7 @@ fn read_input<P: EventParser>(
     parser: &P,
     tx: &SyncSender<Piece<P::Item>>,
     pool: &mut Vec<Vec<u8>>,
+    max_record: usize,
 ) -> Result<(), ()> {
     let fail = |reason: String, offset: u64, seq: u64| {
         let mut p = Piece::new(ix, seq);
@@ -387,23 +396,59 @@ fn read_input<P: EventParser>(
     let mut offset = input.offset + bom;
     let mut line = input.lines;
     let mut want = CHUNK;
+    // The bytes of `buf` already known to hold no newline (a long line is searched once, not
+    // again at every chunk: linear time).
+    let mut searched = 0usize;
     loop {
         let r = fill(&mut reader, &mut buf, want);
         let at_end = !matches!(r, Ok(false));
+        let found = memchr::memrchr(b'\n', &buf[searched.min(buf.len())..]).map(|i| i + searched);
         // Cut after the last newline; keep the rest for the next chunk. At a clean end
         // everything goes (an unfinished last line is judged by the parser); after a read error
         // only whole lines do, so that a resumed read starts at a line boundary.
-        let cut = match (at_end && r.is_ok(), memchr::memrchr(b'\n', &buf)) {
+        let cut = match (at_end && r.is_ok(), found) {
             (true, _) => buf.len(),
             (false, Some(i)) => i + 1,
             (false, None) if at_end => 0,
+            (false, None) if buf.len() >= max_record => {
+                // Longer than any record may be: skipped to its end, never held whole.
+                let (skipped, eof) = match skip_line(&mut reader, &mut buf) {
+                    Ok(x) => x,
+                    Err(e) => return fail(read_error(gz, &e), offset, seq),
+                };
+                let mut p = Piece::new(ix, seq);
+                p.bad.push(BadInput {
+                    file: input.label.clone(),
+                    line: Some(line + 1),
+                    reason: format!(
+                        "a line of {} bytes, longer than the longest record read ({} MiB), was skipped (`--max-record-mb` reads longer ones)",
+                        skipped,
+                        max_record >> 20
+                    ),
+                });
+                offset += skipped;
+                line += 1;
+                p.lines = 1;
+                p.end_offset = offset;
+                tx.send(p).map_err(|_| ())?;
+                seq += 1;
+                (searched, want) = (0, CHUNK);
+                if eof {
+                    let mut p = Piece::new(ix, seq);
+                    p.last = true;
+                    p.complete = true;
+                    return tx.send(p).map_err(|_| ());
+                }
+                continue;
+            }
             (false, None) => {
                 // A line longer than a chunk: read on.
+                searched = buf.len();
                 want = buf.len() + CHUNK;
                 continue;
             }
         };
-        want = CHUNK;
+        (searched, want) = (0, CHUNK);
         if cut > 0 {
             let chunk = &buf[..cut];
             let unterminated = at_end && r.is_ok() && !chunk.ends_with(b"\n");
@@ -519,6 +564,26 @@ pub fn parse_bytes<P: EventParser>(
 ) -> (Vec<P::Item>, Vec<BadInput>, u64) {
     let p = parse_chunk(data, 0, 0, false, label, parser);
     (p.items, p.bad, p.lines)
+}
+
+/// Drops the rest of a line: `buf` (no newline in it) and what follows up to and including the
+/// next newline; what comes after that stays in `buf`. Returns the bytes dropped and whether the
+/// stream ended first.
+fn skip_line(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<(u64, bool)> {
+    let mut skipped = buf.len() as u64;
+    loop {
+        buf.clear();
+        let eof = fill(r, buf, CHUNK)?;
+        if let Some(i) = memchr::memchr(b'\n', buf) {
+            buf.drain(..=i);
+            return Ok((skipped + i as u64 + 1, false));
+        }
+        skipped += buf.len() as u64;
+        if eof {
+            buf.clear();
+            return Ok((skipped, true));
+        }
+    }
 }
 
 /// Reads until `buf` holds at least `want` bytes or the stream ends. `Ok(true)` at the end.

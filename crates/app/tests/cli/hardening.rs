@@ -798,3 +798,25 @@ fn store_check_finds_a_torn_copy_and_store_backup_makes_a_sound_one() {
     let out = run_expect(&["--db", s(&copy), "--format", "json", "store", "check"], 1);
     assert!(stdout(&out).contains("sums differ"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_line_longer_than_any_record_is_skipped_not_held_whole() {
+    let t = TempDir::new("h-huge");
+    let recs = records("huge", 2);
+    let mut text = recs[0].to_string();
+    text.push('\n');
+    text.push_str(&format!("{{\"x\":\"{}\"}}\n", "a".repeat(5 << 20)));
+    text.push_str(&recs[1].to_string());
+    text.push('\n');
+    let file = t.path("huge.json.gz");
+    std::fs::write(&file, gzip(text.as_bytes())).expect("write");
+    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", "--max-record-mb", "1", s(&file)]);
+    assert_eq!(stored(&t.db()), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("huge.json.gz:2: a line of 5242889 bytes, longer than the longest record read (1 MiB)"), "{err}");
+    let q = run_ok(&["--format", "csv", "query", "--max-record-mb", "1", "--from", s(&file), "stats count(*) as n"]);
+    assert_eq!(stdout(&q).trim(), "n\n2");
+    // Run again: nothing new, the long line is not read again.
+    let again = stdout(&run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", "--max-record-mb", "1", s(&file)]));
+    assert!(again.contains("nothing new"), "{again}");
+}
