@@ -284,14 +284,77 @@ pub enum ConfigError {
 
 impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let (raw, mut problems) = Config::read(text, origin)?;
+        match Config::from_raw(raw) {
+            Ok(c) if problems.is_empty() => Ok(c),
+            Ok(_) => Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            }),
+            Err(more) => {
+                problems.extend(more);
+                Err(ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// What the file says, section by section: a section with a wrong type or an unknown key is
+    /// a problem (with its place), and the other sections are still read, so that every problem
+    /// is reported at once. Only TOML that does not parse at all stops here.
+    pub fn read(text: &str, origin: &str) -> Result<(RawConfig, Vec<String>), ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
-        Config::from_raw(raw).map_err(|problems| ConfigError::Invalid {
-            origin: origin.to_string(),
-            problems,
-        })
+        // A strict read first: when it fails, its message has the line and column of the first
+        // problem, which the section-by-section read below cannot give.
+        let strict = toml::from_str::<RawConfig>(text)
+            .err()
+            .map(|e| e.to_string().trim().to_string());
+        let mut raw = RawConfig::default();
+        let mut problems = Vec::new();
+        fn section<T: serde::de::DeserializeOwned>(
+            name: &str,
+            v: toml::Value,
+            slot: &mut T,
+            problems: &mut Vec<String>,
+        ) {
+            match v.try_into::<T>() {
+                Ok(x) => *slot = x,
+                Err(e) => problems.push(format!(
+                    "`[{name}]`: {}",
+                    e.to_string().trim().replace('\n', " ")
+                )),
+            }
+        }
+        for (k, v) in table {
+            match k.as_str() {
+                "attribution" => section(&k, v, &mut raw.attribution, &mut problems),
+                "aliases" => section(&k, v, &mut raw.aliases, &mut problems),
+                "developers" => section(&k, v, &mut raw.developers, &mut problems),
+                "teams" => section(&k, v, &mut raw.teams, &mut problems),
+                "models" => section(&k, v, &mut raw.models, &mut problems),
+                "pricing" => section(&k, v, &mut raw.pricing, &mut problems),
+                "sources" => section(&k, v, &mut raw.sources, &mut problems),
+                "sync" => section(&k, v, &mut raw.sync, &mut problems),
+                other => problems.push(format!(
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync)"
+                )),
+            }
+        }
+        if let Some(first) = strict {
+            // The strict message replaces the section's own report of the same problem.
+            problems.retain(|p| {
+                let inner = p.split_once(": ").map_or(p.as_str(), |(_, m)| m);
+                let head: String = inner.chars().take(40).collect();
+                !first.contains(&head)
+            });
+            problems.insert(0, first.replace('\n', "\n    "));
+        }
+        Ok((raw, problems))
     }
 
     pub fn from_raw(raw: RawConfig) -> Result<Config, Vec<String>> {

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use bedrock_usage_core::pricing::normalize_model_id;
 
-use crate::context::{load_catalog, load_config, Clock};
+use bedrock_usage_core::{Config, PriceCatalog};
+
+use crate::context::{load_catalog, Clock, LoadedConfig};
 use crate::error::{Error, Result, EXIT_ERROR, EXIT_OK};
 use crate::invalid;
 use crate::output::emit;
@@ -15,25 +17,50 @@ pub fn check(path: Option<&Path>) -> Result<u8> {
     let Some(path) = path else {
         invalid!("no configuration file: pass --config PATH or set BEDROCK_USAGE_CONFIG");
     };
-    let cfg = match load_config(Some(path)) {
-        Ok(c) => c,
-        Err(Error::Config(ce)) => {
-            eprintln!("error: {ce}");
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        what: "cannot read the config file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    // Every problem at once: the sections' types, the checks, the catalog and the [models]
+    // targets it must price, whatever else is wrong.
+    let (raw, mut problems) = match Config::read(&text, &origin) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
             return Ok(EXIT_ERROR);
         }
-        Err(e) => return Err(e),
     };
-    let mut problems = Vec::new();
-    let catalog = match load_catalog(&cfg, None) {
+    let models: Vec<(String, String)> = raw.models.clone().into_iter().collect();
+    let catalog_path = raw.pricing.catalog.clone();
+    let config = match Config::from_raw(raw) {
+        Ok(c) => Some(c),
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
+    let loaded = LoadedConfig {
+        config: {
+            let mut c = Config::defaults();
+            c.catalog_path = catalog_path;
+            c
+        },
+        path: Some(path.to_path_buf()),
+    };
+    // The [models] targets are checked against the catalog as configured, or the embedded one
+    // if that cannot be read.
+    let catalog = match load_catalog(&loaded, None) {
         Ok(c) => Some(c),
         Err(e) => {
             problems.push(format!("`pricing.catalog`: {}", e.chain()));
-            None
+            Some(PriceCatalog::embedded())
         }
     };
     if let Some(cat) = &catalog {
         let today = Clock.today();
-        for (from, to) in &cfg.config.models {
+        for (from, to) in &models {
             let m = normalize_model_id(to, &Default::default());
             if let Err(why) = cat.decide(&m, to, today, false) {
                 problems.push(format!(
@@ -49,7 +76,9 @@ pub fn check(path: Option<&Path>) -> Result<u8> {
         }
         return Ok(EXIT_ERROR);
     }
-    let c = &cfg.config;
+    let Some(c) = &config else {
+        return Ok(EXIT_ERROR);
+    };
     emit(&format!(
         "{}: ok\n  metadata keys read: {}\n  aliases: {}\n  developers: {} in {} teams with cost centers\n  application profiles mapped: {}\n  shared principals listed: {}\n  price catalog: embedded{}\n",
         path.display(),

@@ -810,13 +810,68 @@ fn a_line_longer_than_any_record_is_skipped_not_held_whole() {
     text.push('\n');
     let file = t.path("huge.json.gz");
     std::fs::write(&file, gzip(text.as_bytes())).expect("write");
-    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", "--max-record-mb", "1", s(&file)]);
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        "--max-record-mb",
+        "1",
+        s(&file),
+    ]);
     assert_eq!(stored(&t.db()), 2, "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("huge.json.gz:2: a line of 5242889 bytes, longer than the longest record read (1 MiB)"), "{err}");
-    let q = run_ok(&["--format", "csv", "query", "--max-record-mb", "1", "--from", s(&file), "stats count(*) as n"]);
+    assert!(
+        err.contains(
+            "huge.json.gz:2: a line of 5242889 bytes, longer than the longest record read (1 MiB)"
+        ),
+        "{err}"
+    );
+    let q = run_ok(&[
+        "--format",
+        "csv",
+        "query",
+        "--max-record-mb",
+        "1",
+        "--from",
+        s(&file),
+        "stats count(*) as n",
+    ]);
     assert_eq!(stdout(&q).trim(), "n\n2");
     // Run again: nothing new, the long line is not read again.
-    let again = stdout(&run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", "--max-record-mb", "1", s(&file)]));
+    let again = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        "--max-record-mb",
+        "1",
+        s(&file),
+    ]));
     assert!(again.contains("nothing new"), "{again}");
+}
+
+#[test]
+fn config_check_reports_type_errors_a_missing_catalog_and_unpriceable_models_together() {
+    let t = TempDir::new("h-config");
+    let cfg = t.path("c.toml");
+    std::fs::write(
+        &cfg,
+        "[sync]\npublish_metrics = \"yes\"\n\n[attribution]\nmetadata_keyz = [\"x\"]\n\n[aliases]\n\"a\" = \"\"\n\n[pricing]\ncatalog = \"no-such-prices.toml\"\n\n[models]\n\"arn:aws:bedrock:us-east-1:1:application-inference-profile/p\" = \"anthropic.claude-nonexistent-9\"\n",
+    )
+    .expect("write");
+    let out = run_expect(&["--config", s(&cfg), "config", "check"], 2);
+    let err = stderr(&out);
+    for needle in [
+        "`[sync]`",
+        "publish_metrics",
+        "line 5",
+        "metadata_keyz",
+        "`aliases.\"a\"`",
+        "`pricing.catalog`",
+        "no-such-prices.toml",
+        "cannot be priced",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
 }
