@@ -146,6 +146,10 @@ pub struct Attribution {
     pub team: Option<String>,
     pub cost_center: Option<String>,
     pub via: Via,
+    /// A developer named in request metadata that was not believed: the call came from a
+    /// personal principal (an IAM user, an SSO session, a developer-role session) that is
+    /// someone else.
+    pub claimed: Option<String>,
 }
 
 impl Attribution {
@@ -191,7 +195,9 @@ impl<'c> Attributor<'c> {
                 .any(|pat| matches_pattern(pat, p))
             {
                 Some("listed under `attribution.shared_principals`".to_string())
-            } else if devs_by_principal.get(p).is_some_and(|d| d.len() >= 2) {
+            } else if personal(config, p).is_none()
+                && devs_by_principal.get(p).is_some_and(|d| d.len() >= 2)
+            {
                 let mut d: Vec<_> = devs_by_principal[p].iter().cloned().collect();
                 d.sort();
                 Some(format!(
@@ -248,6 +254,12 @@ impl<'c> Attributor<'c> {
 
     pub fn attribute(&self, id: &Identity) -> Attribution {
         let (developer, via) = self.developer(id);
+        let claimed = id
+            .signal
+            .as_ref()
+            .map(|(_, v)| resolve_alias(self.config, v))
+            .filter(|c| *c != developer)
+            .map(str::to_string);
         let (team, cost_center) = match self.config.developers.get(&developer) {
             Some((team, cc)) => {
                 let cc = cc.clone().or_else(|| {
@@ -271,18 +283,18 @@ impl<'c> Attributor<'c> {
             team,
             cost_center,
             via,
+            claimed,
         }
     }
 
     fn developer(&self, id: &Identity) -> (String, Via) {
-        if let Principal::AssumedRole { session, .. } = parse_principal(&id.principal) {
-            // One session per developer: the session was issued to this person.
-            if is_developer_role(self.config, &id.principal) {
-                return (
-                    resolve_alias(self.config, session).to_string(),
-                    Via::Session,
-                );
+        // A personal principal is its person, whatever its metadata claims: metadata is
+        // believed only from principals that carry several people's calls.
+        if let Some((name, via)) = personal(self.config, &id.principal) {
+            if let Some(d) = self.config.aliases.get(&id.principal) {
+                return (d.clone(), Via::Arn);
             }
+            return (resolve_alias(self.config, name).to_string(), via);
         }
         if let Some((_, v)) = &id.signal {
             return (resolve_alias(self.config, v).to_string(), Via::Metadata);
@@ -307,6 +319,21 @@ impl<'c> Attributor<'c> {
             Principal::Other(arn) => (resolve_alias(self.config, arn).to_string(), Via::Arn),
             Principal::Unknown => ("unknown".to_string(), Via::Unknown),
         }
+    }
+}
+
+/// The person a personal principal is, and how it names them: an IAM user (its name), an IAM
+/// Identity Center session (`AWSReservedSSO_*` roles: the user's name or e-mail), or a session of
+/// a developer role. `None` for any other principal (a role many may assume).
+fn personal<'a>(config: &Config, principal: &'a str) -> Option<(&'a str, Via)> {
+    match parse_principal(principal) {
+        Principal::User { name } => Some((name, Via::User)),
+        Principal::AssumedRole { role, session }
+            if role.starts_with("AWSReservedSSO_") || is_developer_role(config, principal) =>
+        {
+            Some((session, Via::Session))
+        }
+        _ => None,
     }
 }
 

@@ -175,6 +175,16 @@ pub struct SharedPrincipal {
     pub calls: u64,
 }
 
+/// Calls of a personal principal whose request metadata named someone else (counted as the
+/// principal's person: metadata is believed only from shared principals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataConflict {
+    pub principal: String,
+    pub developer: String,
+    pub claimed: String,
+    pub calls: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct UsageReport {
     pub keys: Vec<GroupKey>,
@@ -184,6 +194,7 @@ pub struct UsageReport {
     pub total: Figures,
     pub unpriced: Vec<UnpricedModel>,
     pub shared: Vec<SharedPrincipal>,
+    pub conflicts: Vec<MetadataConflict>,
 }
 
 impl UsageReport {
@@ -243,6 +254,8 @@ struct Who {
     cost_center: u64,
     principal: u64,
     shared: bool,
+    /// (developer, the name metadata claimed instead).
+    claimed: Option<(String, String)>,
 }
 
 type PriceKey = (usize, i64, bool);
@@ -267,6 +280,7 @@ pub struct ReportBuilder<'a> {
     total: Acc,
     unpriced: BTreeMap<String, (String, u64)>,
     shared: BTreeMap<String, u64>,
+    conflicts: BTreeMap<(String, String, String), u64>,
 }
 
 impl<'a> ReportBuilder<'a> {
@@ -320,6 +334,7 @@ impl<'a> ReportBuilder<'a> {
                     &i.principal
                 }) as u64,
                 shared: a.via == Via::Shared,
+                claimed: a.claimed.clone().map(|c| (a.developer.clone(), c)),
             });
         }
         // Model filters are decided once per model.
@@ -358,6 +373,7 @@ impl<'a> ReportBuilder<'a> {
             total: Acc::default(),
             unpriced: BTreeMap::new(),
             shared: BTreeMap::new(),
+            conflicts: BTreeMap::new(),
         }
     }
 
@@ -406,6 +422,16 @@ impl<'a> ReportBuilder<'a> {
             *self
                 .shared
                 .entry(self.identities[fact.identity].principal.clone())
+                .or_default() += fact.calls;
+        }
+        if let Some((developer, claimed)) = &who.claimed {
+            *self
+                .conflicts
+                .entry((
+                    self.identities[fact.identity].principal.clone(),
+                    developer.clone(),
+                    claimed.clone(),
+                ))
                 .or_default() += fact.calls;
         }
         let mut key = [0u64; MAX_KEYS];
@@ -520,6 +546,18 @@ impl<'a> ReportBuilder<'a> {
                     principal,
                     calls,
                 })
+                .collect(),
+            conflicts: self
+                .conflicts
+                .into_iter()
+                .map(
+                    |((principal, developer, claimed), calls)| MetadataConflict {
+                        principal,
+                        developer,
+                        claimed,
+                        calls,
+                    },
+                )
                 .collect(),
         }
     }

@@ -325,6 +325,15 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
 }
 
 pub fn print_warnings(r: &UsageReport) {
+    for c in &r.conflicts {
+        eprintln!(
+            "warning: {} calls of `{}` say `developer = {}` in request metadata; counted as {} (metadata is believed only from shared principals: see `report --by developer,principal`)",
+            group_thousands(c.calls),
+            clean(&c.principal),
+            clean(&c.claimed),
+            clean(&c.developer)
+        );
+    }
     for u in &r.unpriced {
         eprintln!(
             "warning: {} calls of `{}` are unpriced (not counted in cost): {}",

@@ -406,7 +406,7 @@ fn developer_role_sessions_are_reported_as_their_developers() {
     );
     let out = run_ok(&["--db", s(&dir.db()), "--config", s(&cfg), "report"]);
     assert!(
-        !stderr(&out).contains("shared principal"),
+        !stderr(&out).contains("came from the shared principal"),
         "{}",
         stderr(&out)
     );

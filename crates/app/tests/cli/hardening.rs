@@ -377,9 +377,10 @@ fn reading_commands_never_wait_for_a_writer() {
 #[test]
 fn escape_sequences_and_formulas_in_fields_stay_inert() {
     let t = TempDir::new("h-escapes");
-    let mut r = samples()[0].clone();
+    // (From the shared role, whose metadata is believed.)
+    let mut r = samples()[2].clone();
     r["requestMetadata"] = serde_json::json!({"developer": "\u{1b}[31mevil\nnext"});
-    let mut r2 = samples()[1].clone();
+    let mut r2 = samples()[3].clone();
     r2["requestMetadata"] = serde_json::json!({"developer": "=HYPERLINK(\"x\")"});
     std::fs::write(t.path("f.jsonl"), jsonl(&[r, r2])).expect("write");
     ingest(&t.db(), &[&t.path("f.jsonl")]);
@@ -874,4 +875,45 @@ fn config_check_reports_type_errors_a_missing_catalog_and_unpriceable_models_tog
     ] {
         assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
     }
+}
+
+#[test]
+fn request_metadata_from_a_personal_principal_does_not_move_its_calls() {
+    let t = TempDir::new("h-trust");
+    let mut mallory = samples()[0].clone();
+    mallory["identity"]["arn"] =
+        serde_json::Value::String("arn:aws:iam::123456789012:user/mallory".into());
+    mallory["requestMetadata"] = serde_json::json!({"developer": "alice"});
+    let mut shared = samples()[1].clone();
+    shared["identity"]["arn"] =
+        serde_json::Value::String("arn:aws:sts::123456789012:assumed-role/ci-runner/job-1".into());
+    shared["requestMetadata"] = serde_json::json!({"developer": "alice"});
+    std::fs::write(t.path("f.jsonl"), jsonl(&[mallory, shared])).expect("write");
+    ingest(&t.db(), &[&t.path("f.jsonl")]);
+    let rows = report_csv(&t.db(), None, &["--by", "developer,principal"]);
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["developer"].clone(), r["principal"].clone()))
+        .collect();
+    assert!(
+        pairs.contains(&(
+            "mallory".into(),
+            "arn:aws:iam::123456789012:user/mallory".into()
+        )),
+        "{pairs:?}"
+    );
+    // From a role many may assume, metadata is believed.
+    assert!(
+        pairs.contains(&(
+            "alice".into(),
+            "arn:aws:sts::123456789012:assumed-role/ci-runner/job-1".into()
+        )),
+        "{pairs:?}"
+    );
+    let out = run_ok(&["--db", s(&t.db()), "report"]);
+    assert!(
+        stderr(&out).contains("say `developer = alice` in request metadata; counted as mallory"),
+        "{}",
+        stderr(&out)
+    );
 }
