@@ -24,7 +24,8 @@ pub const COMMIT_RECORDS: usize = 20_000;
 pub const COMMIT_FILES: usize = 512;
 
 /// Stores `records` with the checkpoints and cursors that cover them, in one transaction, and
-/// counts what happened in `tally`.
+/// counts what happened in `tally`; `origin` names where the record at an index came from (for
+/// the warning about a request id stored before with other facts).
 pub fn commit(
     store: &mut dyn FactWriter,
     records: &[Invocation],
@@ -32,6 +33,7 @@ pub fn commit(
     cursors: &[Cursor],
     metadata_keys: &[String],
     tally: &mut Tally,
+    origin: &dyn Fn(usize) -> String,
 ) -> Result<(), StoreError> {
     if records.is_empty() && checkpoints.is_empty() && cursors.is_empty() {
         return Ok(());
@@ -55,6 +57,13 @@ pub fn commit(
     tally.records += records.len() as u64;
     tally.inserted += out.inserted;
     tally.duplicates += out.duplicates;
+    for (ix, what) in out.conflicts {
+        tally.conflict(format!(
+            "{}: requestId `{}` was stored before with other facts: here {what}; the stored copy is kept",
+            origin(ix),
+            records[ix].request_id
+        ));
+    }
     Ok(())
 }
 
@@ -117,12 +126,15 @@ pub fn ingest(
         .unzip();
 
     let mut batch: Vec<Invocation> = Vec::new();
+    // The input each record of the batch came from.
+    let mut batch_inputs: Vec<u32> = Vec::new();
     let mut dirty: Vec<usize> = Vec::new();
     let mut finished = 0u64;
     // Records dated more than a day ahead: stored (they are what the log says), and said.
     let future = crate::context::now_ms() + bedrock_usage_core::time::MS_PER_DAY;
     let (mut future_count, mut future_max) = (0u64, i64::MIN);
     let mut flush = |batch: &mut Vec<Invocation>,
+                     batch_inputs: &mut Vec<u32>,
                      dirty: &mut Vec<usize>,
                      state: &[Option<Checkpoint>],
                      summary: &mut IngestSummary|
@@ -135,8 +147,10 @@ pub fn ingest(
             &[],
             &opts.metadata_keys,
             &mut summary.tally,
+            &|ix| inputs[batch_inputs[ix] as usize].label.clone(),
         );
         batch.clear();
+        batch_inputs.clear();
         dirty.clear();
         r
     };
@@ -184,6 +198,7 @@ pub fn ingest(
                 future_count += 1;
                 future_max = future_max.max(r.timestamp_ms);
             }
+            batch_inputs.extend(std::iter::repeat_n(input as u32, p.items.len()));
             batch.extend(p.items);
             if !dirty.contains(&input) {
                 dirty.push(input);
@@ -194,12 +209,24 @@ pub fn ingest(
                 summary.bytes,
             );
             if batch.len() >= COMMIT_RECORDS || dirty.len() >= COMMIT_FILES {
-                flush(&mut batch, &mut dirty, &state, &mut summary)?;
+                flush(
+                    &mut batch,
+                    &mut batch_inputs,
+                    &mut dirty,
+                    &state,
+                    &mut summary,
+                )?;
             }
             Ok(true)
         },
     )?;
-    flush(&mut batch, &mut dirty, &state, &mut summary)?;
+    flush(
+        &mut batch,
+        &mut batch_inputs,
+        &mut dirty,
+        &state,
+        &mut summary,
+    )?;
     if future_count > 0 {
         summary.notes.push(format!(
             "{future_count} records are dated more than a day in the future (the latest {}): check the clock of what wrote them",

@@ -136,6 +136,7 @@ pub async fn sync(
                 &cursors,
                 &opts.metadata_keys,
                 &mut rep.tally,
+                &|_| format!("cloudwatch {group}"),
             )?;
             bar.update(rep.tally.records, rep.tally.inserted, rep.units);
             token = page.next_token;

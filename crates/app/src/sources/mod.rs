@@ -51,6 +51,9 @@ pub struct Tally {
     pub duplicates: u64,
     pub bad: u64,
     pub bad_examples: Vec<BadInput>,
+    /// Records stored before with other facts under the same request id (kept as stored).
+    pub conflicts: u64,
+    pub conflict_examples: Vec<String>,
 }
 
 /// How many bad inputs are kept in full for the report (all are counted).
@@ -64,15 +67,38 @@ impl Tally {
         }
     }
 
+    pub fn conflict(&mut self, what: String) {
+        self.conflicts += 1;
+        if self.conflict_examples.len() < MAX_EXAMPLES {
+            self.conflict_examples.push(what);
+        }
+    }
+
     pub fn add(&mut self, o: &Tally) {
+        self.conflicts += o.conflicts;
         self.records += o.records;
         self.inserted += o.inserted;
         self.duplicates += o.duplicates;
         self.bad += o.bad;
     }
 
-    /// Prints the bad inputs kept, under a warning naming `what` was skipped.
+    /// Prints the bad inputs kept, under a warning naming `what` was skipped, and the request
+    /// ids stored before with other facts.
     pub fn warn_bad(&self, prefix: &str, what: &str) {
+        if self.conflicts > 0 {
+            eprintln!(
+                "warning: {prefix}{} records repeat a stored request id with other facts (not counted again){}:",
+                self.conflicts,
+                if self.conflicts as usize > self.conflict_examples.len() {
+                    format!("; the first {}", self.conflict_examples.len())
+                } else {
+                    String::new()
+                }
+            );
+            for c in &self.conflict_examples {
+                eprintln!("  {}", clean(c));
+            }
+        }
         if self.bad == 0 {
             return;
         }

@@ -107,6 +107,7 @@ pub async fn sync(
         &[cursor],
         &opts.metadata_keys,
         &mut rep.tally,
+        &|_| format!("s3://{bucket}/"),
     )?;
     Ok(())
 }
@@ -207,6 +208,8 @@ fn commit_objects(
     }
     let mut records = Vec::new();
     let mut checkpoints = Vec::new();
+    // The first record of each object, with its key (to name a record's object).
+    let mut starts: Vec<(usize, String)> = Vec::new();
     for (i, body) in arrived {
         let o = &objects[i];
         let label = format!("s3://{bucket}/{}", o.key);
@@ -243,6 +246,13 @@ fn commit_objects(
             document: false,
         });
         rep.units += 1;
+        starts.push((
+            records.len(),
+            checkpoints
+                .last()
+                .map(|c| c.path.clone())
+                .unwrap_or_default(),
+        ));
         records.extend(recs);
     }
     commit(
@@ -252,5 +262,13 @@ fn commit_objects(
         &[],
         &opts.metadata_keys,
         &mut rep.tally,
+        &|ix| {
+            starts
+                .iter()
+                .rev()
+                .find(|(first, _)| *first <= ix)
+                .map(|(_, key)| key.clone())
+                .unwrap_or_default()
+        },
     )
 }

@@ -231,10 +231,13 @@ pub struct Batch<'a> {
 }
 
 /// What one write did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub inserted: u64,
     pub duplicates: u64,
+    /// Records whose request id was stored already with other facts: (index in the batch's
+    /// records, what differs). The stored copy is kept.
+    pub conflicts: Vec<(usize, String)>,
 }
 
 /// A cursor as read back, with when it last moved (epoch ms).

@@ -355,9 +355,10 @@ impl SqliteStore {
                 "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             // In key order, B-tree inserts touch each page once instead of hopping around.
-            let mut order: Vec<&bedrock_usage_core::Invocation> = records.iter().collect();
-            order.sort_unstable_by(|a, b| a.request_id.cmp(&b.request_id));
-            for inv in order {
+            let mut order: Vec<(usize, &bedrock_usage_core::Invocation)> =
+                records.iter().enumerate().collect();
+            order.sort_unstable_by(|a, b| a.1.request_id.cmp(&b.1.request_id));
+            for (ix, inv) in order {
                 let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
                 let identity = identity_id(
                     &tx,
@@ -398,6 +399,9 @@ impl SqliteStore {
                 ])?;
                 if n == 0 {
                     out.duplicates += 1;
+                    if let Some(what) = differs(&tx, inv, identity, model)? {
+                        out.conflicts.push((ix, what));
+                    }
                     continue;
                 }
                 out.inserted += 1;
@@ -1037,6 +1041,55 @@ fn upsert_rollup(
         ])?;
     }
     Ok(())
+}
+
+/// How a record differs from the stored one with its request id, if it does (a duplicate that
+/// is not a copy: two sources disagree, or a request id was reused).
+fn differs(
+    tx: &Transaction,
+    inv: &bedrock_usage_core::Invocation,
+    identity: i64,
+    model: i64,
+) -> Result<Option<String>> {
+    let stored: (i64, i64, i64, [i64; 5]) = tx
+        .prepare_cached(
+            "SELECT ts_ms, identity_id, model_ref, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens FROM invocation WHERE request_id = ?1",
+        )?
+        .query_row([&inv.request_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
+            ))
+        })?;
+    let t = &inv.tokens;
+    let now = [
+        t.input as i64,
+        t.output as i64,
+        t.cache_read as i64,
+        t.cache_write_5m as i64,
+        t.cache_write_1h as i64,
+    ];
+    let what = if stored.3 != now {
+        format!(
+            "tokens (input, output, cache read, cache write 5m, 1h) {:?}, stored {:?}",
+            now, stored.3
+        )
+    } else if stored.0 != inv.timestamp_ms {
+        format!(
+            "timestamp {}, stored {}",
+            bedrock_usage_core::time::format_utc(inv.timestamp_ms),
+            bedrock_usage_core::time::format_utc(stored.0)
+        )
+    } else if stored.2 != model {
+        format!("modelId `{}`", inv.model_id)
+    } else if stored.1 != identity {
+        format!("principal `{}` (or its metadata)", inv.principal)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(what))
 }
 
 /// A store file that is a SQLite database but not a bedrock-usage store (schema 0 with tables of
