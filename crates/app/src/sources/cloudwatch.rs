@@ -46,39 +46,52 @@ pub async fn sync(
     let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
     let source = source_id(&region, group, filter);
     let now = crate::context::now_ms();
-    let start = match store.cursor(&source)? {
-        Some(c) => c.value(),
-        None => match opts.since {
-            Some(s) => s,
-            None => {
-                let info = bedrock_usage_aws::retry(
-                    &opts.backoff,
-                    || logs::describe_group(&client, group),
-                    |_, _| rep.retries += 1,
-                )
-                .await?;
-                match info {
-                    Some(g) => g.creation_ms.unwrap_or(0),
-                    None => {
-                        return Err(Failure::new(
-                            bedrock_usage_aws::Kind::NotFound,
-                            "ResourceNotFoundException",
-                            format!("reading log group {group}: no such log group in {region}"),
-                        )
-                        .into())
+    // Where the last sync stopped: a time (every event before it read), or a page inside a
+    // window (its next token), so that a sync stopped mid-window keeps its progress.
+    let (start, mut resume) = match store.cursor(&source)? {
+        Some(Position::Page { from, to, token }) => (from, Some((to, token))),
+        Some(c) => (c.value(), None),
+        None => (
+            match opts.since {
+                Some(s) => s,
+                None => {
+                    let info = bedrock_usage_aws::retry(
+                        &opts.backoff,
+                        || logs::describe_group(&client, group),
+                        |_, _| rep.retries += 1,
+                    )
+                    .await?;
+                    match info {
+                        Some(g) => g.creation_ms.unwrap_or(0),
+                        None => {
+                            return Err(Failure::new(
+                                bedrock_usage_aws::Kind::NotFound,
+                                "ResourceNotFoundException",
+                                format!("reading log group {group}: no such log group in {region}"),
+                            )
+                            .into())
+                        }
                     }
                 }
-            }
-        },
+            },
+            None,
+        ),
     };
+    rep.position = Some(format_utc(start));
     let settle = now - opts.overlap_ms;
     let mut a = start;
     while a < now {
         // Windows of up to a week (ending at UTC midnight), so a first sync of a long history
-        // keeps its progress when stopped, without a call per quiet day.
-        let b = (a.div_euclid(MS_PER_DAY) + WINDOW_DAYS) * MS_PER_DAY;
-        let b = b.min(now);
-        let mut token: Option<String> = None;
+        // keeps its progress when stopped, without a call per quiet day. A resumed window keeps
+        // its end: the token belongs to it.
+        let (b, mut token) = match resume.take() {
+            Some((to, t)) => (to, Some(t)),
+            None => (
+                ((a.div_euclid(MS_PER_DAY) + WINDOW_DAYS) * MS_PER_DAY).min(now),
+                None,
+            ),
+        };
+        let mut resumed = token.is_some();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -98,7 +111,21 @@ pub async fn sync(
                 },
                 |_, _| rep.retries += 1,
             )
-            .await?;
+            .await;
+            let page = match page {
+                // A saved token no longer accepted (they expire): the window again from its
+                // start; what is read twice is ignored by request id.
+                Err(f) if resumed && f.kind == bedrock_usage_aws::Kind::Invalid => {
+                    tracing::info!(
+                        log_group = group,
+                        "Saved page token refused: reading the window again"
+                    );
+                    (token, resumed) = (None, false);
+                    continue;
+                }
+                r => r?,
+            };
+            resumed = false;
             rep.units += 1;
             tracing::debug!(
                 log_group = group,
@@ -117,30 +144,32 @@ pub async fn sync(
                     }),
                 }
             }
-            let last = page.next_token.is_none();
-            // The window is done: the cursor moves to its end, but never past `now - overlap`.
-            let cursors = if last {
-                let c = b.min(settle).max(start);
-                rep.position = Some(format_utc(c));
-                vec![Cursor {
-                    source: source.clone(),
-                    position: Position::Time(c),
-                }]
-            } else {
-                Vec::new()
+            // Done with the window: the cursor moves to its end, but never past
+            // `now - overlap`. Inside it: to the next page, with the records of this one.
+            let position = match &page.next_token {
+                None => Position::Time(b.min(settle).max(start)),
+                Some(t) => Position::Page {
+                    from: a,
+                    to: b,
+                    token: t.clone(),
+                },
             };
+            rep.position = Some(position.to_string());
             commit(
                 store,
                 &records,
                 &[],
-                &cursors,
+                &[Cursor {
+                    source: source.clone(),
+                    position,
+                }],
                 &opts.metadata_keys,
                 &mut rep.tally,
                 &|_| format!("cloudwatch {group}"),
             )?;
             bar.update(rep.tally.records, rep.tally.inserted, rep.units);
             token = page.next_token;
-            if last {
+            if token.is_none() {
                 break;
             }
         }

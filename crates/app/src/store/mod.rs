@@ -121,18 +121,22 @@ pub enum SourceId {
 }
 
 /// How far a `sync` source has been read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
     /// CloudWatch: every event before this instant (epoch ms) has been read.
     Time(i64),
+    /// CloudWatch, inside a window `[from, to)`: every event before `from`, and the pages of the
+    /// window before `token`, have been read.
+    Page { from: i64, to: i64, token: String },
     /// S3: every date partition up to this UTC day has been listed.
     Day(i64),
 }
 
 impl Position {
-    pub fn value(self) -> i64 {
+    /// The time or day everything before which has been read.
+    pub fn value(&self) -> i64 {
         match self {
-            Position::Time(v) | Position::Day(v) => v,
+            Position::Time(v) | Position::Day(v) | Position::Page { from: v, .. } => *v,
         }
     }
 }
@@ -141,6 +145,12 @@ impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             Position::Time(ms) => f.write_str(&bedrock_usage_core::time::format_utc(*ms)),
+            Position::Page { from, to, .. } => write!(
+                f,
+                "{} (part of the window to {})",
+                bedrock_usage_core::time::format_utc(*from),
+                bedrock_usage_core::time::format_utc(*to)
+            ),
             Position::Day(d) => f.write_str(&bedrock_usage_core::time::format_date(*d)),
         }
     }
@@ -207,11 +217,17 @@ impl SourceId {
         }
     }
 
-    /// The position a stored value stands for.
-    pub(crate) fn position(&self, value: i64) -> Position {
-        match self {
-            SourceId::CloudWatch { .. } => Position::Time(value),
-            SourceId::S3 { .. } => Position::Day(value),
+    /// The position a stored value (and, inside a CloudWatch window, its end and page token)
+    /// stands for.
+    pub(crate) fn position(&self, value: i64, page: Option<(i64, String)>) -> Position {
+        match (self, page) {
+            (SourceId::CloudWatch { .. }, Some((to, token))) => Position::Page {
+                from: value,
+                to,
+                token,
+            },
+            (SourceId::CloudWatch { .. }, None) => Position::Time(value),
+            (SourceId::S3 { .. }, _) => Position::Day(value),
         }
     }
 }

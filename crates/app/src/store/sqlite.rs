@@ -87,7 +87,7 @@ fn rollup_name(g: Grain) -> &'static str {
 }
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 6] {
+fn migrations() -> [String; 7] {
     [
         // 1: the first schema.
         format!(
@@ -170,6 +170,12 @@ ALTER TABLE source ADD COLUMN inode INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE source ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE source ADD COLUMN tail TEXT NOT NULL DEFAULT '';
 ALTER TABLE source ADD COLUMN document INTEGER NOT NULL DEFAULT 0;
+"#
+        .to_string(),
+        // 7: a CloudWatch cursor inside a window: the window's end and the next page's token.
+        r#"
+ALTER TABLE sync_cursor ADD COLUMN window_end INTEGER;
+ALTER TABLE sync_cursor ADD COLUMN token TEXT;
 "#
         .to_string(),
     ]
@@ -456,11 +462,16 @@ impl SqliteStore {
         }
         drop(upsert_source);
         for c in cursors {
+            let (window_end, token) = match &c.position {
+                Position::Page { to, token, .. } => (Some(*to), Some(token.as_str())),
+                _ => (None, None),
+            };
             tx.prepare_cached(
-                "INSERT INTO sync_cursor (key, value, updated_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+                "INSERT INTO sync_cursor (key, value, updated_ms, window_end, token) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms,
+                   window_end = excluded.window_end, token = excluded.token",
             )?
-            .execute(params![c.source.key(), c.position.value(), now])?;
+            .execute(params![c.source.key(), c.position.value(), now, window_end, token])?;
         }
         tx.commit()?;
         Ok(out)
@@ -547,10 +558,16 @@ impl FactWriter for SqliteStore {
     fn cursor(&self, source: &SourceId) -> Result<Option<Position>> {
         Ok(self
             .conn
-            .prepare_cached("SELECT value FROM sync_cursor WHERE key = ?1")?
-            .query_row([source.key()], |r| r.get(0))
+            .prepare_cached("SELECT value, window_end, token FROM sync_cursor WHERE key = ?1")?
+            .query_row([source.key()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .optional()?
-            .map(|v| source.position(v)))
+            .map(|(v, end, token)| source.position(v, end.zip(token))))
     }
 
     /// Queue newly inserted records for CloudWatch metrics from now on.
@@ -719,19 +736,25 @@ impl FactReader for SqliteStore {
     }
 
     fn cursors(&self) -> Result<Vec<SyncState>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT key, value, updated_ms FROM sync_cursor ORDER BY key")?;
+        let mut st = self.conn.prepare(
+            "SELECT key, value, updated_ms, window_end, token FROM sync_cursor ORDER BY key",
+        )?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (key, value, updated_ms) = row?;
+            let (key, value, updated_ms, end, token) = row?;
             // A key this version does not know (written by a newer one) is left alone.
             if let Some(source) = SourceId::from_key(&key) {
                 out.push(SyncState {
-                    position: source.position(value),
+                    position: source.position(value, end.zip(token)),
                     source,
                     updated_ms,
                 });

@@ -723,3 +723,54 @@ fn watch_syncs_until_sigterm_then_stops_cleanly() {
     assert!(stdout(&out).contains(&group), "{}", stdout(&out));
     assert_eq!(count(&db), 150);
 }
+
+#[test]
+fn a_sync_stopped_mid_window_keeps_its_progress() {
+    let region = "eu-north-1";
+    let conf = sdk(region);
+    let (ledger, lines) = corpus(1200, 23);
+    let group = format!("/aws/bedrock/{}", unique("pages"));
+    put_events(&conf, &group, &ledger, &lines);
+    let dir = TempDir::new("pages");
+    let cfg = write_config(
+        &dir,
+        &format!("[[sources.cloudwatch]]\nlog_group = \"{group}\"\n"),
+    );
+    let db = dir.db();
+    let args = sync_args(&db, &cfg, &["--page-size", "20"]);
+    // The whole window, read once: 60 pages of 20.
+    let pages_all = {
+        let other = TempDir::new("pages-all");
+        let db2 = other.db();
+        let out = run_aws_ok(&sync_args(&db2, &cfg, &["--page-size", "20"]), region);
+        json_rows(&out)[0]["pages_or_objects"].as_u64().expect("pages")
+    };
+    assert!(pages_all >= 60, "{pages_all}");
+    // A sync killed once some pages are stored, but not all.
+    let count = |db: &Path| {
+        bedrock_usage::store::open_read_only(db)
+            .and_then(|s| s.invocation_count())
+            .unwrap_or(0)
+    };
+    let mut c = bin();
+    aws_env(&mut c, region, endpoint());
+    let mut child = c
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.exists().then(|| count(&db)).unwrap_or(0) < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stored = count(&db);
+    assert!(stored > 0 && stored < 1200, "the kill did not land mid-way ({stored} stored)");
+    // The next sync goes on from the page it stopped at.
+    let out = run_aws_ok(&args, region);
+    let pages_after = json_rows(&out)[0]["pages_or_objects"].as_u64().expect("pages");
+    assert!(pages_after < pages_all, "read {pages_after} pages again of {pages_all}");
+    assert_eq!(count(&db), 1200);
+}

@@ -927,12 +927,36 @@ fn a_repeated_request_id_with_other_facts_is_warned_about_with_its_file() {
     let mut changed = first.clone();
     changed[1]["input"]["inputTokenCount"] = serde_json::json!(999_999);
     std::fs::write(t.path("b.jsonl"), jsonl(&changed)).expect("write");
-    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&t.path("b.jsonl"))]);
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        s(&t.path("b.jsonl")),
+    ]);
     let err = stderr(&out);
-    assert!(err.contains("1 records repeat a stored request id with other facts"), "{err}");
-    assert!(err.contains("b.jsonl: requestId `dupe-0001` was stored before with other facts: here tokens"), "{err}");
+    assert!(
+        err.contains("1 records repeat a stored request id with other facts"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "b.jsonl: requestId `dupe-0001` was stored before with other facts: here tokens"
+        ),
+        "{err}"
+    );
     // Exact copies are duplicates like any other, with no word.
-    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&t.path("a.jsonl"))]);
-    assert!(!stderr(&out).contains("repeat a stored request id"), "{}", stderr(&out));
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "ingest",
+        "--no-progress",
+        s(&t.path("a.jsonl")),
+    ]);
+    assert!(
+        !stderr(&out).contains("repeat a stored request id"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stored(&t.db()), 3);
 }
