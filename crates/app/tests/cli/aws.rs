@@ -743,7 +743,9 @@ fn a_sync_stopped_mid_window_keeps_its_progress() {
         let other = TempDir::new("pages-all");
         let db2 = other.db();
         let out = run_aws_ok(&sync_args(&db2, &cfg, &["--page-size", "20"]), region);
-        json_rows(&out)[0]["pages_or_objects"].as_u64().expect("pages")
+        json_rows(&out)[0]["pages_or_objects"]
+            .as_u64()
+            .expect("pages")
     };
     assert!(pages_all >= 60, "{pages_all}");
     // A sync killed once some pages are stored, but not all.
@@ -761,16 +763,24 @@ fn a_sync_stopped_mid_window_keeps_its_progress() {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while db.exists().then(|| count(&db)).unwrap_or(0) < 200 && Instant::now() < deadline {
+    while (if db.exists() { count(&db) } else { 0 }) < 200 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = child.kill();
     let _ = child.wait();
     let stored = count(&db);
-    assert!(stored > 0 && stored < 1200, "the kill did not land mid-way ({stored} stored)");
+    assert!(
+        stored > 0 && stored < 1200,
+        "the kill did not land mid-way ({stored} stored)"
+    );
     // The next sync goes on from the page it stopped at.
     let out = run_aws_ok(&args, region);
-    let pages_after = json_rows(&out)[0]["pages_or_objects"].as_u64().expect("pages");
-    assert!(pages_after < pages_all, "read {pages_after} pages again of {pages_all}");
+    let pages_after = json_rows(&out)[0]["pages_or_objects"]
+        .as_u64()
+        .expect("pages");
+    assert!(
+        pages_after < pages_all,
+        "read {pages_after} pages again of {pages_all}"
+    );
     assert_eq!(count(&db), 1200);
 }
