@@ -34,10 +34,12 @@ pub use bedrock_usage_core::config::AwsAccess as Access;
 pub async fn connect(access: &Access) -> Result<SdkConfig, Failure> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
+            // Few attempts here, more in [`retry`] (with its own backoff, for the kinds worth
+            // waiting for): an endpoint that refuses connections fails in well under a second.
             RetryConfig::standard()
-                .with_max_attempts(8)
+                .with_max_attempts(3)
                 .with_initial_backoff(Duration::from_millis(100))
-                .with_max_backoff(Duration::from_secs(10)),
+                .with_max_backoff(Duration::from_secs(2)),
         )
         .timeout_config(
             TimeoutConfig::builder()
@@ -94,6 +96,9 @@ pub enum Kind {
     Transient,
     /// A bad request (a bad name, a missing region).
     Invalid,
+    /// No connection at all: refused, or a name that does not resolve. Not retried: waiting
+    /// does not open a port.
+    Unreachable,
     Other,
 }
 
@@ -212,6 +217,21 @@ where
     };
     let message = if matches!(e, S::TimeoutError(_) | S::DispatchFailure(_)) {
         let text = chain(&e);
+        if [
+            "Connection refused",
+            "failed to lookup address",
+            "Name or service not known",
+            "dns error",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        {
+            return Failure::new(
+                Kind::Unreachable,
+                "Unreachable",
+                format!("cannot connect to AWS ({text})"),
+            );
+        }
         // The credential chain runs inside the dispatch: nothing in it gave credentials.
         if [
             "loading credentials",
@@ -301,6 +321,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_connection_is_not_retried() {
+        assert!(!Failure::new(Kind::Unreachable, "Unreachable", "x").is_retryable());
+        assert!(Failure::new(Kind::Transient, "500", "x").is_retryable());
+    }
 
     #[test]
     fn jitter_stays_within_the_cap() {

@@ -62,6 +62,7 @@ pub fn fix_for(f: &Failure, what: &str) -> String {
         Kind::Denied => format!("grant these credentials read access to {what} (see docs/aws.md for the policy)"),
         Kind::NotFound => format!("create {what} (`bedrock-usage aws setup`) or correct the name in the config"),
         Kind::Throttled | Kind::Transient => "try again; AWS was slow or unreachable".into(),
+        Kind::Unreachable => "check the endpoint (--endpoint-url, AWS_ENDPOINT_URL), the region, the network and any proxy".into(),
         Kind::Invalid | Kind::Other => format!("check the settings of {what}"),
     }
 }

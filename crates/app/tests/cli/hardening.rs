@@ -960,3 +960,56 @@ fn a_repeated_request_id_with_other_facts_is_warned_about_with_its_file() {
     );
     assert_eq!(stored(&t.db()), 3);
 }
+
+#[test]
+fn a_refused_connection_fails_fast_with_a_readable_message() {
+    let t = TempDir::new("h-refused");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec![
+            "--db",
+            s(&t.db()),
+            "sync",
+            "--no-progress",
+            "--log-group",
+            "g",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            url.as_str(),
+            "--since",
+            "1d",
+        ],
+        vec![
+            "--db",
+            s(&t.db()),
+            "aws",
+            "status",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            url.as_str(),
+        ],
+    ] {
+        let mut c = bin();
+        c.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .args(&args)
+            .stdin(Stdio::null());
+        let out = c.output().expect("run");
+        let text = stdout(&out) + &stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("cannot connect to AWS"), "{text}");
+        assert!(
+            !text.contains("DispatchFailure(") && !text.contains("ConnectorError {"),
+            "a debug dump: {text}"
+        );
+    }
+}
