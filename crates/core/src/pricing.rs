@@ -263,6 +263,10 @@ pub struct ModelEntry {
     pub rates: Vec<Rates>,
     /// Where the entry came from: `embedded` or a file path.
     pub origin: String,
+    /// Where its rates were taken from (a price list).
+    pub source: Option<String>,
+    /// False for rates taken from secondary sources.
+    pub confirmed: bool,
 }
 
 /// Why a call could not be priced.
@@ -320,6 +324,10 @@ struct RawModel {
     key: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    confirmed: Option<bool>,
     #[serde(default)]
     regional_premium: Option<String>,
     #[serde(default)]
@@ -446,6 +454,8 @@ impl PriceCatalog {
                 long_context,
                 rates,
                 origin: origin.to_string(),
+                source: m.source.clone(),
+                confirmed: m.confirmed.unwrap_or(true),
             };
             if entries.insert(key.clone(), entry).is_some() {
                 problems.push(format!("{at} appears twice"));

@@ -79,7 +79,7 @@ pub fn run(ctx: &Context, opts: &DemoOptions) -> Result<u8> {
         println!(
             "\nThe `shared:` row is grace's traffic: her container calls through the shared instance role\n\
              without a `developer` in request metadata, so no one can tell it apart (see the warning).\n\
-             heidi's `anthropic.claude-v2:1` calls are unpriced: the catalog has no price for it.\n"
+             heidi's `meta.llama3-1-70b-instruct-v1:0` calls are unpriced: the catalog prices Claude models only.\n"
         );
         let same = format!(
             "--seed {} --records {} --month {y:04}-{m:02}",

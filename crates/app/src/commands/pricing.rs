@@ -49,8 +49,12 @@ pub fn list(ctx: &Context) -> Result<u8> {
         "regional_premium",
         "long_context",
         "origin",
+        "confirmed",
+        "source",
     ];
     let mut rows = Vec::new();
+    let mut sources: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut unconfirmed = Vec::new();
     for e in cat.entries() {
         let current = e
             .rates
@@ -73,6 +77,13 @@ pub fn list(ctx: &Context) -> Result<u8> {
                 .unwrap_or_else(|| "-".into()),
         );
         row.push(e.origin.clone());
+        row.push(if e.confirmed { "yes" } else { "no" }.to_string());
+        let source = e.source.clone().unwrap_or_else(|| "-".into());
+        row.push(source.clone());
+        sources.entry(source).or_default().push(e.key.clone());
+        if !e.confirmed {
+            unconfirmed.push(e.key.clone());
+        }
         rows.push(row);
     }
     match format {
@@ -90,18 +101,36 @@ pub fn list(ctx: &Context) -> Result<u8> {
                     "regional",
                     "long context",
                     "origin",
+                    "confirmed",
                 ]
                 .map(String::from)
                 .to_vec(),
                 right: vec![
-                    false, false, true, true, true, true, true, false, false, false, false,
+                    false, false, true, true, true, true, true, false, false, false, false, false,
                 ],
-                rows,
+                // The source is long: listed under the table.
+                rows: rows
+                    .into_iter()
+                    .map(|mut r| {
+                        r.pop();
+                        r
+                    })
+                    .collect(),
                 footer: None,
             };
             t.print(format)?;
             if format == Format::Table {
-                emit("\nRates in USD per million tokens, on-demand, in force today. `regional`: multiple on geographic and in-region endpoints (not `global.`).\n")?;
+                let mut text = String::from("\nRates in USD per million tokens, on-demand, in force today. `regional`: multiple on geographic and in-region endpoints (not `global.`).\n\nSources:\n");
+                for (source, keys) in &sources {
+                    text.push_str(&format!("  {source}: {}\n", keys.join(", ")));
+                }
+                if !unconfirmed.is_empty() {
+                    text.push_str(&format!(
+                        "Unconfirmed (from secondary sources; override with a catalog file if your bill differs): {}\n",
+                        unconfirmed.join(", ")
+                    ));
+                }
+                emit(&text)?;
             }
         }
         Format::Json | Format::Csv | Format::Aws => {

@@ -155,7 +155,8 @@ const HEIDI_MODELS: &[(&str, u64)] = &[
         "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0",
         1,
     ),
-    ("anthropic.claude-v2:1", 1),
+    // A model the catalog does not price (not a Claude model): unpriced, and said so.
+    ("meta.llama3-1-70b-instruct-v1:0", 1),
 ];
 
 const TEAM: &[Dev] = &[
@@ -437,7 +438,7 @@ pub fn generate(opts: &DemoOptions) -> Vec<LedgerEntry> {
                 || model.contains("sonnet-4")
                 || model.contains("opus-4")
                 || model.contains("haiku-4");
-            let caching = !model.contains("claude-v2") && rng.chance(700);
+            let caching = !model.contains("llama") && rng.chance(700);
             e.input = if caching {
                 rng.range(1, 60)
             } else {

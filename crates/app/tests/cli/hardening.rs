@@ -451,12 +451,12 @@ fn unpriced_calls_are_counted_the_same_at_every_grain_and_never_as_zero_cost() {
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
     let v2 = rows
         .iter()
-        .find(|r| r["model"] == "claude-v2")
+        .find(|r| r["model"] == "meta.llama3-1-70b-instruct")
         .expect("the unpriced model's row");
     assert!(v2["cost_usd"].is_null(), "{v2}");
     assert!(rows
         .iter()
-        .filter(|r| r["model"] != "claude-v2")
+        .filter(|r| r["model"] != "meta.llama3-1-70b-instruct")
         .all(|r| r["cost_usd"].is_number()));
     // The table says a partial cost is partial.
     let table = stdout(&run_ok(&[
@@ -1012,4 +1012,31 @@ fn a_refused_connection_fails_fast_with_a_readable_message() {
             "a debug dump: {text}"
         );
     }
+}
+
+#[test]
+fn claude_2_and_instant_are_priced_and_pricing_list_says_what_is_unconfirmed() {
+    for id in [
+        "anthropic.claude-v2:1",
+        "anthropic.claude-v2",
+        "anthropic.claude-instant-v1",
+        "anthropic.claude-v2:1:200k",
+        "anthropic.claude-instant-v1:2:100k",
+    ] {
+        let out = run_ok(&["pricing", "show", id, "--date", "2026-11-03"]);
+        assert!(!stdout(&out).contains("UNPRICED"), "{id}: {}", stdout(&out));
+    }
+    let list = stdout(&run_ok(&["pricing", "list"]));
+    assert!(
+        list.contains("Sources:") && list.contains("Unconfirmed"),
+        "{list}"
+    );
+    let out = run_ok(&["--format", "json", "pricing", "list"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(rows.iter().any(|r| r["confirmed"] == "no"));
+    assert!(
+        rows.iter()
+            .all(|r| r["source"].as_str().is_some_and(|s| !s.is_empty())),
+        "every entry names its source"
+    );
 }

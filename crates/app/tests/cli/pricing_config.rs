@@ -123,7 +123,8 @@ fn pricing_unpriced_names_unknown_models() {
     ingest(&t.db(), &[&t.path("c.jsonl")]);
     let out = stdout(&run_ok(&["--db", s(&t.db()), "pricing", "unpriced"]));
     assert!(
-        out.contains("anthropic.claude-v2:1") && out.contains("application-inference-profile"),
+        out.contains("meta.llama3-1-70b-instruct-v1:0")
+            && out.contains("application-inference-profile"),
         "{out}"
     );
     let cfg = demo_config(&t);
@@ -136,7 +137,8 @@ fn pricing_unpriced_names_unknown_models() {
         "unpriced",
     ]));
     assert!(
-        out.contains("anthropic.claude-v2:1") && !out.contains("application-inference-profile"),
+        out.contains("meta.llama3-1-70b-instruct-v1:0")
+            && !out.contains("application-inference-profile"),
         "{out}"
     );
 }
