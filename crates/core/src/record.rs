@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 use crate::scan::Scan;
-use crate::time::parse_timestamp_ms;
+use crate::time::parse_record_timestamp_ms;
 
 /// Token counts of one call (or a sum of calls), one field per price class.
 /// Cache tokens are not part of `input` (Bedrock reports them apart).
@@ -341,7 +341,7 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
     }
     let ts = raw.timestamp.ok_or(RecordError::Missing("timestamp"))?;
     let timestamp_ms =
-        parse_timestamp_ms(&ts).ok_or_else(|| RecordError::BadTimestamp(ts.to_string()))?;
+        parse_record_timestamp_ms(&ts).ok_or_else(|| RecordError::BadTimestamp(ts.to_string()))?;
     let model_id = raw.model_id.ok_or(RecordError::Missing("modelId"))?;
     if model_id.trim().is_empty() {
         return Err(RecordError::Empty("modelId"));

@@ -118,6 +118,25 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     Some(secs * 1000 + ms)
 }
 
+/// A record's `timestamp`: what [`parse_timestamp_ms`] takes, and also a time with no zone at all
+/// (`2025-05-15 14:17:22.000000000`, as log tools that normalize events write it), read as UTC:
+/// Bedrock and CloudWatch write UTC.
+pub fn parse_record_timestamp_ms(s: &str) -> Option<i64> {
+    parse_timestamp_ms(s).or_else(|| {
+        let t = s.trim();
+        let b = t.as_bytes();
+        // Only a zone-less time: the date, the time and digits of a fraction, nothing more.
+        let zoneless = b.len() >= 19
+            && b[19..]
+                .iter()
+                .enumerate()
+                .all(|(i, c)| (i == 0 && (*c == b'.' || *c == b',')) || c.is_ascii_digit());
+        zoneless
+            .then(|| parse_timestamp_ms(&format!("{t}Z")))
+            .flatten()
+    })
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -334,6 +353,16 @@ pub fn month_label(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_timestamps_without_a_zone_are_utc() {
+        assert_eq!(
+            parse_record_timestamp_ms("2025-05-15 14:17:22.000000000"),
+            parse_timestamp_ms("2025-05-15T14:17:22Z")
+        );
+        assert_eq!(parse_timestamp_ms("2025-05-15 14:17:22"), None);
+        assert_eq!(parse_record_timestamp_ms("2025-05-15 14:17:22 junk"), None);
+    }
 
     #[test]
     fn timestamps() {

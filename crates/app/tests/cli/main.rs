@@ -21,6 +21,8 @@ mod report;
 mod readers;
 // Nothing silently lost: pipes, FIFOs, link loops, pretty JSON, BOMs, Logs Insights files.
 mod hardening;
+// Real records from public sources, golden.
+mod real_logs;
 // pricing and config commands.
 mod pricing_config;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.

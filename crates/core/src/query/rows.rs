@@ -11,7 +11,7 @@ use crate::attribution::{Attribution, Attributor};
 use crate::facts::{FactRow, FactSet, StoredInvocation};
 use crate::pricing::{is_long_context, normalize_model_id, ModelName, PriceCatalog};
 use crate::query::{extract_fields, flatten_json, FieldSet, Row, Value};
-use crate::time::{format_utc, parse_timestamp_ms, MS_PER_DAY};
+use crate::time::{format_utc, parse_record_timestamp_ms, MS_PER_DAY};
 
 /// Fields people reach for that Bedrock records do not have, and what they mean.
 pub const HINTS: &[(&str, &str)] = &[
@@ -379,7 +379,7 @@ pub fn event_row(
         extract_fields(message, fields, &mut row).map_err(|e| e.to_string())?;
     }
     let ts = match row.get("timestamp") {
-        Value::Str(t) => parse_timestamp_ms(t),
+        Value::Str(t) => parse_record_timestamp_ms(t),
         _ => None,
     };
     if let Some(t) = ts {
