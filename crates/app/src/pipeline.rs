@@ -159,8 +159,10 @@ pub fn ingest(
         &Records,
         ReadOptions {
             order: Order::Interleaved,
-            // Parsed records are small; a deep queue lets parsing go on while the writer commits.
-            queue: 1024,
+            // Enough for the readers to stay ahead of the writer, and no more: a piece holds up
+            // to a chunk's worth of parsed records, so this bounds memory whatever the input
+            // (a deep queue once held a whole large file parsed: 670 MB at a million records).
+            queue: 32,
             max_record: opts.max_record,
         },
         |p| -> Result<bool, StoreError> {
