@@ -759,7 +759,7 @@ async fn alarms(
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
     // CloudWatch takes a threshold as a double; the amount stays exact up to here.
     let threshold = amount.0 as f64 / 1e9;
-    let usd = amount.to_plain_decimal();
+    let usd = amount.to_display();
     let cw = aws_sdk_cloudwatch::Client::new(r.conf);
     let mut wanted: Vec<(String, Option<String>)> = vec![(ALARM_PREFIX.to_string(), None)];
     for d in developers {
@@ -800,10 +800,10 @@ async fn alarms(
                 .alarm_name(&name)
                 .alarm_description(match &dev {
                     Some(d) => format!(
-                        "{d}'s Claude spend through Bedrock passed ${usd} in a day (bedrock-usage)"
+                        "{d}'s Claude spend through Bedrock passed {usd} in a day (bedrock-usage)"
                     ),
                     None => format!(
-                        "Claude spend through Bedrock passed ${usd} in a day (bedrock-usage)"
+                        "Claude spend through Bedrock passed {usd} in a day (bedrock-usage)"
                     ),
                 })
                 .namespace(crate::metrics::NAMESPACE)
@@ -821,7 +821,7 @@ async fn alarms(
                 .map_err(|e| classify(e).context(&format!("writing {res}")))?;
         }
         let who = dev.as_deref().unwrap_or("all developers");
-        r.step(res, action, format!("{who}: CostUSD over ${usd} in a day"));
+        r.step(res, action, format!("{who}: CostUSD over {usd} in a day"));
     }
     Ok(())
 }

@@ -36,19 +36,6 @@ impl NanoUsd {
         parse_scaled_decimal(t, 9).map(NanoUsd)
     }
 
-    /// `25.5`, `500`: the amount as a plain decimal, with no trailing zeros (for APIs that take
-    /// decimal strings, and for messages).
-    pub fn to_plain_decimal(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let a = self.0.unsigned_abs();
-        let (int, frac) = (a / 1_000_000_000, a % 1_000_000_000);
-        if frac == 0 {
-            return format!("{sign}{int}");
-        }
-        let f = format!("{frac:09}");
-        format!("{sign}{int}.{}", f.trim_end_matches('0'))
-    }
-
     /// Whole micro-dollars, rounded half away from zero.
     pub fn micros(self) -> i64 {
         let n = self.0;
@@ -171,8 +158,6 @@ mod tests {
         assert!(NanoUsd::parse_usd("0.0000000001").is_err());
         assert!(NanoUsd::parse_usd("-5").is_err());
         assert!(NanoUsd::parse_usd("1e3").is_err());
-        assert_eq!(NanoUsd(25_500_000_000).to_plain_decimal(), "25.5");
-        assert_eq!(NanoUsd(500_000_000_000).to_plain_decimal(), "500");
     }
 
     #[test]

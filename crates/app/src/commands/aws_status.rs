@@ -168,6 +168,15 @@ fn store_checks(ctx: &Context, newest_remote: Option<i64>) -> Result<Vec<Check>>
     let store = ctx.open_store()?;
     let now = ctx.clock.now_ms();
     let mut out = Vec::new();
+    // A damaged store (a torn copy) would give short totals with no error: flag it here.
+    for c in store.check(false)?.into_iter().filter(|c| !c.ok) {
+        out.push(Check::bad(
+            Level::Fail,
+            format!("store {}", c.name),
+            c.detail,
+            "run `bedrock-usage store check --full`, and restore a backup made with `bedrock-usage store backup` (a copy of the file is not a backup)",
+        ));
+    }
     match store.newest_ms()? {
         None => out.push(Check::bad(
             Level::Warn,

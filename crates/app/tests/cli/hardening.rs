@@ -798,6 +798,38 @@ fn store_check_finds_a_torn_copy_and_store_backup_makes_a_sound_one() {
     assert!(damaged.success());
     let out = run_expect(&["--db", s(&copy), "--format", "json", "store", "check"], 1);
     assert!(stdout(&out).contains("sums differ"), "{}", stdout(&out));
+    // `aws status` flags it too (here with AWS unreachable: the store's checks still run).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = bin()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "--db",
+            s(&copy),
+            "--format",
+            "json",
+            "aws",
+            "status",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &url,
+        ])
+        .output()
+        .expect("status");
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        checks.iter().any(|c| c["check"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("store rollups"))
+            && c["status"] == "FAIL"),
+        "{checks:?}"
+    );
 }
 
 #[test]
