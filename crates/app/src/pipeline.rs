@@ -23,17 +23,16 @@ pub const COMMIT_RECORDS: usize = 20_000;
 /// Files per transaction (each file's checkpoint is a row too).
 pub const COMMIT_FILES: usize = 512;
 
-/// Stores `records` with the checkpoints and cursors that cover them, in one transaction, and
-/// counts what happened in `tally`; `origin` names where the record at an index came from (for
-/// the warning about a request id stored before with other facts).
+/// Stores `records` (each from the place `origins` names at its index) with the checkpoints and
+/// cursors that cover them, in one transaction, and counts what happened in `tally`.
 pub fn commit(
     store: &mut dyn FactWriter,
     records: &[Invocation],
+    origins: &[&str],
     checkpoints: &[Checkpoint],
     cursors: &[Cursor],
     metadata_keys: &[String],
     tally: &mut Tally,
-    origin: &dyn Fn(usize) -> String,
 ) -> Result<(), StoreError> {
     if records.is_empty() && checkpoints.is_empty() && cursors.is_empty() {
         return Ok(());
@@ -41,6 +40,7 @@ pub fn commit(
     let out = store.write(
         &Batch {
             records,
+            origins,
             checkpoints,
             cursors,
         },
@@ -59,8 +59,8 @@ pub fn commit(
     tally.duplicates += out.duplicates;
     for (ix, what) in out.conflicts {
         tally.conflict(format!(
-            "{}: requestId `{}` was stored before with other facts: here {what}; the stored copy is kept",
-            origin(ix),
+            "{}: requestId `{}` was stored before with other facts: here {what}",
+            origins.get(ix).copied().unwrap_or("?"),
             records[ix].request_id
         ));
     }
@@ -140,14 +140,18 @@ pub fn ingest(
                      summary: &mut IngestSummary|
      -> Result<(), StoreError> {
         let cks: Vec<Checkpoint> = dirty.iter().filter_map(|&i| state[i].clone()).collect();
+        let origins: Vec<&str> = batch_inputs
+            .iter()
+            .map(|&i| inputs[i as usize].label.as_str())
+            .collect();
         let r = commit(
             store,
             batch,
+            &origins,
             &cks,
             &[],
             &opts.metadata_keys,
             &mut summary.tally,
-            &|ix| inputs[batch_inputs[ix] as usize].label.clone(),
         );
         batch.clear();
         batch_inputs.clear();

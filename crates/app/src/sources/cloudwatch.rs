@@ -155,9 +155,11 @@ pub async fn sync(
                 },
             };
             rep.position = Some(position.to_string());
+            let origin = format!("cloudwatch {region} {group}");
             commit(
                 store,
                 &records,
+                &vec![origin.as_str(); records.len()],
                 &[],
                 &[Cursor {
                     source: source.clone(),
@@ -165,7 +167,6 @@ pub async fn sync(
                 }],
                 &opts.metadata_keys,
                 &mut rep.tally,
-                &|_| format!("cloudwatch {group}"),
             )?;
             bar.update(rep.tally.records, rep.tally.inserted, rep.units);
             token = page.next_token;

@@ -104,10 +104,10 @@ pub async fn sync(
         store,
         &[],
         &[],
+        &[],
         &[cursor],
         &opts.metadata_keys,
         &mut rep.tally,
-        &|_| format!("s3://{bucket}/"),
     )?;
     Ok(())
 }
@@ -208,8 +208,8 @@ fn commit_objects(
     }
     let mut records = Vec::new();
     let mut checkpoints = Vec::new();
-    // The first record of each object, with its key (to name a record's object).
-    let mut starts: Vec<(usize, String)> = Vec::new();
+    // Where each record came from: its object.
+    let mut origins: Vec<String> = Vec::new();
     for (i, body) in arrived {
         let o = &objects[i];
         let label = format!("s3://{bucket}/{}", o.key);
@@ -246,29 +246,21 @@ fn commit_objects(
             document: false,
         });
         rep.units += 1;
-        starts.push((
-            records.len(),
-            checkpoints
-                .last()
-                .map(|c| c.path.clone())
-                .unwrap_or_default(),
-        ));
+        let key = checkpoints
+            .last()
+            .map(|c| c.path.clone())
+            .unwrap_or_default();
+        origins.extend(std::iter::repeat_n(key, recs.len()));
         records.extend(recs);
     }
+    let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
     commit(
         store,
         &records,
+        &origins,
         &checkpoints,
         &[],
         &opts.metadata_keys,
         &mut rep.tally,
-        &|ix| {
-            starts
-                .iter()
-                .rev()
-                .find(|(first, _)| *first <= ix)
-                .map(|(_, key)| key.clone())
-                .unwrap_or_default()
-        },
     )
 }

@@ -242,6 +242,9 @@ impl std::fmt::Display for SourceId {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Batch<'a> {
     pub records: &'a [Invocation],
+    /// Where each record came from (a file, an S3 object, a log group), stored with it so that
+    /// a later copy that differs can name both places; empty: not known.
+    pub origins: &'a [&'a str],
     pub checkpoints: &'a [Checkpoint],
     pub cursors: &'a [Cursor],
 }

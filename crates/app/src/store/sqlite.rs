@@ -87,7 +87,7 @@ fn rollup_name(g: Grain) -> &'static str {
 }
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 7] {
+fn migrations() -> [String; 8] {
     [
         // 1: the first schema.
         format!(
@@ -178,6 +178,12 @@ ALTER TABLE sync_cursor ADD COLUMN window_end INTEGER;
 ALTER TABLE sync_cursor ADD COLUMN token TEXT;
 "#
         .to_string(),
+        // 8: where each invocation was read from (files, objects, log groups), named once.
+        r#"
+CREATE TABLE origin (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+ALTER TABLE invocation ADD COLUMN origin_id INTEGER;
+"#
+        .to_string(),
     ]
 }
 
@@ -210,6 +216,7 @@ pub struct SqliteStore {
     identities: HashMap<String, i64>,
     key_buf: String,
     models: HashMap<String, i64>,
+    origins: HashMap<String, i64>,
 }
 
 impl SqliteStore {
@@ -316,6 +323,7 @@ impl SqliteStore {
             identities: HashMap::new(),
             key_buf: String::new(),
             models: HashMap::new(),
+            origins: HashMap::new(),
         }
     }
 
@@ -347,6 +355,7 @@ impl SqliteStore {
     fn write_inner(&mut self, batch: &Batch, metadata_keys: &[String]) -> Result<WriteOutcome> {
         let Batch {
             records,
+            origins,
             checkpoints,
             cursors,
         } = *batch;
@@ -358,7 +367,7 @@ impl SqliteStore {
         let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata, origin_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             // In key order, B-tree inserts touch each page once instead of hopping around.
             let mut order: Vec<(usize, &bedrock_usage_core::Invocation)> =
@@ -375,6 +384,10 @@ impl SqliteStore {
                     sv,
                 )?;
                 let model = model_ref(&tx, &mut self.models, &inv.model_id)?;
+                let origin = match origins.get(ix) {
+                    Some(name) => Some(origin_id(&tx, &mut self.origins, name)?),
+                    None => None,
+                };
                 let t = &inv.tokens;
                 let metadata = if inv.request_metadata.is_empty() {
                     None
@@ -402,6 +415,7 @@ impl SqliteStore {
                     t.cache_write_5m as i64,
                     t.cache_write_1h as i64,
                     metadata,
+                    origin,
                 ])?;
                 if n == 0 {
                     out.duplicates += 1;
@@ -537,6 +551,7 @@ impl FactWriter for SqliteStore {
             // Ids handed out inside a rolled-back transaction must not be reused.
             self.identities.clear();
             self.models.clear();
+            self.origins.clear();
         }
         result.map_err(|e| StoreError::Write {
             path: self.path.clone(),
@@ -1013,6 +1028,18 @@ fn identity_id(
     Ok(id)
 }
 
+fn origin_id(tx: &Transaction, cache: &mut HashMap<String, i64>, name: &str) -> Result<i64> {
+    if let Some(&id) = cache.get(name) {
+        return Ok(id);
+    }
+    tx.execute("INSERT OR IGNORE INTO origin (name) VALUES (?1)", [name])?;
+    let id = tx.query_row("SELECT id FROM origin WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })?;
+    cache.insert(name.to_string(), id);
+    Ok(id)
+}
+
 fn model_ref(tx: &Transaction, cache: &mut HashMap<String, i64>, model_id: &str) -> Result<i64> {
     if let Some(&id) = cache.get(model_id) {
         return Ok(id);
@@ -1074,9 +1101,11 @@ fn differs(
     identity: i64,
     model: i64,
 ) -> Result<Option<String>> {
-    let stored: (i64, i64, i64, [i64; 5]) = tx
+    let stored: (i64, i64, i64, [i64; 5], Option<String>) = tx
         .prepare_cached(
-            "SELECT ts_ms, identity_id, model_ref, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens FROM invocation WHERE request_id = ?1",
+            "SELECT ts_ms, identity_id, model_ref, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                    (SELECT name FROM origin WHERE id = invocation.origin_id)
+             FROM invocation WHERE request_id = ?1",
         )?
         .query_row([&inv.request_id], |r| {
             Ok((
@@ -1084,6 +1113,7 @@ fn differs(
                 r.get(1)?,
                 r.get(2)?,
                 [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
+                r.get(8)?,
             ))
         })?;
     let t = &inv.tokens;
@@ -1112,7 +1142,12 @@ fn differs(
     } else {
         return Ok(None);
     };
-    Ok(Some(what))
+    let place = stored
+        .4
+        .map_or_else(|| "an earlier run".to_string(), |o| format!("`{o}`"));
+    Ok(Some(format!(
+        "{what}; the stored copy, from {place}, is kept"
+    )))
 }
 
 /// A store file that is a SQLite database but not a bedrock-usage store (schema 0 with tables of
