@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod output;
 pub mod pipeline;
+pub mod private;
 pub mod progress;
 pub mod publish;
 pub mod shutdown;

@@ -163,10 +163,10 @@ pub fn ingest(
         &Records,
         ReadOptions {
             order: Order::Interleaved,
-            // Enough for the readers to stay ahead of the writer, and no more: a piece holds up
-            // to a chunk's worth of parsed records, so this bounds memory whatever the input
-            // (a deep queue once held a whole large file parsed: 670 MB at a million records).
-            queue: 32,
+            // Deep, so that readers stay ahead of the writer while it commits; the reader's budget
+            // of records in flight bounds memory (a deep queue alone once held a whole large file
+            // parsed: 670 MB at a million records).
+            queue: 1024,
             max_record: opts.max_record,
         },
         |p| -> Result<bool, StoreError> {

@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::error::{Error, Result, EXIT_OK};
 use crate::invalid;
 use crate::output::emit;
+use crate::private::{create_private_dir, is_private, open_private};
 use crate::sources::remote;
 
 /// Cached credentials are used until this long before they expire.
@@ -261,53 +262,6 @@ impl Cache {
         drop(f);
         std::fs::rename(&tmp, &self.path)
     }
-}
-
-#[cfg(unix)]
-fn is_private(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.is_file() && m.uid() == uid && m.mode() & 0o077 == 0)
-}
-
-#[cfg(not(unix))]
-fn is_private(path: &Path) -> bool {
-    path.is_file()
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
 }
 
 #[cfg(test)]

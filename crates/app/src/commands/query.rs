@@ -147,13 +147,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
             let mut notes = Vec::new();
             let inputs: Vec<Input> = collect_inputs(a.from, &mut walk_bad, &mut notes)
                 .into_iter()
-                .map(|(label, path)| match path {
-                    Some(p) => Input::file(label, p),
-                    None => Input {
-                        path: None,
-                        ..Input::file(label, PathBuf::new())
-                    },
-                })
+                .map(|(label, path)| Input::new(label, path))
                 .collect();
             if let Some(b) = walk_bad.first() {
                 return Err(Error::Invalid(b.to_string()));

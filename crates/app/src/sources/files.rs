@@ -254,14 +254,7 @@ pub fn plan(
     for (label, path) in inputs {
         let Some(path) = path else {
             out.push(Planned {
-                input: Input {
-                    label,
-                    path: None,
-                    gzip: None,
-                    size: 0,
-                    offset: 0,
-                    lines: 0,
-                },
+                input: Input::new(label, None),
                 checkpoint: None,
             });
             continue;
@@ -287,14 +280,7 @@ pub fn plan(
                     "{label}: not a regular file: read once, with no checkpoint to resume from"
                 ));
                 out.push(Planned {
-                    input: Input {
-                        label,
-                        path: Some(path),
-                        gzip: None,
-                        size: 0,
-                        offset: 0,
-                        lines: 0,
-                    },
+                    input: Input::new(label, Some(path)),
                     checkpoint: None,
                 });
                 continue;

@@ -60,10 +60,11 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn file(label: String, path: PathBuf) -> Input {
+    /// An input read once from its start, its format found from its content (`None`: stdin).
+    pub fn new(label: String, path: Option<PathBuf>) -> Input {
         Input {
             label,
-            path: Some(path),
+            path,
             gzip: None,
             size: 0,
             offset: 0,
@@ -136,6 +137,59 @@ pub struct ReadOptions {
 /// record is far smaller).
 pub const MAX_RECORD: usize = 64 << 20;
 
+/// Parsed records in flight (read, not yet handed out) may not pass this many, for
+/// [`Order::Interleaved`]: memory stays flat whatever the input (a piece of slim records holds
+/// thousands of them), while pieces of few large records still queue deep enough for the readers
+/// to stay ahead of the writer.
+const MAX_IN_FLIGHT: usize = 64 * 1024;
+
+/// Records in flight, and a wait for room.
+struct Budget {
+    used: Mutex<(usize, bool)>,
+    freed: Condvar,
+}
+
+impl Budget {
+    fn acquire(&self, n: usize) {
+        let Ok(mut g) = self.used.lock() else { return };
+        // One piece always goes, however large, so that nothing waits for ever.
+        while !g.1 && g.0 > 0 && g.0 + n > MAX_IN_FLIGHT {
+            g = match self.freed.wait(g) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
+        g.0 += n;
+    }
+    fn release(&self, n: usize) {
+        if let Ok(mut g) = self.used.lock() {
+            g.0 = g.0.saturating_sub(n);
+        }
+        self.freed.notify_all();
+    }
+    fn stop(&self) {
+        if let Ok(mut g) = self.used.lock() {
+            g.1 = true;
+        }
+        self.freed.notify_all();
+    }
+}
+
+/// Where a reader sends its pieces: the queue, after room in the budget (if any).
+struct Out<'a, T> {
+    tx: SyncSender<Piece<T>>,
+    budget: Option<&'a Budget>,
+}
+
+impl<T> Out<'_, T> {
+    fn send(&self, p: Piece<T>) -> Result<(), ()> {
+        if let Some(b) = self.budget {
+            b.acquire(p.items.len());
+        }
+        self.tx.send(p).map_err(|_| ())
+    }
+}
+
 /// How far the caller has consumed (inputs handed out whole), for [`Order::InputByInput`].
 struct Gate {
     consumed: Mutex<(usize, bool)>,
@@ -192,9 +246,19 @@ pub fn read_all<P: EventParser, E>(
         Order::InputByInput { lead } => Some(lead.max(1)),
         Order::Interleaved => None,
     };
+    let budget = Budget {
+        used: Mutex::new((0, false)),
+        freed: Condvar::new(),
+    };
+    // Input by input, the gate bounds how far readers go (and pieces may wait out of order).
+    let budget = lead.is_none().then_some(&budget);
     std::thread::scope(|s| {
         for _ in 0..threads().min(inputs.len().max(1)) {
-            let (tx, next, gate) = (tx.clone(), &next, &gate);
+            let (next, gate) = (&next, &gate);
+            let tx = Out {
+                tx: tx.clone(),
+                budget,
+            };
             s.spawn(move || {
                 let mut pool = Vec::new();
                 loop {
@@ -217,9 +281,13 @@ pub fn read_all<P: EventParser, E>(
             });
         }
         drop(tx);
-        let result = deliver(inputs.len(), rx, opts.order, &gate, &mut consume);
-        // Release readers waiting at the gate; the dropped receiver stops the others.
+        let result = deliver(inputs.len(), rx, opts.order, &gate, budget, &mut consume);
+        // Release readers waiting at the gate or for room; the dropped receiver stops the
+        // others.
         gate.set(usize::MAX / 2, true);
+        if let Some(b) = budget {
+            b.stop();
+        }
         result
     })
 }
@@ -230,6 +298,7 @@ fn deliver<T, E>(
     rx: mpsc::Receiver<Piece<T>>,
     order: Order,
     gate: &Gate,
+    budget: Option<&Budget>,
     consume: &mut impl FnMut(Piece<T>) -> Result<bool, E>,
 ) -> Result<(), E> {
     let mut pending: HashMap<usize, BTreeMap<u64, Piece<T>>> = HashMap::new();
@@ -250,8 +319,12 @@ fn deliver<T, E>(
                 break;
             };
             next_seq[ready] += 1;
-            let last = p.last;
-            if !consume(p)? {
+            let (last, items) = (p.last, p.items.len());
+            let more = consume(p)?;
+            if let Some(b) = budget {
+                b.release(items);
+            }
+            if !more {
                 return Ok(());
             }
             if last {
@@ -273,7 +346,7 @@ fn read_input<P: EventParser>(
     ix: usize,
     input: &Input,
     parser: &P,
-    tx: &SyncSender<Piece<P::Item>>,
+    tx: &Out<'_, P::Item>,
     pool: &mut Vec<Vec<u8>>,
     max_record: usize,
 ) -> Result<(), ()> {
@@ -670,7 +743,7 @@ fn read_json_text<P: EventParser>(
     parser: &P,
     reader: impl Read,
     gzip: bool,
-    tx: &SyncSender<Piece<P::Item>>,
+    tx: &Out<'_, P::Item>,
 ) -> Result<(), ()> {
     use serde::de::{Deserializer, SeqAccess, Visitor};
     use serde_json::value::RawValue;
@@ -738,7 +811,7 @@ struct Sink<'a, P: EventParser> {
     ix: usize,
     label: &'a str,
     parser: &'a P,
-    tx: &'a SyncSender<Piece<P::Item>>,
+    tx: &'a Out<'a, P::Item>,
     piece: Piece<P::Item>,
     seq: u64,
     values: u64,
@@ -746,7 +819,7 @@ struct Sink<'a, P: EventParser> {
 }
 
 impl<'a, P: EventParser> Sink<'a, P> {
-    fn new(ix: usize, label: &'a str, parser: &'a P, tx: &'a SyncSender<Piece<P::Item>>) -> Self {
+    fn new(ix: usize, label: &'a str, parser: &'a P, tx: &'a Out<'a, P::Item>) -> Self {
         Sink {
             ix,
             label,
@@ -841,7 +914,7 @@ fn read_document<P: EventParser>(
     parser: &P,
     reader: impl Read,
     gzip: bool,
-    tx: &SyncSender<Piece<P::Item>>,
+    tx: &Out<'_, P::Item>,
 ) -> Result<(), ()> {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use std::cell::RefCell;

@@ -23,6 +23,8 @@ use bedrock_usage_core::time::MS_PER_DAY;
 use bedrock_usage_core::{FactRow, FactSet, Identity, StoredInvocation, Tokens};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::private::{create_private_dir, make_private};
+
 use super::{
     Batch, CheckResult, Checkpoint, FactReader, FactWriter, IamTagSet, IamTagsRead, Maintenance,
     MetricOutbox, Position, Result, SourceId, StoreError, SyncState, WriteOutcome,
@@ -1200,30 +1202,3 @@ pub(super) fn hint_for(e: &StoreError) -> &'static str {
         _ => "",
     }
 }
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-/// A new store file is readable by its owner only (SQLite gives its -wal and -shm the same).
-#[cfg(unix)]
-fn make_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-
-#[cfg(not(unix))]
-fn make_private(_: &Path) {}
