@@ -1236,3 +1236,32 @@ pub(super) fn hint_for(e: &StoreError) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: std::os::raw::c_int) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn common_failures_say_what_to_do() {
+        assert!(hint_for(&failure(rusqlite::ffi::SQLITE_FULL)).contains("the disk is full"));
+        assert!(hint_for(&failure(rusqlite::ffi::SQLITE_NOTADB)).contains("not an SQLite database"));
+        assert!(hint_for(&failure(rusqlite::ffi::SQLITE_READONLY)).contains("may be written"));
+        assert!(hint_for(&failure(rusqlite::ffi::SQLITE_CORRUPT)).contains("store check"));
+        // And the message names the file.
+        let e = StoreError::Write {
+            path: "/data/usage.db".into(),
+            hint: hint_for(&failure(rusqlite::ffi::SQLITE_FULL)),
+            source: Box::new(failure(rusqlite::ffi::SQLITE_FULL)),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("cannot write to the store /data/usage.db; the disk is full"));
+    }
+}
