@@ -89,6 +89,9 @@ fn rollup_name(g: Grain) -> &'static str {
     }
 }
 
+/// The facts of an invocation, the columns of its table in every schema.
+const INVOCATION_FACTS: &str = "    ts_ms INTEGER NOT NULL,\n    identity_id INTEGER NOT NULL REFERENCES identity(id),\n    model_ref INTEGER NOT NULL REFERENCES model(id),\n    account_id TEXT NOT NULL,\n    region TEXT NOT NULL,\n    inference_region TEXT,\n    operation TEXT NOT NULL,\n    error_code TEXT,\n    input_tokens INTEGER NOT NULL,\n    output_tokens INTEGER NOT NULL,\n    cache_read_tokens INTEGER NOT NULL,\n    cache_write_5m_tokens INTEGER NOT NULL,\n    cache_write_1h_tokens INTEGER NOT NULL,\n    request_metadata TEXT";
+
 /// The migrations, in order: version N is the schema after the first N.
 fn migrations() -> [String; 9] {
     [
@@ -106,20 +109,7 @@ CREATE TABLE identity (
 CREATE TABLE model (id INTEGER PRIMARY KEY, model_id TEXT NOT NULL UNIQUE);
 CREATE TABLE invocation (
     request_id TEXT PRIMARY KEY,
-    ts_ms INTEGER NOT NULL,
-    identity_id INTEGER NOT NULL REFERENCES identity(id),
-    model_ref INTEGER NOT NULL REFERENCES model(id),
-    account_id TEXT NOT NULL,
-    region TEXT NOT NULL,
-    inference_region TEXT,
-    operation TEXT NOT NULL,
-    error_code TEXT,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_read_tokens INTEGER NOT NULL,
-    cache_write_5m_tokens INTEGER NOT NULL,
-    cache_write_1h_tokens INTEGER NOT NULL,
-    request_metadata TEXT
+{INVOCATION_FACTS}
 ) WITHOUT ROWID;
 CREATE INDEX invocation_ts ON invocation (ts_ms);
 {}{}CREATE TABLE source (
@@ -190,24 +180,12 @@ ALTER TABLE invocation ADD COLUMN origin_id INTEGER;
         // 9: invocations in a rowid table (new rows append) with a unique index on the request
         // id, instead of a table clustered by request id: an insert touches a small index page,
         // not a page of whole rows, so a large store is written nearly as fast as a new one.
-        r#"
+        format!(
+            r#"
 CREATE TABLE invocation_rows (
     id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL UNIQUE,
-    ts_ms INTEGER NOT NULL,
-    identity_id INTEGER NOT NULL REFERENCES identity(id),
-    model_ref INTEGER NOT NULL REFERENCES model(id),
-    account_id TEXT NOT NULL,
-    region TEXT NOT NULL,
-    inference_region TEXT,
-    operation TEXT NOT NULL,
-    error_code TEXT,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_read_tokens INTEGER NOT NULL,
-    cache_write_5m_tokens INTEGER NOT NULL,
-    cache_write_1h_tokens INTEGER NOT NULL,
-    request_metadata TEXT,
+{INVOCATION_FACTS},
     origin_id INTEGER
 );
 INSERT INTO invocation_rows (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code,
@@ -219,7 +197,7 @@ DROP TABLE invocation;
 ALTER TABLE invocation_rows RENAME TO invocation;
 CREATE INDEX invocation_ts ON invocation (ts_ms);
 "#
-        .to_string(),
+        ),
     ]
 }
 
