@@ -459,15 +459,7 @@ fn unpriced_calls_are_counted_the_same_at_every_grain_and_never_as_zero_cost() {
         .filter(|r| r["model"] != "meta.llama3-1-70b-instruct")
         .all(|r| r["cost_usd"].is_number()));
     // The table says a partial cost is partial.
-    let table = stdout(&run_ok(&[
-        "--db",
-        s(&t.db()),
-        "--config",
-        s(&cfg),
-        "report",
-        "--by",
-        "developer",
-    ]));
+    let table = stdout(&report_run(&t.db(), &cfg, &["--by", "developer"]));
     assert!(table.contains(" unpriced"), "{table}");
 }
 
@@ -498,15 +490,7 @@ fn query_file_and_report_top() {
         top.iter().map(cost).collect::<Vec<_>>(),
         costs[..2].to_vec()
     );
-    let table = stdout(&run_ok(&[
-        "--db",
-        s(&t.db()),
-        "--config",
-        s(&cfg),
-        "report",
-        "--top",
-        "2",
-    ]));
+    let table = stdout(&report_run(&t.db(), &cfg, &["--top", "2"]));
     assert!(table.contains("top 2 shown"), "{table}");
 }
 
@@ -716,15 +700,7 @@ fn filters_match_case_insensitively_and_before_aliasing_and_say_when_nothing_mat
         vec!["bob".to_string()]
     );
     assert_eq!(devs(&["--team", "PAYMENTS"]).len(), 2);
-    let out = run_ok(&[
-        "--db",
-        s(&t.db()),
-        "--config",
-        s(&cfg),
-        "report",
-        "--developer",
-        "nobody",
-    ]);
+    let out = report_run(&t.db(), &cfg, &["--developer", "nobody"]);
     let err = stderr(&out);
     assert!(
         err.contains("no calls match --developer nobody") && err.contains("alice, bob"),

@@ -149,6 +149,13 @@ pub fn report_csv(
     parse_csv(&stdout(&out))
 }
 
+/// `report` on `db` with `config` in the table format, as the user sees it.
+pub fn report_run(db: &Path, config: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--db", s(db), "--config", s(config), "report"];
+    args.extend(extra);
+    run_ok(&args)
+}
+
 pub fn parse_csv(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut lines = text.lines();
     let header: Vec<String> = lines
