@@ -300,6 +300,73 @@ pub enum Command {
         aws: AwsArgs,
     },
 
+    /// A Bedrock endpoint that knows every developer by their key and records every call.
+    ///
+    /// Serves the Bedrock runtime API (InvokeModel, InvokeModelWithResponseStream, Converse,
+    /// ConverseStream, and whatever else is sent under /model/ or to the control plane) in front
+    /// of Bedrock. Each request must carry a key from `keys create` as `Authorization: Bearer
+    /// KEY` (what AWS_BEARER_TOKEN_BEDROCK makes Claude Code, boto3 and the Anthropic SDK send);
+    /// it is signed again with the gateway's own AWS credentials, streamed to Bedrock and back
+    /// untouched, and its token usage is read on the side and stored as the log ingest stores
+    /// it, keyed by Bedrock's request id, so a call later synced from the logs counts once.
+    /// Bedrock is told the developer (request metadata), so its own logs name them too.
+    /// Listens on loopback unless told otherwise; beyond loopback it needs --tls-cert/--tls-key
+    /// or --insecure-listen. SIGINT/SIGTERM: stop accepting, let open streams finish (up to
+    /// --drain-timeout), write what was recorded, exit. See docs/gateway.md.
+    ///
+    /// Examples:
+    ///   bedrock-usage keys create --developer alice --team ml
+    ///   bedrock-usage gateway --region us-east-1
+    ///   CLAUDE_CODE_USE_BEDROCK=1 ANTHROPIC_BEDROCK_BASE_URL=http://127.0.0.1:8750 \
+    ///     AWS_BEARER_TOKEN_BEDROCK=bu_... claude
+    #[command(verbatim_doc_comment)]
+    Gateway {
+        /// Address to listen on (default: `gateway.listen`, else 127.0.0.1:8750; port 0 picks a
+        /// free port, printed at start).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The Bedrock runtime endpoint (default: `gateway.upstream`, else
+        /// https://bedrock-runtime.REGION.amazonaws.com).
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// The region calls are signed for and recorded in (default: `gateway.region`, else the
+        /// AWS chain's).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// The AWS profile whose credentials sign upstream calls.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Sign each developer's calls with a session of this role named after them (so
+        /// CloudTrail and the bill name them too).
+        #[arg(long, value_name = "ARN")]
+        assume_role_arn: Option<String>,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP on an address other than loopback (keys then cross the network in
+        /// clear text: only behind a TLS-terminating load balancer).
+        #[arg(long)]
+        insecure_listen: bool,
+        /// How long a stop waits for open streams (default: `gateway.drain_timeout`, else 30s).
+        #[arg(long, value_name = "DURATION")]
+        drain_timeout: Option<String>,
+    },
+
+    /// Keys for the gateway: one per developer (or per machine), printed once, stored hashed.
+    ///
+    /// Examples:
+    ///   bedrock-usage keys create --developer alice --team ml --expires 90d
+    ///   bedrock-usage keys list
+    ///   bedrock-usage keys revoke 3f9a1c02b7de
+    #[command(verbatim_doc_comment)]
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+
     /// Look after the store: check it, back it up.
     ///
     /// Copying the store's file while a command writes to it is not a backup (the copy can be
@@ -506,4 +573,33 @@ impl AwsArgs {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key and print it (once: only its hash is stored).
+    ///
+    /// The developer sets it as AWS_BEARER_TOKEN_BEDROCK. A running gateway accepts it within a
+    /// second. `--format json` prints an object with `key`, `id`, `developer`.
+    Create {
+        /// Who the key's calls are attributed to.
+        #[arg(long, value_name = "NAME")]
+        developer: String,
+        /// Their team (sent to Bedrock as request metadata; default: the config's).
+        #[arg(long, value_name = "TEAM")]
+        team: Option<String>,
+        /// When the key stops working: a duration from now (90d, 12h) or a date.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// A note for `keys list` (a machine, a purpose).
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
+    /// Every key: id, developer, team, label, created, expires, state. Never the key itself.
+    List,
+    /// Stop a key from working (a running gateway refuses it within a second).
+    Revoke {
+        /// The key's id (from `keys list`), or the whole key.
+        id: String,
+    },
 }

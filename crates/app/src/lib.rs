@@ -5,12 +5,14 @@
 //! The layout follows the pipeline: `sources/` (where records come from, each owning its
 //! checkpoints and cursors) -> `pipeline` (the one writer) -> `store/` (the seam and SQLite) ->
 //! `commands/` (reports, queries, pricing, sync, ...) -> `output` (every format, one place);
-//! `publish/` sends metrics out. `serve/`, `gateway/` and `alerts/` are room for what comes next.
+//! `publish/` sends metrics out; `gateway/` is the Bedrock endpoint with keys that records every
+//! call through the same writer. `serve/` and `alerts/` are room for what comes next.
 
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod error;
+pub mod gateway;
 pub mod output;
 pub mod pipeline;
 pub mod private;
@@ -22,8 +24,8 @@ pub mod store;
 
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
 use crate::commands::{
-    aws_setup, aws_status, config, credentials, demo, ingest, pricing, query, report,
-    store as store_cmd, sync,
+    aws_setup, aws_status, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
+    pricing, query, report, store as store_cmd, sync,
 };
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
@@ -116,6 +118,31 @@ pub fn run(args: Args) -> Result<u8> {
             StoreCommand::Check { full } => store_cmd::check(&ctx, *full),
             StoreCommand::Backup { path } => store_cmd::backup(&ctx, path),
         },
+        Command::Gateway {
+            listen,
+            upstream,
+            region,
+            profile,
+            assume_role_arn,
+            tls_cert,
+            tls_key,
+            insecure_listen,
+            drain_timeout,
+        } => gateway_cmd::run(
+            &ctx,
+            &gateway_cmd::GatewayArgs {
+                listen: listen.as_deref(),
+                upstream: upstream.as_deref(),
+                region: region.as_deref(),
+                profile: profile.as_deref(),
+                assume_role_arn: assume_role_arn.as_deref(),
+                tls_cert: tls_cert.clone(),
+                tls_key: tls_key.clone(),
+                insecure_listen: *insecure_listen,
+                drain_timeout: drain_timeout.as_deref(),
+            },
+        ),
+        Command::Keys { command } => keys::run(&ctx, command),
         Command::Credentials {
             role_arn,
             developer,

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod metrics;
 pub mod s3;
 pub mod setup;
+pub mod signer;
 pub mod status;
 pub mod sts;
 

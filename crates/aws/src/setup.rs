@@ -226,23 +226,7 @@ async fn log_group(r: &mut Run<'_>, group: &str, days: i32) -> Result<(), Failur
 }
 
 /// Decodes the URL-encoded policy documents IAM returns.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use bedrock_usage_core::layout::percent_decode;
 
 /// Parses a policy document as IAM or S3 returns it (plain or URL-encoded JSON).
 fn policy_value(doc: &str) -> Value {

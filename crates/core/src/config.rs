@@ -34,6 +34,46 @@ pub struct RawConfig {
     pub sources: RawSources,
     #[serde(default)]
     pub sync: RawSync,
+    /// `bedrock-usage gateway`.
+    #[serde(default)]
+    pub gateway: RawGateway,
+}
+
+/// The `[gateway]` section: every field is also a flag of `bedrock-usage gateway` (the flag wins).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// Address to listen on (default `127.0.0.1:8750`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The Bedrock runtime endpoint (default `https://bedrock-runtime.REGION.amazonaws.com`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// The region calls are signed for and recorded in (default: the AWS chain's).
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Sign each developer's calls with a session of this role named after them.
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// Allow plain HTTP on an address other than loopback.
+    #[serde(default)]
+    pub insecure_listen: bool,
+    /// Largest request body accepted, in MiB (default 32).
+    #[serde(default)]
+    pub max_request_mb: Option<u64>,
+    /// How long to wait for Bedrock's response headers (default `10m`).
+    #[serde(default)]
+    pub upstream_timeout: Option<String>,
+    /// How long a stop waits for open streams to finish (default `30s`).
+    #[serde(default)]
+    pub drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +309,41 @@ pub struct Config {
     pub catalog_path: Option<String>,
     pub sources: Vec<Source>,
     pub sync: SyncSettings,
+    pub gateway: GatewaySettings,
+}
+
+/// The checked `[gateway]` section (flags override it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub assume_role_arn: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub insecure_listen: bool,
+    pub max_request_bytes: u64,
+    pub upstream_timeout_ms: i64,
+    pub drain_timeout_ms: i64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> GatewaySettings {
+        GatewaySettings {
+            listen: None,
+            upstream: None,
+            region: None,
+            profile: None,
+            assume_role_arn: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure_listen: false,
+            max_request_bytes: 32 * 1024 * 1024,
+            upstream_timeout_ms: 600_000,
+            drain_timeout_ms: 30_000,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -340,8 +415,9 @@ impl Config {
                 "pricing" => section(&k, v, &mut raw.pricing, &mut problems),
                 "sources" => section(&k, v, &mut raw.sources, &mut problems),
                 "sync" => section(&k, v, &mut raw.sync, &mut problems),
+                "gateway" => section(&k, v, &mut raw.gateway, &mut problems),
                 other => problems.push(format!(
-                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync)"
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway)"
                 )),
             }
         }
@@ -449,12 +525,14 @@ impl Config {
         }
         sync.publish_metrics = raw.sync.publish_metrics;
         sync.metrics_region = raw.sync.metrics_region;
+        let gateway = check_gateway(raw.gateway, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
             sources,
             sync,
+            gateway,
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
             developer_roles: raw.attribution.developer_roles,
@@ -489,6 +567,65 @@ impl Config {
             Err(p) => unreachable!("defaults are valid: {p:?}"),
         }
     }
+}
+
+fn check_gateway(raw: RawGateway, problems: &mut Vec<String>) -> GatewaySettings {
+    let mut g = GatewaySettings::default();
+    if let Some(l) = &raw.listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "`gateway.listen` = `{l}`: not an address and port (127.0.0.1:8750, [::1]:8750)"
+            ));
+        }
+    }
+    if let Some(u) = &raw.upstream {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            problems.push(format!(
+                "`gateway.upstream` = `{u}`: not an http:// or https:// URL"
+            ));
+        }
+    }
+    if let Some(r) = &raw.assume_role_arn {
+        if !r.starts_with("arn:") || !r.contains(":role/") {
+            problems.push(format!(
+                "`gateway.assume_role_arn` = `{r}`: not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            ));
+        }
+    }
+    if raw.tls_cert.is_some() != raw.tls_key.is_some() {
+        problems.push("`gateway.tls_cert` and `gateway.tls_key`: give both or neither".to_string());
+    }
+    match raw.max_request_mb {
+        Some(0) => problems.push("`gateway.max_request_mb` = `0`: must be at least 1".into()),
+        Some(mb) => g.max_request_bytes = mb.saturating_mul(1024 * 1024),
+        None => {}
+    }
+    for (field, value, slot) in [
+        (
+            "upstream_timeout",
+            &raw.upstream_timeout,
+            &mut g.upstream_timeout_ms,
+        ),
+        ("drain_timeout", &raw.drain_timeout, &mut g.drain_timeout_ms),
+    ] {
+        if let Some(v) = value {
+            match crate::time::parse_duration_ms(v) {
+                Some(ms) if ms > 0 => *slot = ms,
+                _ => problems.push(format!(
+                    "`gateway.{field}` = `{v}`: not a duration (30s, 10m)"
+                )),
+            }
+        }
+    }
+    g.listen = raw.listen;
+    g.upstream = raw.upstream;
+    g.region = raw.region;
+    g.profile = raw.profile;
+    g.assume_role_arn = raw.assume_role_arn;
+    g.tls_cert = raw.tls_cert;
+    g.tls_key = raw.tls_key;
+    g.insecure_listen = raw.insecure_listen;
+    g
 }
 
 fn check_access(

@@ -173,3 +173,41 @@ mod tests {
         assert_eq!(event_of_line(b"12345"), Err(LineError::NumberOnly));
     }
 }
+
+/// Decodes `%XX` escapes (S3 keys, IAM policy documents, model ids in request paths); a `%` not
+/// followed by two hex digits is kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::percent_decode;
+
+    #[test]
+    fn escapes_are_decoded_and_odd_ones_kept() {
+        assert_eq!(percent_decode("v1%3A0"), "v1:0");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        // A multi-byte character right after `%` (a byte slice of a str would panic here).
+        assert_eq!(percent_decode("%aé"), "%aé");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+}

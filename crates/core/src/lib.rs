@@ -6,8 +6,10 @@ pub mod attribution;
 pub mod config;
 #[doc(hidden)]
 pub mod diff;
+pub mod eventstream;
 pub mod facts;
 pub mod layout;
+pub mod meter;
 pub mod money;
 pub mod pricing;
 pub mod query;

@@ -376,7 +376,7 @@ fn into_invocation(raw: RawRecord) -> Result<Invocation, RecordError> {
 /// The record's `cacheWriteInputTokenCount` is the truth for the total; the body only splits it.
 /// Without a split every write is a 5-minute write. A split that claims more 1-hour tokens than
 /// the total is capped at the total.
-fn split_cache_writes(total: u64, split: CacheSplit) -> (u64, u64) {
+pub(crate) fn split_cache_writes(total: u64, split: CacheSplit) -> (u64, u64) {
     if !split.found {
         return (total, 0);
     }

@@ -351,9 +351,33 @@ pub trait Maintenance {
 }
 
 /// A whole store.
-pub trait Store: FactWriter + FactReader + MetricOutbox + Maintenance + Send {}
+/// A gateway key as stored: the SHA-256 of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayKey {
+    /// The key's public part (shown by `keys list`, named by `keys revoke`).
+    pub id: String,
+    pub secret_sha256: [u8; 32],
+    pub developer: String,
+    pub team: Option<String>,
+    pub label: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
 
-impl<T: FactWriter + FactReader + MetricOutbox + Maintenance + Send> Store for T {}
+/// The gateway's keys.
+pub trait KeyStore {
+    fn add_key(&mut self, key: &GatewayKey) -> Result<()>;
+    /// Every key, revoked and expired ones too, oldest first.
+    fn keys(&self) -> Result<Vec<GatewayKey>>;
+    /// Revokes a key at `at_ms`; false when no key has this id. Revoking twice keeps the first
+    /// time.
+    fn revoke_key(&mut self, id: &str, at_ms: i64) -> Result<bool>;
+}
+
+pub trait Store: FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + Send {}
+
+impl<T: FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + Send> Store for T {}
 
 /// Opens (creating and migrating as needed) the store at `path`.
 pub fn open(path: &Path) -> Result<Box<dyn Store>> {

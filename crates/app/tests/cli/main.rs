@@ -4,6 +4,10 @@
 
 // Helpers: temp dirs, running the binary, fixtures.
 mod util;
+// A mock Bedrock runtime (event streams, SigV4 checks, the logs it would write).
+mod mock_bedrock;
+// The gateway: keys, boto3 through it to the mock, records, refusals, exactly once.
+mod gateway;
 
 // Every input format is read into the same stored values (golden).
 mod formats;

@@ -1,0 +1,380 @@
+//! The gateway end to end: keys, a real client (boto3, with AWS_BEARER_TOKEN_BEDROCK and an
+//! endpoint URL) through the gateway to the mock Bedrock, the store's records, refusals, and
+//! exactly once against the mock's own invocation logs.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mock_bedrock::{self, ACCESS_KEY, SECRET_KEY};
+use crate::util::{run_ok, s, stderr, stdout, TempDir};
+
+struct Gateway {
+    child: Child,
+    url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Gateway {
+    fn start(db: &Path, upstream: &str, extra: &[&str]) -> Gateway {
+        let mut child = crate::util::bin()
+            .args([
+                "--db",
+                s(db),
+                "--log-level",
+                "info",
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--upstream",
+                upstream,
+                "--region",
+                "us-east-1",
+                "--drain-timeout",
+                "5s",
+            ])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            // No STS here: the gateway says so and records its principal as a fixed name.
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the gateway");
+        let err = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the gateway did not start:\n{}", log.lock().unwrap()));
+        Gateway { child, url, log }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> (i32, String) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (st.code().unwrap_or(-1), self.log.lock().unwrap().clone());
+            }
+            assert!(Instant::now() < until, "the gateway did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn create_key(db: &Path, developer: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "--db",
+        s(db),
+        "--format",
+        "json",
+        "keys",
+        "create",
+        "--developer",
+        developer,
+    ];
+    args.extend(extra);
+    serde_json::from_str(&stdout(&run_ok(&args))).unwrap()
+}
+
+/// Runs a Python client; its stdout parsed as JSON.
+fn python(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut c = Command::new("python3");
+    c.arg("-c").arg(script);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("python3 (with boto3: pip install boto3)");
+    assert!(
+        out.status.success(),
+        "python client failed (needs boto3 >= 1.39: pip install boto3):\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+const BOTO3_ALL_FOUR: &str = r#"
+import json, os, boto3
+from botocore.config import Config
+c = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=os.environ["GW"],
+                 config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+out = {}
+r = c.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=json.dumps(
+    {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+out["invoke"] = json.loads(r["body"].read())
+out["invoke_type"] = r["contentType"]
+r = c.invoke_model_with_response_stream(modelId="us.anthropic.claude-sonnet-4-5-20250929-v1:0-cache1h", body=json.dumps(
+    {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+out["stream"] = [json.loads(e["chunk"]["bytes"]) for e in r["body"]]
+r = c.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0",
+               messages=[{"role": "user", "content": [{"text": "hi"}]}],
+               requestMetadata={"developer": "mallory", "ticket": "T-7"})
+out["converse"] = r["usage"]
+r = c.converse_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0",
+                      messages=[{"role": "user", "content": [{"text": "hi"}]}])
+out["converse_stream"] = [list(e.keys())[0] for e in r["stream"]]
+try:
+    c.converse(modelId="throttle-model", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    out["throttle"] = "no error"
+except c.exceptions.ThrottlingException as e:
+    out["throttle"] = e.response["Error"]["Code"]
+print(json.dumps(out))
+"#;
+
+const RAW_STATUS: &str = r#"
+import json, os, urllib.request, urllib.error
+req = urllib.request.Request(os.environ["GW"] + "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke",
+    data=b"{}", method="POST", headers={"content-type": "application/json", **json.loads(os.environ["H"])})
+try:
+    r = urllib.request.urlopen(req)
+    print(json.dumps({"status": r.status}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "type": e.headers.get("x-amzn-ErrorType"), "message": json.loads(e.read())["message"]}))
+"#;
+
+fn raw(gw: &str, headers: serde_json::Value) -> serde_json::Value {
+    python(RAW_STATUS, &[("GW", gw), ("H", &headers.to_string())])
+}
+
+#[test]
+fn boto3_through_the_gateway_is_recorded_once_and_attributed_to_the_key() {
+    let t = TempDir::new("gateway-boto3");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "alice", &["--team", "ml", "--label", "laptop"]);
+    let key_text = key["key"].as_str().unwrap().to_string();
+    assert_eq!(key["developer"], "alice");
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+
+    let got = python(
+        BOTO3_ALL_FOUR,
+        &[("GW", &gw.url), ("AWS_BEARER_TOKEN_BEDROCK", &key_text)],
+    );
+    // The mock's answers reach the client as the mock sent them.
+    assert_eq!(got["invoke"]["content"][0]["text"], "Hello from the mock.");
+    assert_eq!(got["invoke_type"], "application/json");
+    let kinds: Vec<&str> = got["stream"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(got["converse"]["inputTokens"], 12);
+    assert_eq!(
+        got["converse_stream"],
+        serde_json::json!([
+            "messageStart",
+            "contentBlockDelta",
+            "contentBlockStop",
+            "messageStop",
+            "metadata"
+        ])
+    );
+    assert_eq!(got["throttle"], "ThrottlingException");
+    assert_eq!(
+        mock.unsigned(),
+        0,
+        "every upstream request carried the gateway's SigV4 signature"
+    );
+
+    // Bedrock was told who called: the key's developer, over what the client sent.
+    let log = std::fs::read_to_string(&mock.log).unwrap();
+    let served: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(served.len(), 5);
+    for r in &served {
+        assert_eq!(r["requestMetadata"]["developer"], "alice", "{r}");
+        assert_eq!(r["requestMetadata"]["team"], "ml", "{r}");
+    }
+    assert_eq!(served[2]["requestMetadata"]["ticket"], "T-7");
+
+    let (code, gw_log) = gw.stop();
+    assert_eq!(code, 0, "{gw_log}");
+    assert!(gw_log.contains("5 call(s) recorded"), "{gw_log}");
+    assert!(
+        !gw_log.contains(&key_text),
+        "the key never appears in the log"
+    );
+    assert!(
+        !gw_log.contains("Hello from the mock"),
+        "no response text in the log"
+    );
+
+    // The store has the mock's token counts exactly, attributed to alice.
+    let store = bedrock_usage::store::open(&t.db()).unwrap();
+    let mut rows = store.dump().unwrap();
+    rows.sort_by_key(|r| r["request_id"].as_str().unwrap_or("").to_string());
+    assert_eq!(rows.len(), 5, "{rows:#?}");
+    let stream = rows
+        .iter()
+        .find(|r| r["operation"] == "InvokeModelWithResponseStream")
+        .unwrap();
+    // input, output, cache read, cache write 5m, 1h: the mock's counts and split exactly.
+    assert_eq!(
+        stream["tokens"],
+        serde_json::json!([21, 34, 400, 100, 200]),
+        "{stream}"
+    );
+    assert_eq!(stream["signal"], "developer=alice");
+    for r in rows
+        .iter()
+        .filter(|r| r["model_id"] == "anthropic.claude-3-haiku-20240307-v1:0")
+    {
+        assert_eq!(r["tokens"], serde_json::json!([12, 7, 0, 0, 0]), "{r}");
+    }
+    let throttled = rows
+        .iter()
+        .find(|r| r["model_id"] == "throttle-model")
+        .unwrap();
+    assert_eq!(throttled["error_code"], "ThrottlingException");
+    drop(store);
+
+    // Bedrock's own logs of the same calls, synced later, add nothing and report no conflict.
+    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&mock.log)]);
+    let msg = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        msg.contains("nothing new: 5 records read were already stored"),
+        "{msg}"
+    );
+    assert!(!msg.contains("conflict"), "{msg}");
+    let report = crate::util::report_csv(&t.db(), None, &["--by", "developer"]);
+    let alice = report
+        .iter()
+        .find(|r| r["developer"] == "alice")
+        .unwrap_or_else(|| panic!("{report:?}"));
+    assert_eq!(alice["calls"], "5", "{report:?}");
+}
+
+#[test]
+fn bad_revoked_and_expired_keys_get_access_denied() {
+    let t = TempDir::new("gateway-keys");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "bob", &[]);
+    let id = key["id"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+
+    let none = raw(&gw.url, serde_json::json!({}));
+    assert_eq!(none["status"], 403);
+    assert_eq!(none["type"], "AccessDeniedException");
+    assert!(none["message"]
+        .as_str()
+        .unwrap()
+        .contains("AWS_BEARER_TOKEN_BEDROCK"));
+    let junk = raw(
+        &gw.url,
+        serde_json::json!({"authorization": "Bearer bu_000000000000_00"}),
+    );
+    assert_eq!(junk["status"], 403);
+    assert!(junk["message"].as_str().unwrap().contains("Unknown"));
+    let ok = raw(&gw.url, serde_json::json!({"authorization": bearer}));
+    assert_eq!(ok["status"], 200, "{ok}");
+
+    // Revoked while the gateway runs: refused within a second or so.
+    run_ok(&["--db", s(&t.db()), "keys", "revoke", &id]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let revoked = raw(&gw.url, serde_json::json!({"authorization": bearer}));
+    assert_eq!(revoked["status"], 403, "{revoked}");
+    assert!(
+        revoked["message"].as_str().unwrap().contains("revoked"),
+        "{revoked}"
+    );
+
+    let list = stdout(&run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--format",
+        "csv",
+        "keys",
+        "list",
+    ]));
+    assert!(list.contains(&id) && list.contains(",revoked"), "{list}");
+    assert!(
+        !list.contains(key["key"].as_str().unwrap()),
+        "keys list never shows a key"
+    );
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(mock.unsigned(), 0);
+}
+
+#[test]
+fn plain_http_beyond_loopback_is_refused() {
+    let t = TempDir::new("gateway-insecure");
+    let out = crate::util::run_expect(
+        &[
+            "--db",
+            s(&t.db()),
+            "gateway",
+            "--listen",
+            "0.0.0.0:0",
+            "--region",
+            "us-east-1",
+        ],
+        2,
+    );
+    assert!(
+        stderr(&out).contains("--insecure-listen"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_unreachable_upstream_is_a_bedrock_shaped_503() {
+    let t = TempDir::new("gateway-down");
+    let key = create_key(&t.db(), "carol", &[]);
+    let gw = Gateway::start(&t.db(), "http://127.0.0.1:9", &[]);
+    let r = raw(
+        &gw.url,
+        serde_json::json!({"authorization": format!("Bearer {}", key["key"].as_str().unwrap())}),
+    );
+    assert_eq!(r["status"], 503, "{r}");
+    assert_eq!(r["type"], "ServiceUnavailableException");
+    let (code, _) = gw.stop();
+    assert_eq!(code, 0);
+}
