@@ -378,3 +378,107 @@ fn an_unreachable_upstream_is_a_bedrock_shaped_503() {
     let (code, _) = gw.stop();
     assert_eq!(code, 0);
 }
+
+const CUT_STREAM: &str = r#"
+import json, os, boto3
+from botocore.config import Config
+c = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=os.environ["GW"],
+                 config=Config(retries={"total_max_attempts": 1, "mode": "standard"}), verify=False)
+events, error = [], None
+try:
+    r = c.invoke_model_with_response_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0-cut", body="{}")
+    for e in r["body"]:
+        events.append(json.loads(e["chunk"]["bytes"])["type"])
+except Exception as e:
+    error = type(e).__name__
+print(json.dumps({"events": events, "error": error}))
+"#;
+
+#[test]
+fn a_stream_cut_upstream_records_the_usage_that_arrived() {
+    let t = TempDir::new("gateway-cut");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "dave", &[]);
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+    let got = python(
+        CUT_STREAM,
+        &[
+            ("GW", &gw.url),
+            ("AWS_BEARER_TOKEN_BEDROCK", key["key"].as_str().unwrap()),
+        ],
+    );
+    // The client sees the stream break (whether its parser yields the first event before the
+    // error is its own affair).
+    assert!(got["error"].is_string(), "{got}");
+    assert!(got["events"].as_array().unwrap().len() <= 1, "{got}");
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("end=\"upstream-error\"") || log.contains("end=upstream-error"),
+        "{log}"
+    );
+    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    // message_start's input and first output token: what had arrived when the stream broke.
+    assert_eq!(
+        rows[0]["tokens"],
+        serde_json::json!([12, 1, 0, 0, 0]),
+        "{}",
+        rows[0]
+    );
+}
+
+#[test]
+fn tls_serves_the_same_api() {
+    let t = TempDir::new("gateway-tls");
+    let (cert, key_pem) = (t.path("cert.pem"), t.path("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            s(&key_pem),
+            "-out",
+            s(&cert),
+        ])
+        .output()
+        .expect("openssl (apt-get install openssl) makes the test certificate");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "erin", &[]);
+    let gw = Gateway::start(
+        &t.db(),
+        &mock.url,
+        &["--tls-cert", s(&cert), "--tls-key", s(&key_pem)],
+    );
+    assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    let got = python(
+        BOTO3_ALL_FOUR
+            .replace(
+                "config=Config(",
+                "verify=os.environ['CERT'], config=Config(",
+            )
+            .as_str(),
+        &[
+            ("GW", &gw.url),
+            ("CERT", s(&cert)),
+            ("AWS_BEARER_TOKEN_BEDROCK", key["key"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(got["invoke"]["content"][0]["text"], "Hello from the mock.");
+    assert_eq!(got["converse"]["inputTokens"], 12);
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("5 call(s) recorded"), "{log}");
+}

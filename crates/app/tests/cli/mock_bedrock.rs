@@ -283,10 +283,11 @@ fn async_stream(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::unfold(frames.into_iter().enumerate(), move |mut it| async move {
         let (i, f) = it.next()?;
+        // A little apart, so that what was sent before a cut has left the mock.
+        tokio::time::sleep(std::time::Duration::from_millis(if cut { 50 } else { 2 })).await;
         if cut && i == 1 {
             return Some((Err(std::io::Error::other("cut")), it));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         Some((Ok(Bytes::from(f)), it))
     })
 }
