@@ -482,3 +482,47 @@ fn tls_serves_the_same_api() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("5 call(s) recorded"), "{log}");
 }
+
+#[test]
+fn kill_9_loses_only_what_the_logs_bring_back() {
+    let t = TempDir::new("gateway-kill");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "frank", &[]);
+    let mut gw = Gateway::start(&t.db(), &mock.url, &[]);
+    let script = r#"
+import json, os, boto3
+c = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=os.environ["GW"])
+for i in range(20):
+    c.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+print(json.dumps({"done": 20}))
+"#;
+    python(
+        script,
+        &[
+            ("GW", &gw.url),
+            ("AWS_BEARER_TOKEN_BEDROCK", key["key"].as_str().unwrap()),
+        ],
+    );
+    // At once: the last batch (up to 200 ms of calls) is likely still in memory.
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let recorded = bedrock_usage::store::open(&t.db())
+        .unwrap()
+        .invocation_count()
+        .unwrap();
+    assert!(recorded <= 20, "{recorded}");
+    run_ok(&["--db", s(&t.db()), "store", "check"]);
+    // Bedrock's logs of the same calls bring back exactly what was lost.
+    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&mock.log)]);
+    let msg = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!msg.contains("conflict"), "{msg}");
+    let all = bedrock_usage::store::open(&t.db())
+        .unwrap()
+        .invocation_count()
+        .unwrap();
+    assert_eq!(all, 20, "recorded by the gateway: {recorded}; {msg}");
+    let report = crate::util::report_csv(&t.db(), None, &["--by", "developer"]);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0]["developer"], "frank");
+    assert_eq!(report[0]["calls"], "20");
+}
