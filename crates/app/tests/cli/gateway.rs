@@ -526,3 +526,82 @@ print(json.dumps({"done": 20}))
     assert_eq!(report[0]["developer"], "frank");
     assert_eq!(report[0]["calls"], "20");
 }
+
+#[test]
+fn a_thousand_concurrent_streams_are_relayed_whole_and_recorded_once_each() {
+    use http_body_util::{BodyExt, Full};
+    let t = TempDir::new("gateway-1000");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "grace", &[]);
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+    let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let expected = mock_bedrock::invoke_frames(
+        serde_json::json!({"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}}),
+        12,
+        7,
+        0,
+        0,
+    )
+    .concat();
+    let bodies: Vec<Vec<u8>> = rt.block_on(async {
+        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let client = client.clone();
+            let req = http::Request::post(format!(
+                "{}/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke-with-response-stream",
+                gw.url
+            ))
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from_static(b"{}")))
+            .unwrap();
+            tasks.push(tokio::spawn(async move {
+                let resp = client.request(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                assert_eq!(
+                    resp.headers()["content-type"],
+                    "application/vnd.amazon.eventstream"
+                );
+                resp.into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec()
+            }));
+        }
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    });
+    for b in &bodies {
+        assert!(
+            b == &expected,
+            "a stream reached the client altered ({} bytes, want {})",
+            b.len(),
+            expected.len()
+        );
+    }
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{}", log.lines().last().unwrap_or(""));
+    assert!(
+        log.contains("1000 call(s) recorded"),
+        "{}",
+        log.lines().last().unwrap_or("")
+    );
+    let report = crate::util::report_csv(&t.db(), None, &["--by", "developer"]);
+    assert_eq!(report[0]["calls"], "1000", "{report:?}");
+    assert_eq!(mock.unsigned(), 0);
+}
