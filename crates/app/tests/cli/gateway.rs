@@ -605,3 +605,51 @@ fn a_thousand_concurrent_streams_are_relayed_whole_and_recorded_once_each() {
     assert_eq!(report[0]["calls"], "1000", "{report:?}");
     assert_eq!(mock.unsigned(), 0);
 }
+
+#[test]
+fn a_client_that_goes_away_mid_stream_cancels_and_its_usage_so_far_is_recorded() {
+    use http_body_util::{BodyExt, Full};
+    let t = TempDir::new("gateway-gone");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "heidi", &[]);
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let req = http::Request::post(format!(
+            "{}/model/anthropic.claude-3-haiku-20240307-v1%3A0-slow/invoke-with-response-stream",
+            gw.url
+        ))
+        .header(
+            "authorization",
+            format!("Bearer {}", key["key"].as_str().unwrap()),
+        )
+        .body(Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+        let mut body = client.request(req).await.unwrap().into_body();
+        // The first event (message_start), then hang up.
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+        drop(client);
+    });
+    // The runtime's connection tasks close the socket as it shuts down.
+    drop(rt);
+    std::thread::sleep(Duration::from_millis(1000));
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("client-gone"), "{log}");
+    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(
+        rows[0]["tokens"],
+        serde_json::json!([12, 1, 0, 0, 0]),
+        "{}",
+        rows[0]
+    );
+}

@@ -1,7 +1,7 @@
 //! A mock Bedrock runtime for the gateway's tests: InvokeModel and
 //! InvokeModelWithResponseStream (real event-stream framing, base64 `chunk` events), Converse
 //! and ConverseStream, with behaviour chosen by the model id (`throttle` -> 429, `fail` -> 500,
-//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event). It checks
+//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event, `slow` -> 300 ms between events). It checks
 //! that every request is SigV4-signed with the test credentials over the body it received, and
 //! writes, for every call it served, the invocation-log record Bedrock would write (same
 //! requestId, the request metadata it received).
@@ -212,7 +212,7 @@ async fn serve(
                 invoke_frames(usage.clone(), input, output, read, write)
             };
             let cut = model.contains("cut");
-            let stream = async_stream(frames, cut);
+            let stream = async_stream(frames, cut, model.contains("slow"));
             builder
                 .header("content-type", "application/vnd.amazon.eventstream")
                 .header("x-amzn-bedrock-content-type", "application/json")
@@ -280,11 +280,19 @@ fn converse_frames(input: u64, output: u64, read: u64, write: u64) -> Vec<Vec<u8
 fn async_stream(
     frames: Vec<Vec<u8>>,
     cut: bool,
+    slow: bool,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::unfold(frames.into_iter().enumerate(), move |mut it| async move {
         let (i, f) = it.next()?;
         // A little apart, so that what was sent before a cut has left the mock.
-        tokio::time::sleep(std::time::Duration::from_millis(if cut { 50 } else { 2 })).await;
+        let gap = if slow {
+            300
+        } else if cut {
+            50
+        } else {
+            2
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(gap)).await;
         if cut && i == 1 {
             return Some((Err(std::io::Error::other("cut")), it));
         }
