@@ -1,8 +1,8 @@
 //! A mock Bedrock runtime for the gateway's tests: InvokeModel and
 //! InvokeModelWithResponseStream (real event-stream framing, base64 `chunk` events), Converse
 //! and ConverseStream, with behaviour chosen by the model id (`throttle` -> 429, `fail` -> 500,
-//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event, `slow` -> 300 ms between events). It checks
-//! that every request is SigV4-signed with the test credentials over the body it received, and
+//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event, `slow` -> 300 ms between events). It recomputes
+//! every request's SigV4 signature with the test credentials over the body it received, and
 //! writes, for every call it served, the invocation-log record Bedrock would write (same
 //! requestId, the request metadata it received).
 
@@ -20,12 +20,14 @@ use axum::Router;
 use bedrock_usage_core::eventstream::Message;
 use bedrock_usage_core::meter::base64_encode;
 use serde_json::json;
-use sha2::Digest;
 
 pub const ACCESS_KEY: &str = "AKIDGATEWAYTEST";
 pub const SECRET_KEY: &str = "gateway-test-secret";
 
 struct Mock {
+    /// The mock's own signer, to recompute each request's signature with the test secret.
+    signer: bedrock_usage_aws::signer::Signer,
+    url: Mutex<String>,
     log: Mutex<std::fs::File>,
     next: AtomicU64,
     unsigned: AtomicU64,
@@ -47,20 +49,29 @@ impl Running {
 }
 
 pub fn start(log: PathBuf) -> Running {
-    let state = Arc::new(Mock {
-        log: Mutex::new(std::fs::File::create(&log).unwrap()),
-        next: AtomicU64::new(1),
-        unsigned: AtomicU64::new(0),
-    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(credentials())
+            .load(),
+    );
+    let state = Arc::new(Mock {
+        signer: bedrock_usage_aws::signer::Signer::new(&sdk, "us-east-1", None).unwrap(),
+        url: Mutex::new(String::new()),
+        log: Mutex::new(std::fs::File::create(&log).unwrap()),
+        next: AtomicU64::new(1),
+        unsigned: AtomicU64::new(0),
+    });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    *state.url.lock().unwrap() = url.clone();
     let app = Router::new()
         .route("/model/{model}/{action}", post(serve))
         .with_state(state.clone());
@@ -82,25 +93,49 @@ fn usage_for(model: &str) -> (u64, u64, u64, u64, u64) {
     }
 }
 
-fn check_signature(m: &Mock, headers: &HeaderMap, body: &[u8]) {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sha = headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let want_sha: String = sha2::Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let ok = auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/"))
-        && auth.contains("/us-east-1/bedrock/aws4_request")
-        && auth.contains("SignedHeaders=")
-        && auth.contains("host")
-        && sha == want_sha
-        && headers.get("x-amz-date").is_some();
+fn credentials() -> aws_sdk_s3::config::Credentials {
+    aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "mock")
+}
+
+/// Recomputes the request's SigV4 signature with the test secret, over the headers it says it
+/// signed and the body that arrived; counts the requests whose signature does not match.
+fn check_signature(m: &Mock, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8]) {
+    let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let auth = text("authorization");
+    let ok = (|| {
+        let signed = auth.split("SignedHeaders=").nth(1)?.split(',').next()?;
+        let d = text("x-amz-date");
+        let iso = format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            d.get(0..4)?,
+            d.get(4..6)?,
+            d.get(6..8)?,
+            d.get(9..11)?,
+            d.get(11..13)?,
+            d.get(13..15)?
+        );
+        let ms = bedrock_usage_core::time::parse_timestamp_ms(&iso)?;
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+        let pairs: Vec<(&str, &str)> = signed
+            .split(';')
+            .filter(|n| {
+                *n != "x-amz-date" && *n != "x-amz-content-sha256" && *n != "x-amz-security-token"
+            })
+            .map(|n| (n, text(n)))
+            .collect();
+        let full = format!(
+            "{}{}",
+            m.url.lock().unwrap(),
+            uri.path_and_query()?.as_str()
+        );
+        let add = m
+            .signer
+            .sign(&credentials(), "POST", &full, &pairs, body, at)
+            .ok()?;
+        let want = add.iter().find(|(n, _)| *n == "authorization")?.1.clone();
+        Some(want == auth)
+    })()
+    .unwrap_or(false);
     if !ok {
         m.unsigned.fetch_add(1, Ordering::SeqCst);
     }
@@ -109,10 +144,11 @@ fn check_signature(m: &Mock, headers: &HeaderMap, body: &[u8]) {
 async fn serve(
     State(m): State<Arc<Mock>>,
     Path((model, action)): Path<(String, String)>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    check_signature(&m, &headers, &body);
+    check_signature(&m, &uri, &headers, &body);
     let n = m.next.fetch_add(1, Ordering::SeqCst);
     let request_id = format!("mock-{n:06}-0000-4000-8000-000000000000");
     let operation = match action.as_str() {
