@@ -370,9 +370,17 @@ async fn invoke(State(g): State<Arc<Gateway>>, req: Request) -> Response {
             ..template
         });
     });
-    let mut out = Response::new(Body::new(MeteredBody::new(incoming, meter, finish)));
-    *out.status_mut() = rparts.status;
-    for (name, value) in &rparts.headers {
+    relay(
+        &rparts,
+        Body::new(MeteredBody::new(incoming, meter, finish)),
+    )
+}
+
+/// Bedrock's status and headers (all but hop-by-hop ones) over `body`.
+fn relay(upstream: &http::response::Parts, body: Body) -> Response {
+    let mut out = Response::new(body);
+    *out.status_mut() = upstream.status;
+    for (name, value) in &upstream.headers {
         if upstream::returned(name) {
             out.headers_mut().append(name.clone(), value.clone());
         }
@@ -419,14 +427,7 @@ async fn pass(
         Ok(resp) => {
             tracing::info!(developer = %caller.developer, method = %parts.method, path = parts.uri.path(), status = resp.status().as_u16(), "Forwarded");
             let (rparts, incoming) = resp.into_parts();
-            let mut out = Response::new(Body::new(incoming));
-            *out.status_mut() = rparts.status;
-            for (name, value) in &rparts.headers {
-                if upstream::returned(name) {
-                    out.headers_mut().append(name.clone(), value.clone());
-                }
-            }
-            out
+            relay(&rparts, Body::new(incoming))
         }
         Err(e) => upstream_failure(g, e),
     }

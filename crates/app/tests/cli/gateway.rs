@@ -87,6 +87,23 @@ impl Gateway {
     }
 }
 
+/// The store holds one call, with these tokens (input, output, cache read, write 5m, 1h).
+fn assert_only_row_has_tokens(db: &Path, tokens: serde_json::Value) {
+    let rows = bedrock_usage::store::open(db).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["tokens"], tokens, "{}", rows[0]);
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// A plain HTTP client (inside a tokio runtime).
+fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
 fn create_key(db: &Path, developer: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "--db",
@@ -417,15 +434,8 @@ fn a_stream_cut_upstream_records_the_usage_that_arrived() {
         log.contains("end=\"upstream-error\"") || log.contains("end=upstream-error"),
         "{log}"
     );
-    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
-    assert_eq!(rows.len(), 1, "{rows:#?}");
     // message_start's input and first output token: what had arrived when the stream broke.
-    assert_eq!(
-        rows[0]["tokens"],
-        serde_json::json!([12, 1, 0, 0, 0]),
-        "{}",
-        rows[0]
-    );
+    assert_only_row_has_tokens(&t.db(), serde_json::json!([12, 1, 0, 0, 0]));
 }
 
 #[test]
@@ -551,9 +561,7 @@ fn a_thousand_concurrent_streams_are_relayed_whole_and_recorded_once_each() {
     )
     .concat();
     let bodies: Vec<Vec<u8>> = rt.block_on(async {
-        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+        let client = http_client();
         let mut tasks = Vec::new();
         for _ in 0..1000 {
             let client = client.clone();
@@ -618,9 +626,7 @@ fn a_client_that_goes_away_mid_stream_cancels_and_its_usage_so_far_is_recorded()
         .build()
         .unwrap();
     rt.block_on(async {
-        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+        let client = http_client();
         let req = http::Request::post(format!(
             "{}/model/anthropic.claude-3-haiku-20240307-v1%3A0-slow/invoke-with-response-stream",
             gw.url
@@ -644,12 +650,5 @@ fn a_client_that_goes_away_mid_stream_cancels_and_its_usage_so_far_is_recorded()
     let (code, log) = gw.stop();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("client-gone"), "{log}");
-    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
-    assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(
-        rows[0]["tokens"],
-        serde_json::json!([12, 1, 0, 0, 0]),
-        "{}",
-        rows[0]
-    );
+    assert_only_row_has_tokens(&t.db(), serde_json::json!([12, 1, 0, 0, 0]));
 }
