@@ -135,7 +135,8 @@ fn python(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
         .expect("python3 (with boto3: pip install boto3)");
     assert!(
         out.status.success(),
-        "python client failed (needs boto3 >= 1.39: pip install boto3):\n{}\n{}",
+        "python client failed (needs boto3 >= 1.39 and anthropic >= 2.16: \
+         pip install 'boto3>=1.39' 'anthropic>=2.16'; .ci/run installs both):\n{}\n{}",
         stdout(&out),
         stderr(&out)
     );
@@ -651,4 +652,198 @@ fn a_client_that_goes_away_mid_stream_cancels_and_its_usage_so_far_is_recorded()
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("client-gone"), "{log}");
     assert_only_row_has_tokens(&t.db(), serde_json::json!([12, 1, 0, 0, 0]));
+}
+
+const ANTHROPIC_SDK: &str = r#"
+import json
+from anthropic import AnthropicBedrock
+# base URL and key from ANTHROPIC_BEDROCK_BASE_URL and AWS_BEARER_TOKEN_BEDROCK, as users set them
+c = AnthropicBedrock(aws_region="us-east-1", max_retries=0)
+m = c.messages.create(model="us.anthropic.claude-sonnet-4-5-20250929-v1:0-cache1h", max_tokens=10,
+                      messages=[{"role": "user", "content": "hi"}])
+out = {"create": m.model_dump(mode="json")}
+with c.messages.stream(model="anthropic.claude-3-haiku-20240307-v1:0", max_tokens=10,
+                       messages=[{"role": "user", "content": "hi"}]) as s:
+    out["stream_text"] = "".join(s.text_stream)
+    out["stream_usage"] = s.get_final_message().usage.model_dump(mode="json")
+print(json.dumps(out))
+"#;
+
+#[test]
+fn the_anthropic_sdks_bedrock_client_through_the_gateway() {
+    let t = TempDir::new("gateway-anthropic-sdk");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "dana", &["--team", "data"]);
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+    let got = python(
+        ANTHROPIC_SDK,
+        &[
+            ("ANTHROPIC_BEDROCK_BASE_URL", &gw.url),
+            ("AWS_BEARER_TOKEN_BEDROCK", key["key"].as_str().unwrap()),
+        ],
+    );
+    // messages.create: the mock's message, usage and 5m/1h split as the mock sent them.
+    let create = &got["create"];
+    assert_eq!(
+        create["content"][0]["text"], "Hello from the mock.",
+        "{got}"
+    );
+    assert_eq!(create["stop_reason"], "end_turn");
+    let u = &create["usage"];
+    assert_eq!(
+        (
+            &u["input_tokens"],
+            &u["output_tokens"],
+            &u["cache_read_input_tokens"],
+            &u["cache_creation_input_tokens"]
+        ),
+        (&21.into(), &34.into(), &400.into(), &300.into()),
+        "{u}"
+    );
+    assert_eq!(u["cache_creation"]["ephemeral_1h_input_tokens"], 200);
+    // messages.stream: the SDK decoded every event the gateway relayed.
+    assert_eq!(got["stream_text"], "Hello from the mock.");
+    assert_eq!(got["stream_usage"]["input_tokens"], 12);
+    assert_eq!(got["stream_usage"]["output_tokens"], 7);
+    assert_eq!(mock.unsigned(), 0);
+
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    let mut rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    rows.sort_by_key(|r| r["request_id"].as_str().unwrap_or("").to_string());
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(rows[0]["operation"], "InvokeModel");
+    assert_eq!(
+        rows[0]["tokens"],
+        serde_json::json!([21, 34, 400, 100, 200])
+    );
+    assert_eq!(rows[1]["operation"], "InvokeModelWithResponseStream");
+    assert_eq!(rows[1]["tokens"], serde_json::json!([12, 7, 0, 0, 0]));
+    for r in &rows {
+        assert_eq!(r["signal"], "developer=dana", "{r}");
+    }
+}
+
+/// Claude Code's `claude` program: $CLAUDE_CODE_BIN, the copy .ci/run installs, or PATH.
+fn claude_code() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("CLAUDE_CODE_BIN") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    let cached = Path::new(&home).join(".cache/bedrock-usage/npm/node_modules/.bin/claude");
+    if cached.exists() {
+        return cached;
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("claude"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "Claude Code is not installed: npm install --prefix ~/.cache/bedrock-usage/npm \
+                 @anthropic-ai/claude-code (.ci/run does), or set CLAUDE_CODE_BIN"
+            )
+        })
+}
+
+/// `claude -p PROMPT --output-format json` through the gateway with the three environment
+/// variables of docs/gateway.md, in a home of its own; its JSON result.
+fn claude_p(t: &TempDir, gw: &str, key: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+    let home = t.path("claude-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new("timeout")
+        .arg("180") // a guard against a hang, not a measure
+        .arg(claude_code())
+        .args(["-p", "say hi", "--output-format", "json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("CLAUDE_CODE_USE_BEDROCK", "1")
+        .env("ANTHROPIC_BEDROCK_BASE_URL", gw)
+        .env("AWS_BEARER_TOKEN_BEDROCK", key)
+        .env("AWS_REGION", "us-east-1")
+        .env(
+            "ANTHROPIC_MODEL",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0-cache1h",
+        )
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .envs(extra.iter().copied())
+        .current_dir(t.path(""))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run claude");
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+        panic!(
+            "claude -p did not print its JSON result ({e}): status {:?}\n{}\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        )
+    })
+}
+
+#[test]
+fn claude_code_through_the_gateway_gets_the_mocks_answer_and_is_recorded_once() {
+    let t = TempDir::new("gateway-claude-code");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "carol", &["--team", "platform"]);
+    let gw = Gateway::start(&t.db(), &mock.url, &[]);
+
+    let got = claude_p(&t, &gw.url, key["key"].as_str().unwrap(), &[]);
+    assert_eq!(got["is_error"], false, "{got}");
+    assert_eq!(got["result"], "Hello from the mock.", "{got}");
+    // Claude Code read the stream's usage as the mock sent it.
+    let u = &got["usage"];
+    assert_eq!(u["input_tokens"], 21, "{got}");
+    assert_eq!(u["output_tokens"], 34);
+    assert_eq!(u["cache_read_input_tokens"], 400);
+    assert_eq!(u["cache_creation_input_tokens"], 300);
+    assert_eq!(u["cache_creation"]["ephemeral_1h_input_tokens"], 200);
+    assert_eq!(mock.unsigned(), 0);
+
+    // A revoked key: Claude Code shows the gateway's message. (It treats any 403 from Bedrock
+    // as expired AWS credentials and retries it, 10 times by default; docs/gateway.md says so.)
+    let id = key["id"].as_str().unwrap();
+    run_ok(&["--db", s(&t.db()), "keys", "revoke", id]);
+    std::thread::sleep(Duration::from_millis(1500)); // the gateway re-reads its keys every second
+    let refused = claude_p(
+        &t,
+        &gw.url,
+        key["key"].as_str().unwrap(),
+        &[("CLAUDE_CODE_MAX_RETRIES", "0")],
+    );
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert_eq!(refused["api_error_status"], 403, "{refused}");
+    let msg = refused["result"].as_str().unwrap();
+    assert!(msg.contains("revoked"), "{msg}");
+    assert!(msg.contains("AWS_BEARER_TOKEN_BEDROCK"), "{msg}");
+
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    // Every call the mock served (Claude Code's main call and the ones it makes at start) is in
+    // the store once, with the mock's counts, attributed to carol.
+    let served = std::fs::read_to_string(&mock.log).unwrap().lines().count();
+    assert!(served >= 1);
+    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), served, "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r["signal"], "developer=carol", "{r}");
+    }
+    let main_call = rows
+        .iter()
+        .find(|r| r["operation"] == "InvokeModelWithResponseStream")
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(
+        main_call["tokens"],
+        serde_json::json!([21, 34, 400, 100, 200]),
+        "{main_call}"
+    );
+    let out = run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&mock.log)]);
+    let msg = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        msg.contains(&format!(
+            "nothing new: {served} records read were already stored"
+        )),
+        "{msg}"
+    );
 }
