@@ -19,14 +19,56 @@ use crate::{Failure, Kind};
 /// developer.
 pub struct Signer {
     region: String,
-    base: SharedCredentialsProvider,
+    base: Cached,
     sdk: SdkConfig,
     per_developer: Option<PerDeveloper>,
 }
 
 struct PerDeveloper {
     role_arn: String,
-    sessions: Mutex<HashMap<String, SharedCredentialsProvider>>,
+    sessions: Mutex<HashMap<String, std::sync::Arc<Cached>>>,
+}
+
+/// A provider and the credentials it last gave, used until five minutes before they expire: a
+/// provider call can be an STS or instance-metadata request, far too slow for every call.
+struct Cached {
+    provider: SharedCredentialsProvider,
+    last: Mutex<Option<Credentials>>,
+}
+
+/// Credentials this close to their expiry are renewed before use.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+impl Cached {
+    fn new(provider: SharedCredentialsProvider) -> Cached {
+        Cached {
+            provider,
+            last: Mutex::new(None),
+        }
+    }
+
+    async fn get(&self) -> Result<Credentials, Failure> {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + RENEW_BEFORE)
+        };
+        if let Ok(last) = self.last.lock() {
+            if let Some(c) = last.as_ref().filter(|c| fresh(c)) {
+                return Ok(c.clone());
+            }
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            Failure::new(
+                Kind::Credentials,
+                "CredentialsError",
+                format!("the gateway's upstream credentials: {e}"),
+            )
+        })?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(c.clone());
+        }
+        Ok(c)
+    }
 }
 
 impl std::fmt::Debug for Signer {
@@ -55,7 +97,7 @@ impl Signer {
         })?;
         Ok(Signer {
             region: region.to_string(),
-            base,
+            base: Cached::new(base),
             sdk: sdk.clone(),
             per_developer: assume_role_arn.map(|arn| PerDeveloper {
                 role_arn: arn.to_string(),
@@ -64,47 +106,37 @@ impl Signer {
         })
     }
 
-    /// The credentials a developer's calls are signed with.
+    /// The credentials a developer's calls are signed with (cached until shortly before they
+    /// expire).
     pub async fn credentials(&self, developer: &str) -> Result<Credentials, Failure> {
-        let provider = match &self.per_developer {
-            None => self.base.clone(),
-            Some(p) => {
-                let cached = p
-                    .sessions
-                    .lock()
-                    .map_err(|_| Failure::new(Kind::Transient, "Poisoned", "session cache lock"))?
-                    .get(developer)
-                    .cloned();
-                match cached {
-                    Some(c) => c,
-                    None => {
-                        let provider = aws_config::sts::AssumeRoleProvider::builder(&p.role_arn)
-                            .session_name(
-                                bedrock_usage_core::attribution::sts_name(developer)
-                                    .unwrap_or_else(|| "developer".to_string()),
-                            )
-                            .configure(&self.sdk)
-                            .build()
-                            .await;
-                        let shared = SharedCredentialsProvider::new(provider);
-                        p.sessions
-                            .lock()
-                            .map_err(|_| {
-                                Failure::new(Kind::Transient, "Poisoned", "session cache lock")
-                            })?
-                            .insert(developer.to_string(), shared.clone());
-                        shared
-                    }
-                }
+        let Some(p) = &self.per_developer else {
+            return self.base.get().await;
+        };
+        fn lock(
+            p: &PerDeveloper,
+        ) -> Result<std::sync::MutexGuard<'_, HashMap<String, std::sync::Arc<Cached>>>, Failure>
+        {
+            p.sessions
+                .lock()
+                .map_err(|_| Failure::new(Kind::Transient, "Poisoned", "session cache lock"))
+        }
+        let cached = lock(p)?.get(developer).cloned();
+        let session = match cached {
+            Some(c) => c,
+            None => {
+                let provider = aws_config::sts::AssumeRoleProvider::builder(&p.role_arn)
+                    .session_name(
+                        bedrock_usage_core::attribution::sts_name(developer)
+                            .unwrap_or_else(|| "developer".to_string()),
+                    )
+                    .configure(&self.sdk)
+                    .build()
+                    .await;
+                let c = std::sync::Arc::new(Cached::new(SharedCredentialsProvider::new(provider)));
+                lock(p)?.entry(developer.to_string()).or_insert(c).clone()
             }
         };
-        provider.provide_credentials().await.map_err(|e| {
-            Failure::new(
-                Kind::Credentials,
-                "CredentialsError",
-                format!("the gateway's upstream credentials: {e}"),
-            )
-        })
+        session.get().await
     }
 
     /// The headers to add to a request (`x-amz-date`, `authorization`, `x-amz-security-token`,

@@ -18,6 +18,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(db: &Path, upstream: &str, extra: &[&str]) -> Gateway {
+        Gateway::start_with_env(db, upstream, extra, &[])
+    }
+
+    /// With environment variables over the ones `start` sets.
+    fn start_with_env(db: &Path, upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut child = crate::util::bin()
             .args([
                 "--db",
@@ -44,6 +49,7 @@ impl Gateway {
             // No STS here: the gateway says so and records its principal as a fixed name.
             .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -845,5 +851,93 @@ fn claude_code_through_the_gateway_gets_the_mocks_answer_and_is_recorded_once() 
             "nothing new: {served} records read were already stored"
         )),
         "{msg}"
+    );
+}
+
+const INVOKE_AND_WHO: &str = r#"
+import json, os, boto3
+from botocore.config import Config
+out = {"keys": []}
+for key in json.loads(os.environ["KEYS"]):
+    os.environ["AWS_BEARER_TOKEN_BEDROCK"] = key
+    c = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=os.environ["GW"],
+                     config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    c.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=b"{}")
+print(json.dumps(out))
+"#;
+
+const WHO_SIGNED: &str = r#"
+import json, os, boto3
+# moto answers GetCallerIdentity by the access key id alone: the role session it was issued for.
+out = []
+for key_id in json.loads(os.environ["IDS"]):
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=os.environ["STS"],
+                       aws_access_key_id=key_id, aws_secret_access_key="x")
+    out.append(sts.get_caller_identity()["Arn"])
+print(json.dumps(out))
+"#;
+
+#[test]
+fn assume_role_arn_signs_each_developers_calls_with_a_session_named_after_them() {
+    let t = TempDir::new("gateway-assume-role");
+    let sts = crate::aws_emulator::endpoint();
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let alice = create_key(&t.db(), "alice", &[]);
+    let bob = create_key(&t.db(), "bob", &[]);
+    let role = "arn:aws:iam::123456789012:role/bedrock-developer";
+    let gw = Gateway::start_with_env(
+        &t.db(),
+        &mock.url,
+        &["--assume-role-arn", role],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDGATEWAYBASE"),
+            ("AWS_SECRET_ACCESS_KEY", "base-secret"),
+            ("AWS_ENDPOINT_URL_STS", sts),
+        ],
+    );
+    let keys = serde_json::json!([alice["key"], bob["key"], alice["key"]]);
+    python(
+        INVOKE_AND_WHO,
+        &[("GW", &gw.url), ("KEYS", &keys.to_string())],
+    );
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+
+    // Three calls, signed with two role sessions (alice's is cached), never the base key.
+    let ids = mock.access_keys();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[0], ids[2], "one cached session per developer");
+    assert_ne!(ids[0], ids[1]);
+    assert!(!ids.contains(&"AKIDGATEWAYBASE".to_string()), "{ids:?}");
+    let who = python(
+        WHO_SIGNED,
+        &[
+            ("STS", sts),
+            ("IDS", &serde_json::json!([ids[0], ids[1]]).to_string()),
+        ],
+    );
+    assert_eq!(
+        who,
+        serde_json::json!([
+            "arn:aws:sts::123456789012:assumed-role/bedrock-developer/alice",
+            "arn:aws:sts::123456789012:assumed-role/bedrock-developer/bob"
+        ])
+    );
+    // The store names the same principal for each call.
+    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let mut principals: Vec<&str> = rows
+        .iter()
+        .map(|r| r["principal"].as_str().unwrap_or(""))
+        .collect();
+    principals.sort_unstable();
+    assert_eq!(
+        principals,
+        [
+            "arn:aws:sts::123456789012:assumed-role/bedrock-developer/alice",
+            "arn:aws:sts::123456789012:assumed-role/bedrock-developer/alice",
+            "arn:aws:sts::123456789012:assumed-role/bedrock-developer/bob"
+        ],
+        "{rows:#?}"
     );
 }

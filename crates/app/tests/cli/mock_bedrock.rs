@@ -31,6 +31,8 @@ struct Mock {
     log: Mutex<std::fs::File>,
     next: AtomicU64,
     unsigned: AtomicU64,
+    /// The access key id each request was signed with, in order.
+    access_keys: Mutex<Vec<String>>,
 }
 
 /// A running mock: its URL, and the log file it writes.
@@ -45,6 +47,11 @@ impl Running {
     /// Requests that were not signed as the gateway must sign them.
     pub fn unsigned(&self) -> u64 {
         self.state.unsigned.load(Ordering::SeqCst)
+    }
+
+    /// The access key id each request was signed with, in the order they arrived.
+    pub fn access_keys(&self) -> Vec<String> {
+        self.state.access_keys.lock().unwrap().clone()
     }
 }
 
@@ -66,6 +73,7 @@ pub fn start(log: PathBuf) -> Running {
         log: Mutex::new(std::fs::File::create(&log).unwrap()),
         next: AtomicU64::new(1),
         unsigned: AtomicU64::new(0),
+        access_keys: Mutex::new(Vec::new()),
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -75,6 +83,10 @@ pub fn start(log: PathBuf) -> Running {
     let app = Router::new()
         .route("/model/{model}/{action}", post(serve))
         .with_state(state.clone());
+    // No Nagle: a stream's small frames leave as they are written, as Bedrock's do.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     rt.spawn(async move { axum::serve(listener, app).await });
     Running {
         url,
@@ -102,6 +114,12 @@ fn credentials() -> aws_sdk_s3::config::Credentials {
 fn check_signature(m: &Mock, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8]) {
     let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let auth = text("authorization");
+    let key_id = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .unwrap_or("");
+    m.access_keys.lock().unwrap().push(key_id.to_string());
     let ok = (|| {
         let signed = auth.split("SignedHeaders=").nth(1)?.split(',').next()?;
         let d = text("x-amz-date");
