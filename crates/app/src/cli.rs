@@ -367,6 +367,36 @@ pub enum Command {
         command: KeysCommand,
     },
 
+    /// Budgets per developer, team, cost center or model: where each stands.
+    ///
+    /// Budgets are `[[budgets]]` in the config file (see docs/budgets.md). `budget status`
+    /// exits 1 when any budget is exceeded, so cron or CI can act on it.
+    ///
+    /// Examples:
+    ///   bedrock-usage budget status
+    ///   bedrock-usage budget status --format json
+    #[command(verbatim_doc_comment)]
+    Budget {
+        #[command(subcommand)]
+        command: BudgetCommand,
+    },
+
+    /// Alerts: evaluate every budget and deliver what is due (Slack, signed webhooks).
+    ///
+    /// Each (budget, scope, period, threshold) is sent once, and each forecast alert once per
+    /// period: what is due goes to an outbox in the store first, then out. Run it from cron or
+    /// a systemd timer; see docs/budgets.md.
+    ///
+    /// Examples:
+    ///   bedrock-usage alerts check
+    ///   bedrock-usage alerts check --dry-run
+    ///   bedrock-usage alerts outbox --format json
+    #[command(verbatim_doc_comment)]
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+
     /// Look after the store: check it, back it up.
     ///
     /// Copying the store's file while a command writes to it is not a backup (the copy can be
@@ -573,6 +603,28 @@ impl AwsArgs {
             endpoint_url: self.endpoint_url.clone(),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetCommand {
+    /// One row per budget (per developer for `each_developer`): scope, period, spent, percent,
+    /// the forecast for the period's end, state (ok, warning, forecast-exceeded, exceeded) and
+    /// days left. Exit 1 when any budget is exceeded.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Evaluate every budget, write what is due to the outbox, and deliver the outbox. Exit 1
+    /// when a channel failed (its messages are kept and retried by the next run).
+    Check {
+        /// Print what would be sent, send nothing, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every message in the outbox: its key, channel, when it fell due, attempts, when it was
+    /// sent, the last error.
+    Outbox,
 }
 
 #[derive(Debug, Subcommand)]

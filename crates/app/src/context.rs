@@ -19,13 +19,35 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where "now" comes from: the wall clock (a run reads it as it goes: `--watch` runs for days).
+/// Where "now" comes from: the wall clock (a run reads it as it goes: `--watch` runs for days),
+/// or a fixed instant from `BEDROCK_USAGE_NOW` (an RFC 3339 time), for tests and for "where
+/// did the budgets stand then".
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Clock;
+pub struct Clock {
+    fixed: Option<i64>,
+}
+
+/// The variable that fixes the clock.
+pub const NOW_VAR: &str = "BEDROCK_USAGE_NOW";
 
 impl Clock {
+    /// The wall clock, unless `BEDROCK_USAGE_NOW` is set (then that instant, or an error that
+    /// names the variable when it is not a time).
+    pub fn from_env() -> Result<Clock> {
+        match std::env::var(NOW_VAR) {
+            Err(_) => Ok(Clock::default()),
+            Ok(v) => bedrock_usage_core::time::parse_timestamp_ms(v.trim())
+                .map(|ms| Clock { fixed: Some(ms) })
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{NOW_VAR}=`{v}`: not an RFC 3339 time (2026-12-01T09:00:00Z)"
+                    ))
+                }),
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
-        now_ms()
+        self.fixed.unwrap_or_else(now_ms)
     }
 
     /// Today's UTC day number.
@@ -73,7 +95,7 @@ impl Context {
             catalog,
             db: args.db.clone(),
             format: args.format,
-            clock: Clock,
+            clock: Clock::from_env()?,
             db_on_command_line: args.db_on_command_line,
         })
     }

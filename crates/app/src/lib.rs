@@ -8,6 +8,7 @@
 //! `publish/` sends metrics out; `gateway/` is the Bedrock endpoint with keys that records every
 //! call through the same writer. `serve/` and `alerts/` are room for what comes next.
 
+pub mod alerts;
 pub mod cli;
 pub mod commands;
 pub mod context;
@@ -24,7 +25,7 @@ pub mod store;
 
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
 use crate::commands::{
-    aws_setup, aws_status, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
+    aws_setup, aws_status, budget, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
     pricing, query, report, store as store_cmd, sync,
 };
 use crate::context::Context;
@@ -143,6 +144,13 @@ pub fn run(args: Args) -> Result<u8> {
             },
         ),
         Command::Keys { command } => keys::run(&ctx, command),
+        Command::Alerts { command } => match command {
+            cli::AlertsCommand::Check { dry_run } => alerts::check(&ctx, *dry_run),
+            cli::AlertsCommand::Outbox => alerts::outbox(&ctx),
+        },
+        Command::Budget { command } => match command {
+            cli::BudgetCommand::Status => budget::status(&ctx),
+        },
         Command::Credentials {
             role_arn,
             developer,

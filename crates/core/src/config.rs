@@ -37,6 +37,14 @@ pub struct RawConfig {
     /// `bedrock-usage gateway`.
     #[serde(default)]
     pub gateway: RawGateway,
+    /// Settings every budget shares (the time zone of its periods).
+    #[serde(default)]
+    pub alerts: crate::budget::RawAlerts,
+    /// Where alerts go.
+    #[serde(default)]
+    pub channels: Vec<crate::budget::RawChannel>,
+    #[serde(default)]
+    pub budgets: Vec<crate::budget::RawBudget>,
 }
 
 /// The `[gateway]` section: every field is also a flag of `bedrock-usage gateway` (the flag wins).
@@ -310,6 +318,9 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub sync: SyncSettings,
     pub gateway: GatewaySettings,
+    pub alerts: crate::budget::AlertSettings,
+    pub channels: Vec<crate::budget::Channel>,
+    pub budgets: Vec<crate::budget::Budget>,
 }
 
 /// The checked `[gateway]` section (flags override it).
@@ -416,8 +427,11 @@ impl Config {
                 "sources" => section(&k, v, &mut raw.sources, &mut problems),
                 "sync" => section(&k, v, &mut raw.sync, &mut problems),
                 "gateway" => section(&k, v, &mut raw.gateway, &mut problems),
+                "alerts" => section(&k, v, &mut raw.alerts, &mut problems),
+                "channels" => section(&k, v, &mut raw.channels, &mut problems),
+                "budgets" => section(&k, v, &mut raw.budgets, &mut problems),
                 other => problems.push(format!(
-                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway)"
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets)"
                 )),
             }
         }
@@ -526,6 +540,8 @@ impl Config {
         sync.publish_metrics = raw.sync.publish_metrics;
         sync.metrics_region = raw.sync.metrics_region;
         let gateway = check_gateway(raw.gateway, &mut problems);
+        let (alerts, channels, budgets) =
+            crate::budget::check(raw.alerts, raw.channels, raw.budgets, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -533,6 +549,9 @@ impl Config {
             sources,
             sync,
             gateway,
+            alerts,
+            channels,
+            budgets,
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
             developer_roles: raw.attribution.developer_roles,

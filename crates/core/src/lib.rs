@@ -3,6 +3,7 @@
 //! builds and tests in seconds and the binary crate stays a thin layer of I/O around it.
 
 pub mod attribution;
+pub mod budget;
 pub mod config;
 #[doc(hidden)]
 pub mod diff;

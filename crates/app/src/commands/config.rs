@@ -59,7 +59,7 @@ pub fn check(path: Option<&Path>) -> Result<u8> {
         }
     };
     if let Some(cat) = &catalog {
-        let today = Clock.today();
+        let today = Clock::from_env()?.today();
         for (from, to) in &models {
             let m = normalize_model_id(to, &Default::default());
             if let Err(why) = cat.decide(&m, to, today, false) {

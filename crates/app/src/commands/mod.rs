@@ -3,6 +3,7 @@
 
 pub mod aws_setup;
 pub mod aws_status;
+pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod demo;

@@ -1,4 +1,6 @@
-//! Publishing: what leaves bedrock-usage for other systems. Today CloudWatch metrics
-//! (`metrics`); the alert channels (Slack, webhooks, SNS, e-mail) will sit beside it.
+//! Publishing: what leaves bedrock-usage for other systems: CloudWatch metrics (`metrics`) and
+//! the alert channels (`channels`, over `http`).
 
+pub mod channels;
+pub mod http;
 pub mod metrics;

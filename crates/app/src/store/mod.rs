@@ -375,9 +375,55 @@ pub trait KeyStore {
     fn revoke_key(&mut self, id: &str, at_ms: i64) -> Result<bool>;
 }
 
-pub trait Store: FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + Send {}
+/// An alert message to deliver: its key (what makes it happen once), the channel it goes to
+/// and the alert as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub key: String,
+    pub channel: String,
+    pub body: String,
+    pub created_ms: i64,
+}
 
-impl<T: FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + Send> Store for T {}
+/// A message in the outbox, with its delivery so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub key: String,
+    pub channel: String,
+    pub body: String,
+    pub created_ms: i64,
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_ms: i64,
+    pub sent_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Alerts to deliver: written once per (key, channel), marked sent when delivered. A crash
+/// between a send and its mark sends that message again (never zero times).
+pub trait AlertOutbox {
+    /// Adds the messages whose (key, channel) is not in the outbox yet, in one transaction;
+    /// how many were new.
+    fn enqueue(&mut self, msgs: &[OutboxMessage]) -> Result<usize>;
+    /// With `Some(now)`: the unsent messages due by then, oldest first. With `None`: every
+    /// message.
+    fn outbox(&self, unsent_due_by: Option<i64>) -> Result<Vec<QueuedMessage>>;
+    /// Delivered at `at_ms`, after `attempts` attempts in all.
+    fn mark_sent(&mut self, id: i64, at_ms: i64, attempts: i64) -> Result<()>;
+    /// Not delivered after `attempts` attempts in all: the last error, and when to try again.
+    fn mark_failed(&mut self, id: i64, error: &str, next_ms: i64, attempts: i64) -> Result<()>;
+}
+
+pub trait Store:
+    FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + AlertOutbox + Send
+{
+}
+
+impl<T: FactWriter + FactReader + MetricOutbox + Maintenance + KeyStore + AlertOutbox + Send> Store
+    for T
+{
+}
 
 /// Opens (creating and migrating as needed) the store at `path`.
 pub fn open(path: &Path) -> Result<Box<dyn Store>> {

@@ -27,9 +27,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::private::{create_private_dir, make_private};
 
 use super::{
-    Batch, CheckResult, Checkpoint, FactReader, FactWriter, GatewayKey, IamTagSet, IamTagsRead,
-    KeyStore, Maintenance, MetricOutbox, Position, Result, SourceId, StoreError, SyncState,
-    WriteOutcome,
+    AlertOutbox, Batch, CheckResult, Checkpoint, FactReader, FactWriter, GatewayKey, IamTagSet,
+    IamTagsRead, KeyStore, Maintenance, MetricOutbox, OutboxMessage, Position, QueuedMessage,
+    Result, SourceId, StoreError, SyncState, WriteOutcome,
 };
 
 /// A rollup table of one grain (the same columns at every grain).
@@ -94,7 +94,7 @@ fn rollup_name(g: Grain) -> &'static str {
 const INVOCATION_FACTS: &str = "    ts_ms INTEGER NOT NULL,\n    identity_id INTEGER NOT NULL REFERENCES identity(id),\n    model_ref INTEGER NOT NULL REFERENCES model(id),\n    account_id TEXT NOT NULL,\n    region TEXT NOT NULL,\n    inference_region TEXT,\n    operation TEXT NOT NULL,\n    error_code TEXT,\n    input_tokens INTEGER NOT NULL,\n    output_tokens INTEGER NOT NULL,\n    cache_read_tokens INTEGER NOT NULL,\n    cache_write_5m_tokens INTEGER NOT NULL,\n    cache_write_1h_tokens INTEGER NOT NULL,\n    request_metadata TEXT";
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 10] {
+fn migrations() -> [String; 11] {
     [
         // 1: the first schema.
         format!(
@@ -212,6 +212,24 @@ CREATE TABLE gateway_key (
     expires_ms INTEGER,
     revoked_ms INTEGER
 );
+"#
+        .to_string(),
+        // 11: the alert outbox: one row per (alert key, channel), written once when the alert
+        // falls due, marked sent when the channel took it.
+        r#"
+CREATE TABLE alert_outbox (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_ms INTEGER NOT NULL,
+    sent_ms INTEGER,
+    last_error TEXT,
+    UNIQUE (key, channel)
+);
+CREATE INDEX alert_outbox_unsent ON alert_outbox (next_ms) WHERE sent_ms IS NULL;
 "#
         .to_string(),
     ]
@@ -886,6 +904,64 @@ impl KeyStore for SqliteStore {
             params![id, at_ms],
         )?;
         Ok(n > 0)
+    }
+}
+
+impl AlertOutbox for SqliteStore {
+    fn enqueue(&mut self, msgs: &[OutboxMessage]) -> Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut added = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO alert_outbox (key, channel, body, created_ms, next_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?;
+            for m in msgs {
+                added += st.execute(params![m.key, m.channel, m.body, m.created_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn outbox(&self, unsent_due_by: Option<i64>) -> Result<Vec<QueuedMessage>> {
+        let sql = if unsent_due_by.is_some() {
+            "SELECT id, key, channel, body, created_ms, attempts, next_ms, sent_ms, last_error FROM alert_outbox WHERE sent_ms IS NULL AND next_ms <= ?1 ORDER BY id"
+        } else {
+            "SELECT id, key, channel, body, created_ms, attempts, next_ms, sent_ms, last_error FROM alert_outbox WHERE ?1 IS NULL ORDER BY id"
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(params![unsent_due_by], |r| {
+            Ok(QueuedMessage {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                channel: r.get(2)?,
+                body: r.get(3)?,
+                created_ms: r.get(4)?,
+                attempts: r.get(5)?,
+                next_ms: r.get(6)?,
+                sent_ms: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn mark_sent(&mut self, id: i64, at_ms: i64, attempts: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE alert_outbox SET sent_ms = ?2, attempts = ?3, last_error = NULL WHERE id = ?1",
+            params![id, at_ms, attempts],
+        )?;
+        Ok(())
+    }
+
+    fn mark_failed(&mut self, id: i64, error: &str, next_ms: i64, attempts: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE alert_outbox SET attempts = ?4, last_error = ?2, next_ms = ?3 WHERE id = ?1",
+            params![id, error, next_ms, attempts],
+        )?;
+        Ok(())
     }
 }
 

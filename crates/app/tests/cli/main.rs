@@ -8,6 +8,8 @@ mod util;
 mod mock_bedrock;
 // The gateway: keys, boto3 through it to the mock, records, refusals, exactly once.
 mod gateway;
+// Budgets and alerts over a simulated month: figures, zones, delivery exactly once.
+mod budgets;
 
 // Every input format is read into the same stored values (golden).
 mod formats;

@@ -1,0 +1,387 @@
+//! `alerts check`: evaluates every budget, writes what is due to the store's outbox (once per
+//! budget, scope, period and threshold: the outbox's key), then delivers what the outbox holds,
+//! each channel on its own so a failing one does not hold up the others, with retries and
+//! backoff. A message is marked sent only after its channel took it; a crash in between sends
+//! it again on the next run with the same idempotency key (at least once, never zero times).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bedrock_usage_core::budget::{self, Budget, DueKind};
+use bedrock_usage_core::report::{Filters, GroupKey};
+use bedrock_usage_core::time::format_utc;
+use bedrock_usage_core::NanoUsd;
+
+use crate::commands::budget::{evaluate_all, Evaluated};
+use crate::commands::report::{build, ReportRequest};
+use crate::context::Context;
+use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::output::{Cell, Records};
+use crate::publish::channels;
+use crate::store::{FactReader, OutboxMessage, QueuedMessage, Store};
+
+/// The channel name of alerts whose budget names no channel: printed by `alerts check`.
+pub const PRINTED: &str = "-";
+
+/// Attempts per message in one run, and the pause before each retry.
+const BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(2)];
+
+/// After a run's attempts fail, the next run tries again no sooner than this: a minute after
+/// the first failed run, doubling per failed run, at most an hour.
+fn next_try_ms(attempts: i64) -> i64 {
+    let failed_runs = (attempts / (BACKOFF.len() as i64 + 1)).max(1);
+    60_000i64
+        .saturating_mul(1 << (failed_runs - 1).min(6))
+        .min(3_600_000)
+}
+
+/// The three models that cost most in an alert's scope and period.
+fn top_models(
+    ctx: &Context,
+    store: &dyn FactReader,
+    b: &Budget,
+    e: &Evaluated,
+) -> Result<Vec<(String, NanoUsd)>> {
+    let s = &b.scope;
+    let mut developers: Vec<String> = s.developer.iter().cloned().collect();
+    if s.each_developer {
+        developers = vec![e.scope_value.clone()];
+    }
+    let req = ReportRequest {
+        keys: vec![GroupKey::Model, GroupKey::CostCenter],
+        since: Some(e.bounds.start_ms),
+        until: Some(e.bounds.end_ms),
+        zone: b.zone.clone(),
+        filters: Filters {
+            developers,
+            teams: s.team.iter().cloned().collect(),
+            models: s.model.iter().cloned().collect(),
+        },
+    };
+    let r = build(store, &ctx.config, &ctx.catalog, &req)?;
+    let mut by: BTreeMap<String, i64> = BTreeMap::new();
+    for row in &r.rows {
+        if s.cost_center.is_some() && s.cost_center != row.keys[1] {
+            continue;
+        }
+        *by.entry(row.keys[0].clone().unwrap_or_default())
+            .or_default() += row.figures.cost.0;
+    }
+    let mut v: Vec<(String, NanoUsd)> = by.into_iter().map(|(m, c)| (m, NanoUsd(c))).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(3);
+    Ok(v)
+}
+
+/// The alert as JSON: the webhook body (schema in docs/budgets.md), rendered for other channels.
+fn alert_json(
+    e: &Evaluated,
+    kind: DueKind,
+    key: &str,
+    top: &[(String, NanoUsd)],
+    now_ms: i64,
+) -> serde_json::Value {
+    let b = e.budget;
+    let st = &e.status;
+    let period = format!("{} {}", b.period.name(), e.bounds.label);
+    let who = &e.scope_value;
+    let (kind_name, threshold, title) = match kind {
+        DueKind::Threshold(t) => (
+            "budget.threshold",
+            Some(t),
+            format!("Budget {}: {who} reached {t}%", b.name),
+        ),
+        DueKind::Forecast => (
+            "budget.forecast",
+            None,
+            format!("Budget {}: {who} is forecast to go over", b.name),
+        ),
+    };
+    let mut text = format!(
+        "{who} has spent {} of the {} {} budget `{}` ({}), {} day(s) left.",
+        st.spent.to_display(),
+        st.amount.to_display(),
+        b.period.name(),
+        b.name,
+        budget::percent_text(st.basis_points),
+        st.days_left
+    );
+    if let Some(f) = st.forecast {
+        text.push_str(&format!(
+            " At the last week's rate: {} by the period's end.",
+            f.to_display()
+        ));
+    }
+    if b.action == budget::Action::Block && st.state == budget::State::Exceeded {
+        text.push_str(" The gateway refuses further calls in this scope until the period ends.");
+    }
+    serde_json::json!({
+        "kind": kind_name,
+        "key": key,
+        "budget": b.name,
+        "scope": who,
+        "period": period,
+        "period_start": format_utc(e.bounds.start_ms),
+        "period_end": format_utc(e.bounds.end_ms),
+        "threshold_percent": threshold,
+        "spent_usd": st.spent.to_decimal_micros(),
+        "amount_usd": st.amount.to_decimal_micros(),
+        "percent": budget::percent_text(st.basis_points),
+        "forecast_usd": st.forecast.map(|f| f.to_decimal_micros()),
+        "state": st.state.name(),
+        "days_left": st.days_left,
+        "action": match b.action { budget::Action::Alert => "alert", budget::Action::Block => "block" },
+        "top_models": top.iter().map(|(m, c)| serde_json::json!({
+            "model": m, "cost_usd": c.to_decimal_micros(), "cost_display": c.to_display(),
+        })).collect::<Vec<_>>(),
+        "spent_display": st.spent.to_display(),
+        "amount_display": st.amount.to_display(),
+        "forecast_display": st.forecast.map(|f| f.to_display()),
+        "title": title,
+        "text": text,
+        "created": format_utc(now_ms),
+    })
+}
+
+/// What is due now, one message per (alert, channel).
+fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
+    let now = ctx.clock.now_ms();
+    let mut out = Vec::new();
+    for e in evaluate_all(ctx, store)? {
+        let dues = budget::due(&e.budget.name, &e.scope_value, &e.bounds, &e.status);
+        if dues.is_empty() {
+            continue;
+        }
+        let top = top_models(ctx, store, e.budget, &e)?;
+        let channels: Vec<&str> = if e.budget.channels.is_empty() {
+            vec![PRINTED]
+        } else {
+            e.budget.channels.iter().map(String::as_str).collect()
+        };
+        for d in dues {
+            for ch in &channels {
+                let mut body = alert_json(&e, d.kind, &d.key, &top, now);
+                body["idempotency_key"] = channels::idempotency_key(&d.key, ch).into();
+                out.push(OutboxMessage {
+                    key: d.key.clone(),
+                    channel: ch.to_string(),
+                    body: body.to_string(),
+                    created_ms: now,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One message's delivery outcome.
+struct Outcome {
+    id: i64,
+    channel: String,
+    result: std::result::Result<(), String>,
+    attempts: i64,
+}
+
+/// Delivers every unsent message that is due: each channel's messages in order, the channels
+/// side by side; each result is marked in the store as soon as it is known.
+fn deliver(ctx: &Context, store: &mut dyn Store) -> Result<Vec<Outcome>> {
+    let queued = store.outbox(Some(ctx.clock.now_ms()))?;
+    if queued.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_channel: BTreeMap<String, Vec<QueuedMessage>> = BTreeMap::new();
+    for q in queued {
+        by_channel.entry(q.channel.clone()).or_default().push(q);
+    }
+    let mut outcomes = Vec::new();
+    // Printed alerts need no network.
+    if let Some(printed) = by_channel.remove(PRINTED) {
+        for q in printed {
+            let v: serde_json::Value = serde_json::from_str(&q.body).unwrap_or_default();
+            println!("{}", v["text"].as_str().unwrap_or(&q.key));
+            store.mark_sent(q.id, ctx.clock.now_ms(), q.attempts + 1)?;
+            outcomes.push(Outcome {
+                id: q.id,
+                channel: PRINTED.into(),
+                result: Ok(()),
+                attempts: q.attempts + 1,
+            });
+        }
+    }
+    if by_channel.is_empty() {
+        return Ok(outcomes);
+    }
+    let rt = crate::sources::remote::runtime()?;
+    let poster = {
+        let _g = rt.enter();
+        channels_poster()?
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    for (name, msgs) in by_channel {
+        let channel = ctx.config.channels.iter().find(|c| c.name == name).cloned();
+        let tx = tx.clone();
+        let poster = poster.clone();
+        let clock = ctx.clock;
+        let timeout = Duration::from_millis(ctx.config.alerts.timeout_ms.max(1) as u64);
+        rt.spawn(async move {
+            // Once a message failed every attempt, the channel is down for this run: its other
+            // messages wait for the next run rather than each taking its own attempts.
+            let mut down: Option<String> = None;
+            for q in msgs {
+                let mut attempts = q.attempts;
+                let result = match (&channel, &down) {
+                    (_, Some(why)) => Err(format!("not tried: {why}")),
+                    (None, None) => Err(format!(
+                        "no channel is named `{name}` in the config any more"
+                    )),
+                    (Some(ch), None) => {
+                        let alert: serde_json::Value =
+                            serde_json::from_str(&q.body).unwrap_or_default();
+                        let idem = channels::idempotency_key(&q.key, &q.channel);
+                        let mut r = Err(String::new());
+                        for pause in std::iter::once(None).chain(BACKOFF.iter().map(Some)) {
+                            if let Some(p) = pause {
+                                tokio::time::sleep(*p).await;
+                            }
+                            attempts += 1;
+                            r = channels::send(&poster, ch, &alert, &idem, clock.now_ms(), timeout)
+                                .await;
+                            if r.is_ok() {
+                                break;
+                            }
+                        }
+                        if let Err(e) = &r {
+                            down = Some(e.clone());
+                        }
+                        r
+                    }
+                };
+                let _ = tx.send(Outcome {
+                    id: q.id,
+                    channel: name.clone(),
+                    result,
+                    attempts,
+                });
+            }
+        });
+    }
+    drop(tx);
+    rt.block_on(async {
+        while let Some(o) = rx.recv().await {
+            let now = ctx.clock.now_ms();
+            let marked = match &o.result {
+                Ok(()) => store.mark_sent(o.id, now, o.attempts),
+                Err(e) => store.mark_failed(o.id, e, now + next_try_ms(o.attempts), o.attempts),
+            };
+            marked?;
+            outcomes.push(o);
+        }
+        Ok::<(), crate::store::StoreError>(())
+    })?;
+    Ok(outcomes)
+}
+
+fn channels_poster() -> Result<crate::publish::http::Poster> {
+    crate::publish::http::Poster::new().map_err(crate::error::Error::Invalid)
+}
+
+/// `alerts check [--dry-run]`.
+pub fn check(ctx: &Context, dry_run: bool) -> Result<u8> {
+    let mut store = ctx.open_store()?;
+    let due = due_messages(ctx, &*store)?;
+    if dry_run {
+        let known: std::collections::HashSet<(String, String)> = store
+            .outbox(None)?
+            .into_iter()
+            .map(|q| (q.key, q.channel))
+            .collect();
+        let new: Vec<&OutboxMessage> = due
+            .iter()
+            .filter(|m| !known.contains(&(m.key.clone(), m.channel.clone())))
+            .collect();
+        for m in &new {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap_or_default();
+            println!(
+                "would send to {}: {}",
+                m.channel,
+                v["text"].as_str().unwrap_or(&m.key)
+            );
+        }
+        eprintln!(
+            "{} alert message(s) due, {} not sent before; nothing sent (--dry-run)",
+            due.len(),
+            new.len()
+        );
+        return Ok(EXIT_OK);
+    }
+    let added = store.enqueue(&due)?;
+    let outcomes = deliver(ctx, &mut *store)?;
+    let sent = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let mut failed: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for o in &outcomes {
+        if let Err(e) = &o.result {
+            let f = failed.entry(o.channel.as_str()).or_insert((0, e.as_str()));
+            f.0 += 1;
+        }
+    }
+    eprintln!(
+        "alerts: {} message(s) due, {added} new; {sent} sent{}",
+        due.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} failed", outcomes.len() - sent)
+        }
+    );
+    for (ch, (n, why)) in &failed {
+        eprintln!(
+            "error: channel `{ch}`: {n} message(s) not delivered: {why}; they are kept and tried again by the next `alerts check`"
+        );
+    }
+    Ok(if failed.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_CHECK_FAILED
+    })
+}
+
+/// `alerts outbox`.
+pub fn outbox(ctx: &Context) -> Result<u8> {
+    let store = ctx.existing_store()?;
+    let opt_time = |v: Option<i64>| v.map_or(Cell::Null, |t| Cell::text(format_utc(t)));
+    let rows = store
+        .outbox(None)?
+        .into_iter()
+        .map(|q| {
+            vec![
+                Cell::text(&q.key),
+                Cell::text(&q.channel),
+                Cell::text(format_utc(q.created_ms)),
+                Cell::int(q.attempts.max(0) as u64),
+                opt_time(q.sent_ms),
+                if q.sent_ms.is_none() {
+                    Cell::text(format_utc(q.next_ms))
+                } else {
+                    Cell::Null
+                },
+                q.last_error.map_or(Cell::Null, Cell::Text),
+            ]
+        })
+        .collect();
+    Records {
+        fields: [
+            "key",
+            "channel",
+            "due",
+            "attempts",
+            "sent",
+            "next_try",
+            "last_error",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    }
+    .print(ctx.format)?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,156 @@
+//! Alert channels: how one alert (the JSON of `crate::alerts`) is rendered and delivered to a
+//! Slack incoming webhook or a signed webhook. Secrets (the Slack URL, the webhook secret) are
+//! read when sending and appear in no message, error or log.
+
+use std::time::Duration;
+
+use bedrock_usage_core::budget::{Channel, ChannelKind};
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use super::http::Poster;
+
+/// The headers a webhook receiver checks: the signature over `TIMESTAMP.BODY`, and the key that
+/// is the same for a repeated delivery of the same alert.
+pub const SIGNATURE_HEADER: &str = "x-bedrock-usage-signature";
+pub const TIMESTAMP_HEADER: &str = "x-bedrock-usage-timestamp";
+pub const IDEMPOTENCY_HEADER: &str = "x-bedrock-usage-idempotency-key";
+
+/// The idempotency key of an alert on a channel: a hash of both, the same on every attempt.
+pub fn idempotency_key(key: &str, channel: &str) -> String {
+    let h = Sha256::digest(format!("{key}\n{channel}").as_bytes());
+    h.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `sha256=HEX` of HMAC-SHA256(secret, `TIMESTAMP.BODY`).
+pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hmac_sha256_hex(secret, &[timestamp.as_bytes(), b".", body])
+    )
+}
+
+/// Slack Block Kit: a header, the sentence a person reads, and the figures.
+pub fn slack_payload(alert: &serde_json::Value) -> serde_json::Value {
+    let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
+    let mut fields = vec![
+        serde_json::json!({"type": "mrkdwn", "text": format!("*Spent*\n{} of {}", s("spent_display"), s("amount_display"))}),
+        serde_json::json!({"type": "mrkdwn", "text": format!("*Period*\n{} ({} day(s) left)", s("period"), alert["days_left"])}),
+    ];
+    if let Some(f) = alert["forecast_display"].as_str() {
+        fields.push(serde_json::json!({"type": "mrkdwn", "text": format!("*Forecast for the period*\n{f}")}));
+    }
+    if let Some(top) = alert["top_models"].as_array().filter(|t| !t.is_empty()) {
+        let lines: Vec<String> = top
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m["model"].as_str().unwrap_or(""),
+                    m["cost_display"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        fields.push(serde_json::json!({"type": "mrkdwn", "text": format!("*Top models*\n{}", lines.join("\n"))}));
+    }
+    serde_json::json!({
+        "text": s("text"),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": s("text")}},
+            {"type": "section", "fields": fields},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bedrock-usage · {}", s("kind"))}]},
+        ]
+    })
+}
+
+/// Delivers one alert to one channel (one attempt).
+pub async fn send(
+    poster: &Poster,
+    channel: &Channel,
+    alert: &serde_json::Value,
+    idempotency: &str,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<(), String> {
+    match &channel.kind {
+        ChannelKind::Slack { url } => {
+            let url = url.reveal()?;
+            let body = slack_payload(alert).to_string().into_bytes();
+            poster
+                .post(
+                    &url,
+                    &[("content-type", "application/json".into())],
+                    body,
+                    timeout,
+                )
+                .await
+                .map(drop)
+        }
+        ChannelKind::Webhook { url, secret } => {
+            let secret = secret.reveal()?;
+            let body = alert.to_string().into_bytes();
+            let ts = (now_ms / 1000).to_string();
+            let sig = signature(secret.as_bytes(), &ts, &body);
+            poster
+                .post(
+                    url,
+                    &[
+                        ("content-type", "application/json".into()),
+                        (TIMESTAMP_HEADER, ts),
+                        (SIGNATURE_HEADER, sig),
+                        (IDEMPOTENCY_HEADER, idempotency.to_string()),
+                    ],
+                    body,
+                    timeout,
+                )
+                .await
+                .map(drop)
+        }
+        ChannelKind::Sns { .. } | ChannelKind::Email { .. } => Err(format!(
+            "{} channels are not built yet (see docs/budgets.md)",
+            channel.kind.type_name()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            signature(b"Jefe", "what do ya want for nothing", b"?"),
+            format!(
+                "sha256={}",
+                hmac_sha256_hex(b"Jefe", &[b"what do ya want for nothing.?"])
+            )
+        );
+    }
+
+    #[test]
+    fn the_idempotency_key_is_stable_and_differs_by_channel() {
+        assert_eq!(idempotency_key("k", "a"), idempotency_key("k", "a"));
+        assert_ne!(idempotency_key("k", "a"), idempotency_key("k", "b"));
+        assert_eq!(idempotency_key("k", "a").len(), 32);
+    }
+}

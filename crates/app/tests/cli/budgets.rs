@@ -1,0 +1,684 @@
+//! Budgets and alerts over a simulated month (the clock fixed with BEDROCK_USAGE_NOW): the
+//! figures of `budget status` against independently computed integers and against `report`,
+//! period boundaries in a non-UTC zone, and `alerts check` delivering each alert exactly once to
+//! a signed webhook receiver in the test binary, through restarts, a failing channel and a
+//! `kill -9` between a send and its mark.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, run_ok, s, stderr, stdout, TempDir};
+
+/// Claude 3 Haiku: $0.25 per million input tokens, so a call of 1,000,000 input tokens costs
+/// exactly $0.25.
+const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const QUARTER_USD: i64 = 250_000_000; // nano-dollars
+
+/// One invocation-log line: `developer` called Haiku with 1M input tokens at `ts`.
+fn call(id: &str, ts: &str, developer: &str) -> String {
+    serde_json::json!({
+        "schemaType": "ModelInvocationLog", "schemaVersion": "1.0", "timestamp": ts,
+        "accountId": "123456789012", "region": "us-east-1", "requestId": id,
+        "operation": "InvokeModel", "modelId": HAIKU,
+        "identity": {"arn": "arn:aws:sts::123456789012:assumed-role/shared/box"},
+        "requestMetadata": {"developer": developer},
+        "input": {"inputContentType": "application/json", "inputTokenCount": 1_000_000},
+        "output": {"outputContentType": "application/json", "outputTokenCount": 0},
+    })
+    .to_string()
+}
+
+fn ingest_lines(t: &TempDir, name: &str, lines: &[String]) {
+    let f = t.path(name);
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&f)]);
+}
+
+/// Runs the CLI with the config and the clock at `now`.
+fn at(t: &TempDir, cfg: &Path, now: &str, args: &[&str]) -> Output {
+    bin()
+        .args(["--db", s(&t.db()), "--config", s(cfg)])
+        .args(args)
+        .env("BEDROCK_USAGE_NOW", now)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+fn status_json(t: &TempDir, cfg: &Path, now: &str) -> (i32, Vec<serde_json::Value>) {
+    let out = at(t, cfg, now, &["--format", "json", "budget", "status"]);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{}",
+        stderr(&out)
+    );
+    (
+        out.status.code().unwrap(),
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out))),
+    )
+}
+
+/// Nano-dollars from a decimal of at most six decimals (`12.345678`), a JSON number or string
+/// (a number of six decimals or fewer reads back exactly).
+fn nano(v: &serde_json::Value) -> i64 {
+    let s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        other => panic!("not a decimal: {other}"),
+    };
+    let (w, f) = s.split_once('.').unwrap_or((&s, "0"));
+    assert!(f.len() <= 6, "{s}");
+    w.parse::<i64>().unwrap() * 1_000_000_000 + format!("{f:0<6}").parse::<i64>().unwrap() * 1000
+}
+
+#[test]
+fn budget_status_figures_are_the_reports_and_the_forecast_is_exact() {
+    let t = TempDir::new("budget-status");
+    // alice: one call a day on Dec 1, 2, 3 ($0.75); bob: five calls on Dec 2 ($1.25); carol
+    // is configured but has not called. November does not count in December.
+    december(&t);
+    ingest_lines(
+        &t,
+        "november.jsonl",
+        &[call("nov", "2026-11-30T10:00:00Z", "alice")],
+    );
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[attribution]
+shared_principals = ["arn:aws:sts::123456789012:assumed-role/shared/*"]
+[developers]
+alice = { team = "ml" }
+bob = { team = "ml" }
+carol = { team = "ml" }
+[[budgets]]
+name = "people"
+team = "ml"
+each_developer = true
+period = "month"
+amount = "1"
+[[budgets]]
+name = "ml"
+team = "ml"
+period = "month"
+amount = "10.50"
+forecast = false
+"#,
+    )
+    .unwrap();
+    let now = "2026-12-04T00:00:00Z";
+    let (code, rows) = status_json(&t, &cfg, now);
+    assert_eq!(code, 1, "bob is over: exit 1 ({rows:#?})");
+    let row = |b: &str, scope: &str| {
+        rows.iter()
+            .find(|r| r["budget"] == b && r["scope"] == scope)
+            .unwrap_or_else(|| panic!("no row {b}/{scope}: {rows:#?}"))
+            .clone()
+    };
+    let alice = row("people", "alice");
+    assert_eq!(nano(&alice["spent_usd"]), 3 * QUARTER_USD);
+    assert_eq!(alice["percent"], "75.00%");
+    // Three days of the period passed, all in the window: 0.75 + 0.75 * 28 / 3 = 7.75.
+    let left_ms: i128 = 28 * 86_400_000;
+    let window_ms: i128 = 3 * 86_400_000;
+    let want = 3 * QUARTER_USD as i128 + 3 * QUARTER_USD as i128 * left_ms / window_ms;
+    assert_eq!(nano(&alice["forecast_usd"]) as i128, want);
+    assert_eq!(alice["state"], "forecast-exceeded");
+    assert_eq!(alice["days_left"], 28);
+    let bob = row("people", "bob");
+    assert_eq!(nano(&bob["spent_usd"]), 5 * QUARTER_USD);
+    assert_eq!(bob["state"], "exceeded");
+    assert_eq!(bob["percent"], "125.00%");
+    let carol = row("people", "carol");
+    assert_eq!(nano(&carol["spent_usd"]), 0);
+    assert_eq!(carol["state"], "ok");
+    let team = row("ml", "team ml");
+    assert_eq!(nano(&team["spent_usd"]), 8 * QUARTER_USD);
+    assert_eq!(team["forecast_usd"], serde_json::Value::Null);
+    // 2.00 / 10.50 = 19.047...%: rounded down to a hundredth.
+    assert_eq!(team["percent"], "19.04%");
+    assert_eq!(team["state"], "ok");
+
+    // The same integers as `report` over the same period.
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(&cfg),
+        "--format",
+        "json",
+        "report",
+        "--by",
+        "developer",
+        "--since",
+        "2026-12-01",
+        "--until",
+        "2026-12-31",
+    ]);
+    let report: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report.len(), 2, "{report:?}");
+    for r in &report {
+        let dev = r["developer"].as_str().unwrap();
+        let b = row("people", dev);
+        assert_eq!(nano(&r["cost_usd"]), nano(&b["spent_usd"]), "{dev}");
+    }
+
+    // Before a day of the period has passed there is no forecast.
+    let (_, early) = status_json(&t, &cfg, "2026-12-01T12:00:00Z");
+    let a = early
+        .iter()
+        .find(|r| r["scope"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(a["forecast_usd"], serde_json::Value::Null);
+    assert_eq!(nano(&a["spent_usd"]), QUARTER_USD);
+
+    // Table output for people, with no budget exceeded at the start of November: exit 0.
+    let out = at(&t, &cfg, "2026-11-30T12:00:00Z", &["budget", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("month 2026-11"), "{}", stdout(&out));
+}
+
+#[test]
+fn periods_follow_the_configured_zone() {
+    let t = TempDir::new("budget-zone");
+    // 23:30 UTC on Nov 30 is Dec 1 in Berlin; 22:30 UTC on Dec 31 is still Dec 31 there.
+    ingest_lines(
+        &t,
+        "calls.jsonl",
+        &[
+            call("z1", "2026-11-30T22:30:00Z", "dana"),
+            call("z2", "2026-11-30T23:30:00Z", "dana"),
+            call("z3", "2026-12-31T22:30:00Z", "dana"),
+            call("z4", "2026-12-31T23:30:00Z", "dana"),
+        ],
+    );
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[alerts]
+timezone = "Europe/Berlin"
+[[budgets]]
+name = "dana"
+developer = "dana"
+period = "month"
+amount = "1"
+"#,
+    )
+    .unwrap();
+    let (_, rows) = status_json(&t, &cfg, "2026-12-31T22:45:00Z");
+    assert_eq!(rows[0]["period"], "month 2026-12");
+    assert_eq!(nano(&rows[0]["spent_usd"]), 2 * QUARTER_USD, "{rows:#?}");
+    let (_, rows) = status_json(&t, &cfg, "2026-11-30T22:59:00Z");
+    assert_eq!(rows[0]["period"], "month 2026-11");
+    assert_eq!(nano(&rows[0]["spent_usd"]), QUARTER_USD, "{rows:#?}");
+}
+
+#[test]
+fn bad_budget_config_names_every_field() {
+    let t = TempDir::new("budget-bad-config");
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "https://example.com/h"
+[[channels]]
+name = "pager"
+type = "pagerduty"
+[[budgets]]
+name = "a"
+period = "month"
+amount = "1e3"
+[[budgets]]
+name = "b"
+period = "fortnight"
+amount = 25.5
+thresholds = [50, 1001]
+channels = ["nope"]
+[[budgets]]
+name = "c"
+period = "day"
+amount = "-5"
+action = "shout"
+"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", s(&cfg), "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    for want in [
+        "`channels[0] (hook).secret`: missing",
+        "`channels[1] (pager).type` = `pagerduty`",
+        "`budgets[0] (a).amount`",
+        "`budgets[1] (b).period` = `fortnight`",
+        "`budgets[1] (b).amount` = 25.5",
+        "never a float",
+        "`budgets[1] (b).thresholds`: `1001`",
+        "`budgets[1] (b).channels`: no channel is named `nope`",
+        "`budgets[2] (c).amount`",
+        "`budgets[2] (c).action` = `shout`",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // An unknown field in a budget is named too.
+    std::fs::write(
+        &cfg,
+        "[[budgets]]\nname = \"x\"\nperiod = \"day\"\namount = \"1\"\nscope = \"developer\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", s(&cfg), "config", "check"])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("scope"), "{}", stderr(&out));
+}
+
+// ---- alerts check against a webhook receiver ----
+
+const SECRET: &str = "test-webhook-secret";
+
+#[derive(Clone, Debug)]
+struct Got {
+    idempotency: String,
+    body: serde_json::Value,
+}
+
+/// A webhook receiver: checks each request's signature, records it, and answers as told
+/// (`fail_next` 500s first; `hang` never answers).
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Got>>>,
+    bad_signatures: Arc<Mutex<u32>>,
+    fail_next: Arc<Mutex<u32>>,
+    hang: Arc<Mutex<bool>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use axum::http::{HeaderMap, StatusCode};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let bad = Arc::new(Mutex::new(0));
+        let fail_next = Arc::new(Mutex::new(0));
+        let hang = Arc::new(Mutex::new(false));
+        let (g, b, f, h) = (got.clone(), bad.clone(), fail_next.clone(), hang.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (g, b, f, h) = (g.clone(), b.clone(), f.clone(), h.clone());
+                async move {
+                    let head = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let ts = head("x-bedrock-usage-timestamp");
+                    let want =
+                        bedrock_usage::publish::channels::signature(SECRET.as_bytes(), &ts, &body);
+                    if head("x-bedrock-usage-signature") != want {
+                        *b.lock().unwrap() += 1;
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    g.lock().unwrap().push(Got {
+                        idempotency: head("x-bedrock-usage-idempotency-key"),
+                        body: serde_json::from_slice(&body).unwrap_or_default(),
+                    });
+                    if *h.lock().unwrap() {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    let mut f = f.lock().unwrap();
+                    if *f > 0 {
+                        *f -= 1;
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        rt.spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url,
+            got,
+            bad_signatures: bad,
+            fail_next,
+            hang,
+            _rt: rt,
+        }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self
+            .got()
+            .iter()
+            .map(|g| g.body["key"].as_str().unwrap_or("").to_string())
+            .collect();
+        k.sort();
+        k
+    }
+}
+
+fn alerts_config(t: &TempDir, hook: &str, other_hook: Option<&str>, amount: &str) -> PathBuf {
+    let cfg = t.path("config.toml");
+    let mut text = format!(
+        r#"
+[alerts]
+timeout = "2s"
+[developers]
+alice = {{ team = "ml" }}
+bob = {{ team = "ml" }}
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+secret_env = "TEST_HOOK_SECRET"
+"#
+    );
+    if let Some(o) = other_hook {
+        text.push_str(&format!(
+            "[[channels]]\nname = \"broken\"\ntype = \"webhook\"\nurl = \"{o}\"\nsecret = \"x\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        r#"
+[[budgets]]
+name = "people"
+team = "ml"
+each_developer = true
+period = "month"
+amount = "{amount}"
+channels = [{}]
+"#,
+        if other_hook.is_some() {
+            "\"hook\", \"broken\""
+        } else {
+            "\"hook\""
+        }
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn alerts_check(t: &TempDir, cfg: &Path, now: &str) -> Output {
+    bin()
+        .args(["--db", s(&t.db()), "--config", s(cfg), "alerts", "check"])
+        .env("BEDROCK_USAGE_NOW", now)
+        .env("TEST_HOOK_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+fn december(t: &TempDir) {
+    let mut lines = Vec::new();
+    for d in 1..=3 {
+        lines.push(call(
+            &format!("a{d}"),
+            &format!("2026-12-0{d}T10:00:00Z"),
+            "alice",
+        ));
+    }
+    for i in 0..5 {
+        lines.push(call(&format!("b{i}"), "2026-12-02T11:00:00Z", "bob"));
+    }
+    ingest_lines(t, "december.jsonl", &lines);
+}
+
+/// alice at 75% (50% crossed, forecast over), bob at 125% (50, 80, 100 crossed).
+const DECEMBER_KEYS: [&str; 5] = [
+    "budget/people/alice/2026-12/50%",
+    "budget/people/alice/2026-12/forecast",
+    "budget/people/bob/2026-12/100%",
+    "budget/people/bob/2026-12/50%",
+    "budget/people/bob/2026-12/80%",
+];
+
+#[test]
+fn each_alert_is_delivered_once_across_runs_and_a_raised_budget_sends_nothing_new() {
+    let t = TempDir::new("alerts-once");
+    let r = Receiver::start();
+    december(&t);
+    let cfg = alerts_config(&t, &r.url, None, "1");
+    let now = "2026-12-04T00:00:00Z";
+    // --dry-run sends and writes nothing.
+    let dry = bin()
+        .args([
+            "--db",
+            s(&t.db()),
+            "--config",
+            s(&cfg),
+            "alerts",
+            "check",
+            "--dry-run",
+        ])
+        .env("BEDROCK_USAGE_NOW", now)
+        .env("TEST_HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains("5 alert message(s) due, 5 not sent before"),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(r.got().is_empty());
+
+    for _ in 0..3 {
+        let out = alerts_check(&t, &cfg, now);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(r.keys(), DECEMBER_KEYS);
+    assert_eq!(*r.bad_signatures.lock().unwrap(), 0);
+    let bob100 = r
+        .got()
+        .into_iter()
+        .find(|g| g.body["key"] == "budget/people/bob/2026-12/100%")
+        .unwrap();
+    assert_eq!(bob100.body["kind"], "budget.threshold");
+    assert_eq!(bob100.body["threshold_percent"], 100);
+    assert_eq!(bob100.body["spent_usd"], "1.250000");
+    assert_eq!(bob100.body["top_models"][0]["model"], "claude-3-haiku");
+    assert_eq!(bob100.idempotency, bob100.body["idempotency_key"]);
+    assert!(
+        bob100.body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("bob has spent $1.25 of the $1.00 month budget"),
+        "{}",
+        bob100.body["text"]
+    );
+
+    // Raising the budget does not send again what was sent: bob's 50% stays sent (62.5% of $2
+    // now). What is new is new: under $2, bob is no longer over but forecast to go over.
+    let cfg = alerts_config(&t, &r.url, None, "2");
+    let out = alerts_check(&t, &cfg, "2026-12-05T00:00:00Z");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut want: Vec<String> = DECEMBER_KEYS.map(String::from).to_vec();
+    want.push("budget/people/bob/2026-12/forecast".into());
+    want.sort();
+    assert_eq!(r.keys(), want);
+
+    // A new period re-arms the thresholds.
+    ingest_lines(
+        &t,
+        "january.jsonl",
+        &(0..5)
+            .map(|i| call(&format!("j{i}"), "2027-01-02T09:00:00Z", "bob"))
+            .collect::<Vec<_>>(),
+    );
+    let cfg = alerts_config(&t, &r.url, None, "1");
+    let out = alerts_check(&t, &cfg, "2027-01-03T00:00:00Z");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jan: Vec<String> = r
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains("2027-01"))
+        .collect();
+    // bob is over again (and no forecast alert once exceeded); alice has not spent.
+    assert_eq!(
+        jan,
+        [
+            "budget/people/bob/2027-01/100%",
+            "budget/people/bob/2027-01/50%",
+            "budget/people/bob/2027-01/80%",
+        ]
+    );
+}
+
+#[test]
+fn a_failing_channel_is_retried_and_does_not_hold_up_the_others() {
+    let t = TempDir::new("alerts-failing");
+    let r = Receiver::start();
+    december(&t);
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let cfg = alerts_config(&t, &r.url, Some(&closed), "1");
+    // The good receiver fails its first two answers: the retries within the run get through.
+    *r.fail_next.lock().unwrap() = 2;
+    let out = alerts_check(&t, &cfg, "2026-12-04T00:00:00Z");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("channel `broken`: 5 message(s) not delivered"),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains(SECRET));
+    let mut delivered = r.keys();
+    delivered.dedup();
+    assert_eq!(delivered, DECEMBER_KEYS, "the good channel got everything");
+    let outbox = outbox(&t, &cfg);
+    let broken: Vec<&serde_json::Value> =
+        outbox.iter().filter(|m| m["channel"] == "broken").collect();
+    assert_eq!(broken.len(), 5);
+    // The first message was tried three times; the channel being down, the rest of its
+    // messages wait for the next run instead of each taking three attempts of their own.
+    assert_eq!(broken[0]["attempts"], 3, "{:?}", broken[0]);
+    for m in &broken {
+        assert_eq!(m["sent"], serde_json::Value::Null);
+        assert!(
+            m["last_error"].as_str().unwrap().contains("cannot connect"),
+            "{m}"
+        );
+    }
+    assert_eq!(
+        outbox_attempts(&t, &cfg, "hook"),
+        5 + 2,
+        "two 500s, then all five"
+    );
+    // A run before the retry time does not try again; one after it does.
+    let out = alerts_check(&t, &cfg, "2026-12-04T00:00:30Z");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(outbox_attempts(&t, &cfg, "broken"), 3);
+    let out = alerts_check(&t, &cfg, "2026-12-04T00:05:00Z");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(outbox_attempts(&t, &cfg, "broken"), 6);
+
+    // A channel that does not answer times out (`[alerts] timeout`) and is reported.
+    let t2 = TempDir::new("alerts-hang");
+    let hung = Receiver::start();
+    *hung.hang.lock().unwrap() = true;
+    december(&t2);
+    let cfg2 = alerts_config(&t2, &hung.url, None, "1");
+    let out = alerts_check(&t2, &cfg2, "2026-12-04T00:00:00Z");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no answer within 2s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn outbox(t: &TempDir, cfg: &Path) -> Vec<serde_json::Value> {
+    let out = run_ok(&[
+        "--db",
+        s(&t.db()),
+        "--config",
+        s(cfg),
+        "--format",
+        "json",
+        "alerts",
+        "outbox",
+    ]);
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn outbox_attempts(t: &TempDir, cfg: &Path, channel: &str) -> u64 {
+    outbox(t, cfg)
+        .iter()
+        .filter(|m| m["channel"] == channel)
+        .map(|m| m["attempts"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn kill_9_between_a_send_and_its_mark_repeats_it_once_with_the_same_key() {
+    let t = TempDir::new("alerts-kill");
+    let r = Receiver::start();
+    december(&t);
+    let cfg = alerts_config(&t, &r.url, None, "1");
+    // The receiver takes the first message and never answers: the sender is killed while it
+    // waits, so that message was received but never marked sent.
+    *r.hang.lock().unwrap() = true;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bedrock-usage"))
+        .args(["--db", s(&t.db()), "--config", s(&cfg), "alerts", "check"])
+        .env("BEDROCK_USAGE_NOW", "2026-12-04T00:00:00Z")
+        .env("TEST_HOOK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while r.got().is_empty() {
+        assert!(Instant::now() < deadline, "the receiver got nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = r.got()[0].clone();
+    *r.hang.lock().unwrap() = false;
+
+    let out = alerts_check(&t, &cfg, "2026-12-04T00:01:00Z");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = r.got();
+    let mut keys = r.keys();
+    keys.dedup();
+    assert_eq!(keys, DECEMBER_KEYS, "every alert arrived");
+    let repeats: Vec<&Got> = got
+        .iter()
+        .filter(|g| g.body["key"] == first.body["key"])
+        .collect();
+    assert_eq!(repeats.len(), 2, "the interrupted one came once more");
+    assert_eq!(
+        repeats[1].idempotency, first.idempotency,
+        "with the same key"
+    );
+    assert_eq!(got.len(), 6, "and nothing else twice");
+}
