@@ -941,3 +941,59 @@ fn assume_role_arn_signs_each_developers_calls_with_a_session_named_after_them()
         "{rows:#?}"
     );
 }
+
+const FAIL_AND_HANG: &str = r#"
+import json, os, boto3
+from botocore.config import Config
+c = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=os.environ["GW"],
+                 config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=60))
+out = {}
+for name, model in [("fail", "anthropic.claude-3-haiku-20240307-v1:0-fail"),
+                    ("hang", "anthropic.claude-3-haiku-20240307-v1:0-hang")]:
+    try:
+        c.invoke_model(modelId=model, body=b"{}")
+        out[name] = "no error"
+    except c.exceptions.ClientError as e:
+        out[name] = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"],
+                     "message": e.response["Error"]["Message"]}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn upstream_errors_pass_through_and_a_silent_upstream_is_a_504() {
+    let t = TempDir::new("gateway-fail-hang");
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    let key = create_key(&t.db(), "erin", &[]);
+    let cfg = t.path("config.toml");
+    std::fs::write(&cfg, "[gateway]\nupstream_timeout = \"1s\"\n").unwrap();
+    let gw = Gateway::start(&t.db(), &mock.url, &["--config", s(&cfg)]);
+    let got = python(
+        FAIL_AND_HANG,
+        &[
+            ("GW", &gw.url),
+            ("AWS_BEARER_TOKEN_BEDROCK", key["key"].as_str().unwrap()),
+        ],
+    );
+    // Bedrock's own 500 reaches the client as Bedrock sent it.
+    assert_eq!(got["fail"]["status"], 500, "{got}");
+    assert_eq!(got["fail"]["code"], "InternalServerException");
+    assert_eq!(got["fail"]["message"], "The model failed.");
+    // No response head within upstream_timeout: a Bedrock-shaped 504.
+    assert_eq!(got["hang"]["status"], 504, "{got}");
+    assert_eq!(got["hang"]["code"], "ServiceUnavailableException");
+    assert!(
+        got["hang"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within 1s"),
+        "{got}"
+    );
+    let (code, log) = gw.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("Bedrock did not answer in time"), "{log}");
+    // The failed call is recorded with its error; the one that never answered has no request
+    // id, so it is left to the logs.
+    let rows = bedrock_usage::store::open(&t.db()).unwrap().dump().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["error_code"], "InternalServerException");
+}

@@ -1,7 +1,8 @@
 //! A mock Bedrock runtime for the gateway's tests: InvokeModel and
 //! InvokeModelWithResponseStream (real event-stream framing, base64 `chunk` events), Converse
 //! and ConverseStream, with behaviour chosen by the model id (`throttle` -> 429, `fail` -> 500,
-//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event, `slow` -> 300 ms between events). It recomputes
+//! `cache1h` -> cache writes split 5m/1h, `cut` -> a stream cut after its first event, `slow` -> 300 ms between events, `hang` -> no
+//! answer for 30 s). It recomputes
 //! every request's SigV4 signature with the test credentials over the body it received, and
 //! writes, for every call it served, the invocation-log record Bedrock would write (same
 //! requestId, the request metadata it received).
@@ -167,6 +168,10 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     check_signature(&m, &uri, &headers, &body);
+    if model.contains("hang") {
+        // No answer for a long while: the gateway's upstream timeout is what ends the call.
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
     let n = m.next.fetch_add(1, Ordering::SeqCst);
     let request_id = format!("mock-{n:06}-0000-4000-8000-000000000000");
     let operation = match action.as_str() {
