@@ -125,6 +125,7 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
         /// Keep syncing every --interval until Ctrl-C / SIGTERM (stops after the current batch).
+        /// With budgets configured, `alerts check` runs after every round.
         #[arg(long)]
         watch: bool,
         /// With --watch: the wait between rounds (90s, 5m, 1h). Default: `sync.interval` of the

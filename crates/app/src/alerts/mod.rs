@@ -148,7 +148,14 @@ fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessa
     let now = ctx.clock.now_ms();
     let mut out = Vec::new();
     for e in evaluate_all(ctx, store)? {
-        let dues = budget::due(&e.budget.name, &e.scope_value, &e.bounds, &e.status);
+        // The key names the person for `each_developer`, else `all`: the budget's name already
+        // says whose spend it is, and a key must not change when its description does.
+        let scope_key = if e.budget.scope.each_developer {
+            e.scope_value.as_str()
+        } else {
+            "all"
+        };
+        let dues = budget::due(&e.budget.name, scope_key, &e.bounds, &e.status);
         if dues.is_empty() {
             continue;
         }
@@ -288,6 +295,11 @@ fn channels_poster() -> Result<crate::publish::http::Poster> {
 /// `alerts check [--dry-run]`.
 pub fn check(ctx: &Context, dry_run: bool) -> Result<u8> {
     let mut store = ctx.open_store()?;
+    check_in(ctx, &mut *store, dry_run)
+}
+
+/// `alerts check` on an open store (`sync --watch` runs it after every round).
+pub fn check_in(ctx: &Context, store: &mut dyn Store, dry_run: bool) -> Result<u8> {
     let due = due_messages(ctx, &*store)?;
     if dry_run {
         let known: std::collections::HashSet<(String, String)> = store
@@ -315,7 +327,7 @@ pub fn check(ctx: &Context, dry_run: bool) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     let added = store.enqueue(&due)?;
-    let outcomes = deliver(ctx, &mut *store)?;
+    let outcomes = deliver(ctx, store)?;
     let sent = outcomes.iter().filter(|o| o.result.is_ok()).count();
     let mut failed: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
     for o in &outcomes {

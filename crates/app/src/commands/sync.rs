@@ -183,6 +183,13 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
                 None => {}
             }
         }
+        if !ctx.config.budgets.is_empty() {
+            // A failure here is reported and the watch goes on; the outbox keeps what was not
+            // delivered for the next round.
+            if let Err(e) = crate::alerts::check_in(ctx, &mut *store, false) {
+                eprintln!("error: alerts check: {e}");
+            }
+        }
         if shutdown::requested() || shutdown::sleep(Duration::from_millis(interval_ms as u64)) {
             break;
         }

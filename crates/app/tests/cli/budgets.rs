@@ -682,3 +682,110 @@ fn kill_9_between_a_send_and_its_mark_repeats_it_once_with_the_same_key() {
     );
     assert_eq!(got.len(), 6, "and nothing else twice");
 }
+
+#[test]
+fn sync_watch_runs_the_alerts_after_every_round() {
+    use crate::aws_emulator::{aws_env, endpoint, rt, sdk, unique};
+    let region = "us-west-1";
+    let conf = sdk(region);
+    let group = format!("/aws/bedrock/{}", unique("budget-watch"));
+    let now = bedrock_usage::context::now_ms() - 5_000;
+    let ts = bedrock_usage_core::time::format_utc(now);
+    rt().block_on(async {
+        use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+        let c = aws_sdk_cloudwatchlogs::Client::new(&conf);
+        let stream = "aws/bedrock/modelinvocations";
+        c.create_log_group()
+            .log_group_name(&group)
+            .send()
+            .await
+            .unwrap();
+        c.create_log_stream()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        let events = (0..5)
+            .map(|i| {
+                InputLogEvent::builder()
+                    .timestamp(now)
+                    .message(call(&format!("w{i}"), &ts, "bob"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        c.put_log_events()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .unwrap();
+    });
+    let t = TempDir::new("budget-watch");
+    let r = Receiver::start();
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[sources.cloudwatch]]
+log_group = "{group}"
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{}"
+secret = "{SECRET}"
+[[budgets]]
+name = "bob-daily"
+developer = "bob"
+period = "day"
+amount = "1"
+forecast = false
+channels = ["hook"]
+"#,
+            r.url
+        ),
+    )
+    .unwrap();
+    let mut c = bin();
+    aws_env(&mut c, region, endpoint());
+    let child = c
+        .args(["--db", s(&t.db()), "--config", s(&cfg)])
+        .args([
+            "sync",
+            "--watch",
+            "--interval",
+            "1s",
+            "--since",
+            "1d",
+            "--no-progress",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while r.keys().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no alerts from sync --watch: {:?}",
+            r.keys()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A few more rounds: nothing is sent twice.
+    std::thread::sleep(Duration::from_millis(3500));
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let day = &ts[..10];
+    assert_eq!(
+        r.keys(),
+        ["100%", "50%", "80%"].map(|t| format!("budget/bob-daily/all/{day}/{t}")),
+        "{}",
+        stderr(&out)
+    );
+}
