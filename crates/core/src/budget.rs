@@ -232,6 +232,34 @@ pub fn due(budget: &str, scope_value: &str, bounds: &Bounds, st: &Status) -> Vec
     out
 }
 
+/// The median of daily spends (days without spend count as zero), rounded down.
+pub fn median(days: &[NanoUsd]) -> NanoUsd {
+    let mut v: Vec<i64> = days.iter().map(|d| d.0).collect();
+    if v.is_empty() {
+        return NanoUsd(0);
+    }
+    v.sort_unstable();
+    let n = v.len();
+    NanoUsd(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        ((i128::from(v[n / 2 - 1]) + i128::from(v[n / 2])) / 2) as i64
+    })
+}
+
+/// Whether today's spend is an anomaly: above `factor_milli / 1000` times the median of the
+/// trailing days and above the floor. Returns the median when it is.
+pub fn anomaly(
+    today: NanoUsd,
+    trailing: &[NanoUsd],
+    factor_milli: i64,
+    floor: NanoUsd,
+) -> Option<NanoUsd> {
+    let m = median(trailing);
+    let over = i128::from(today.0) * 1000 > i128::from(m.0) * i128::from(factor_milli);
+    (over && today > floor).then_some(m)
+}
+
 // ---- Configuration: `[[budgets]]`, `[[channels]]` and `[alerts]` ----
 
 /// What a budget does at 100%.
@@ -370,6 +398,19 @@ pub struct AlertSettings {
     pub zone: Zone,
     /// How long one delivery attempt may take.
     pub timeout_ms: i64,
+    /// `[alerts.anomaly]`, when set.
+    pub anomaly: Option<Anomaly>,
+}
+
+/// A developer's spend today above `factor` times their median daily spend over the trailing
+/// `days` (days without spend count as zero) and above `floor`: one alert per developer per day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    /// The factor in thousandths (`"2.5"` is 2500).
+    pub factor_milli: i64,
+    pub floor: NanoUsd,
+    pub days: u32,
+    pub channels: Vec<String>,
 }
 
 impl Default for AlertSettings {
@@ -377,8 +418,25 @@ impl Default for AlertSettings {
         AlertSettings {
             zone: Zone::utc(),
             timeout_ms: 10_000,
+            anomaly: None,
         }
     }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnomaly {
+    /// Times the trailing median, a decimal string (default `"3"`).
+    #[serde(default)]
+    pub factor: Option<String>,
+    /// USD below which a day is never an anomaly (default `"10"`).
+    #[serde(default)]
+    pub floor: Option<String>,
+    /// The trailing window in days (default 14).
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -390,6 +448,8 @@ pub struct RawAlerts {
     /// How long one delivery attempt may take (default `10s`).
     #[serde(default)]
     pub timeout: Option<String>,
+    #[serde(default)]
+    pub anomaly: Option<RawAnomaly>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -496,6 +556,47 @@ pub fn check(
                 "`channels`: two channels are named `{}`; names must be unique",
                 c.name
             ));
+        }
+    }
+    if let Some(a) = alerts.anomaly {
+        let before = problems.len();
+        let factor_milli = match a.factor.as_deref() {
+            None => 3000,
+            Some(f) => match crate::money::parse_scaled_decimal(f, 3) {
+                Ok(v) if v > 1000 => v,
+                _ => {
+                    problems.push(format!(
+                        "`alerts.anomaly.factor` = `{f}`: a decimal string above 1 (\"3\", \"2.5\")"
+                    ));
+                    0
+                }
+            },
+        };
+        let floor = match a.floor.as_deref() {
+            None => NanoUsd(10_000_000_000),
+            Some(f) => NanoUsd::parse_usd(f).unwrap_or_else(|e| {
+                problems.push(format!("`alerts.anomaly.floor`: {e}"));
+                NanoUsd(0)
+            }),
+        };
+        let days = a.days.unwrap_or(14);
+        if !(3..=90).contains(&days) {
+            problems.push(format!("`alerts.anomaly.days` = {days}: from 3 to 90"));
+        }
+        for c in &a.channels {
+            if !names.contains(c) {
+                problems.push(format!(
+                    "`alerts.anomaly.channels`: no channel is named `{c}`"
+                ));
+            }
+        }
+        if problems.len() == before {
+            settings.anomaly = Some(Anomaly {
+                factor_milli,
+                floor,
+                days,
+                channels: a.channels,
+            });
         }
     }
     let mut out = Vec::new();
@@ -944,6 +1045,24 @@ mod tests {
             at("2026-12-04T00:00:00Z"),
         );
         assert_eq!(st.forecast, Some(usd(300 + 100 * 28)));
+    }
+
+    #[test]
+    fn an_anomaly_is_above_the_factor_times_the_median_and_the_floor() {
+        let usd = |c: i64| NanoUsd(c * 10_000_000); // cents
+        let trailing = [usd(25), usd(0), usd(25), usd(30), usd(20)];
+        assert_eq!(median(&trailing), usd(25));
+        assert_eq!(median(&[usd(10), usd(20)]), usd(15));
+        // 3 x $0.25 = $0.75: $0.76 is over, $0.75 is not; the floor ($0.50) is passed.
+        assert_eq!(anomaly(usd(76), &trailing, 3000, usd(50)), Some(usd(25)));
+        assert_eq!(anomaly(usd(75), &trailing, 3000, usd(50)), None);
+        // Under the floor, never.
+        assert_eq!(anomaly(usd(76), &trailing, 3000, usd(100)), None);
+        // A first day of use after silence: the median is zero, the floor decides.
+        assert_eq!(
+            anomaly(usd(200), &[usd(0); 14], 3000, usd(100)),
+            Some(usd(0))
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bedrock_usage_core::budget::{self, Budget, DueKind};
 use bedrock_usage_core::report::{Filters, GroupKey};
-use bedrock_usage_core::time::format_utc;
+use bedrock_usage_core::rollup::{ceil_to, QUARTER_MS};
+use bedrock_usage_core::time::{format_date, format_utc};
 use bedrock_usage_core::NanoUsd;
 
 use crate::commands::budget::{evaluate_all, Evaluated};
@@ -143,10 +144,94 @@ fn alert_json(
     })
 }
 
+/// `[alerts.anomaly]`: each developer whose spend today (in the alerts zone) is above the
+/// factor times their median daily spend over the trailing days, and above the floor.
+fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
+    let Some(a) = &ctx.config.alerts.anomaly else {
+        return Ok(Vec::new());
+    };
+    let now = ctx.clock.now_ms();
+    let zone = &ctx.config.alerts.zone;
+    let today = zone.local_day(now);
+    let first = today - i64::from(a.days);
+    let req = ReportRequest {
+        keys: vec![GroupKey::Developer, GroupKey::Day],
+        since: Some(zone.day_start_ms(first)),
+        until: Some(ceil_to(now, QUARTER_MS).min(zone.day_start_ms(today + 1))),
+        zone: zone.clone(),
+        filters: Filters::default(),
+    };
+    let r = build(store, &ctx.config, &ctx.catalog, &req)?;
+    let labels: Vec<String> = (first..=today).map(format_date).collect();
+    // developer -> spend per day, oldest first, today last
+    let mut by: BTreeMap<String, Vec<NanoUsd>> = BTreeMap::new();
+    for row in &r.rows {
+        let (Some(dev), Some(day)) = (&row.keys[0], &row.keys[1]) else {
+            continue;
+        };
+        if let Some(i) = labels.iter().position(|l| l == day) {
+            let v = by
+                .entry(dev.clone())
+                .or_insert_with(|| vec![NanoUsd(0); labels.len()]);
+            v[i] = NanoUsd(v[i].0 + row.figures.cost.0);
+        }
+    }
+    let channels: Vec<&str> = if a.channels.is_empty() {
+        vec![PRINTED]
+    } else {
+        a.channels.iter().map(String::as_str).collect()
+    };
+    let day = &labels[labels.len() - 1];
+    let mut out = Vec::new();
+    for (dev, days) in by {
+        let (today_spend, trailing) = days.split_last().unwrap_or((&NanoUsd(0), &[]));
+        let Some(median) = budget::anomaly(*today_spend, trailing, a.factor_milli, a.floor) else {
+            continue;
+        };
+        let key = format!("anomaly/{dev}/{day}");
+        let factor = format!("{}.{:03}", a.factor_milli / 1000, a.factor_milli % 1000);
+        let factor = factor.trim_end_matches('0').trim_end_matches('.');
+        let text = format!(
+            "{dev} has spent {} today ({day}), above {factor} times their median day of the last {} days ({}).",
+            today_spend.to_display(),
+            a.days,
+            median.to_display()
+        );
+        for ch in &channels {
+            let body = serde_json::json!({
+                "kind": "anomaly.spend",
+                "key": key,
+                "idempotency_key": channels::idempotency_key(&key, ch),
+                "developer": dev,
+                "day": day,
+                "spent_usd": today_spend.to_decimal_micros(),
+                "median_usd": median.to_decimal_micros(),
+                "factor": factor,
+                "floor_usd": a.floor.to_decimal_micros(),
+                "days": a.days,
+                "title": format!("Spend anomaly: {dev}"),
+                "text": text,
+                "facts": [
+                    {"label": "Today", "value": today_spend.to_display()},
+                    {"label": format!("Median day, last {} days", a.days), "value": median.to_display()},
+                ],
+                "created": format_utc(now),
+            });
+            out.push(OutboxMessage {
+                key: key.clone(),
+                channel: ch.to_string(),
+                body: body.to_string(),
+                created_ms: now,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What is due now, one message per (alert, channel).
 fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
     let now = ctx.clock.now_ms();
-    let mut out = Vec::new();
+    let mut out = anomaly_messages(ctx, store)?;
     for e in evaluate_all(ctx, store)? {
         // The key names the person for `each_developer`, else `all`: the budget's name already
         // says whose spend it is, and a key must not change when its description does.

@@ -46,7 +46,24 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 /// Slack Block Kit: a header, the sentence a person reads, and the figures.
 pub fn slack_payload(alert: &serde_json::Value) -> serde_json::Value {
     let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
-    let mut fields = vec![
+    let mut fields = Vec::new();
+    if let Some(facts) = alert["facts"].as_array() {
+        // Alerts other than budgets carry their figures as label/value pairs.
+        for f in facts {
+            fields.push(serde_json::json!({"type": "mrkdwn", "text": format!(
+                "*{}*\n{}", f["label"].as_str().unwrap_or(""), f["value"].as_str().unwrap_or(""))}));
+        }
+        return serde_json::json!({
+            "text": s("text"),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": s("text")}},
+                {"type": "section", "fields": fields},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bedrock-usage · {}", s("kind"))}]},
+            ]
+        });
+    }
+    fields = vec![
         serde_json::json!({"type": "mrkdwn", "text": format!("*Spent*\n{} of {}", s("spent_display"), s("amount_display"))}),
         serde_json::json!({"type": "mrkdwn", "text": format!("*Period*\n{} ({} day(s) left)", s("period"), alert["days_left"])}),
     ];

@@ -789,3 +789,60 @@ channels = ["hook"]
         stderr(&out)
     );
 }
+
+#[test]
+fn a_developers_spend_far_above_their_usual_day_is_an_anomaly_once_a_day() {
+    let t = TempDir::new("alerts-anomaly");
+    let r = Receiver::start();
+    // Dec 1-14: alice and bob $0.25 a day each. Dec 15: alice $2.50 (ten calls), bob $0.25.
+    let mut lines = Vec::new();
+    for d in 1..=15 {
+        let ts = format!("2026-12-{d:02}T09:00:00Z");
+        lines.push(call(&format!("b{d}"), &ts, "bob"));
+        let n = if d == 15 { 10 } else { 1 };
+        for i in 0..n {
+            lines.push(call(&format!("a{d}-{i}"), &ts, "alice"));
+        }
+    }
+    ingest_lines(&t, "calls.jsonl", &lines);
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[alerts.anomaly]
+factor = "3"
+floor = "1"
+days = 14
+channels = ["hook"]
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{}"
+secret_env = "TEST_HOOK_SECRET"
+"#,
+            r.url
+        ),
+    )
+    .unwrap();
+    for now in ["2026-12-15T18:00:00Z", "2026-12-15T20:00:00Z"] {
+        let out = alerts_check(&t, &cfg, now);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(r.keys(), ["anomaly/alice/2026-12-15"]);
+    let a = &r.got()[0].body;
+    assert_eq!(a["kind"], "anomaly.spend");
+    assert_eq!(a["spent_usd"], "2.500000");
+    assert_eq!(a["median_usd"], "0.250000");
+    assert!(
+        a["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("alice has spent $2.50 today (2026-12-15), above 3 times"),
+        "{a}"
+    );
+    // The next day (no spend yet) nothing is unusual, and the 15th is not sent again.
+    let out = alerts_check(&t, &cfg, "2026-12-16T12:00:00Z");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(r.keys().len(), 1);
+}
