@@ -202,6 +202,10 @@ pub enum Command {
         /// Only the N rows that cost most (the total still counts every row).
         #[arg(long, value_name = "N")]
         top: Option<usize>,
+        /// Also send the report to this channel of the config (`[[channels]]`): Slack gets the
+        /// table, a webhook the rows as JSON. See docs/budgets.md.
+        #[arg(long, value_name = "CHANNEL")]
+        send: Option<String>,
     },
 
     /// Run a CloudWatch Logs Insights query locally, over the store or straight over log files.

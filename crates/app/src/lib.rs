@@ -94,6 +94,7 @@ pub fn run(args: Args) -> Result<u8> {
             team,
             model,
             top,
+            send,
         } => report::run(
             &ctx,
             &report::ReportArgs {
@@ -105,6 +106,7 @@ pub fn run(args: Args) -> Result<u8> {
                 teams: team,
                 models: model,
                 top: *top,
+                send: send.as_deref(),
             },
         ),
         Command::Pricing { command, .. } => match command {

@@ -330,18 +330,8 @@ fn deliver(ctx: &Context, store: &mut dyn Store) -> Result<Vec<Outcome>> {
                         let alert: serde_json::Value =
                             serde_json::from_str(&q.body).unwrap_or_default();
                         let idem = channels::idempotency_key(&q.key, &q.channel);
-                        let mut r = Err(String::new());
-                        for pause in std::iter::once(None).chain(BACKOFF.iter().map(Some)) {
-                            if let Some(p) = pause {
-                                tokio::time::sleep(*p).await;
-                            }
-                            attempts += 1;
-                            r = channels::send(&poster, ch, &alert, &idem, clock.now_ms(), timeout)
-                                .await;
-                            if r.is_ok() {
-                                break;
-                            }
-                        }
+                        let (r, n) = attempt(&poster, ch, &alert, &idem, clock, timeout).await;
+                        attempts += n;
                         if let Err(e) = &r {
                             down = Some(e.clone());
                         }
@@ -371,6 +361,31 @@ fn deliver(ctx: &Context, store: &mut dyn Store) -> Result<Vec<Outcome>> {
         Ok::<(), crate::store::StoreError>(())
     })?;
     Ok(outcomes)
+}
+
+/// Up to three attempts, with the pauses of [`BACKOFF`] between them: the last result and the
+/// number of attempts made.
+async fn attempt(
+    poster: &crate::publish::http::Poster,
+    ch: &bedrock_usage_core::budget::Channel,
+    alert: &serde_json::Value,
+    idempotency: &str,
+    clock: crate::context::Clock,
+    timeout: Duration,
+) -> (std::result::Result<(), String>, i64) {
+    let mut r = Err(String::new());
+    let mut n = 0;
+    for pause in std::iter::once(None).chain(BACKOFF.iter().map(Some)) {
+        if let Some(p) = pause {
+            tokio::time::sleep(*p).await;
+        }
+        n += 1;
+        r = channels::send(poster, ch, alert, idempotency, clock.now_ms(), timeout).await;
+        if r.is_ok() {
+            break;
+        }
+    }
+    (r, n)
 }
 
 fn channels_poster() -> Result<crate::publish::http::Poster> {
@@ -481,4 +496,24 @@ pub fn outbox(ctx: &Context) -> Result<u8> {
     }
     .print(ctx.format)?;
     Ok(EXIT_OK)
+}
+
+/// Sends one message to a channel now, outside the outbox (`report --send`): the same attempts
+/// and backoff as `alerts check`; the error names the channel.
+pub fn send_now(ctx: &Context, name: &str, alert: &serde_json::Value) -> Result<()> {
+    let Some(ch) = ctx.config.channels.iter().find(|c| c.name == name) else {
+        return Err(crate::error::Error::Invalid(format!(
+            "no channel is named `{name}`"
+        )));
+    };
+    let rt = crate::sources::remote::runtime()?;
+    let timeout = Duration::from_millis(ctx.config.alerts.timeout_ms.max(1) as u64);
+    let key = alert["key"].as_str().unwrap_or("").to_string();
+    let idem = channels::idempotency_key(&key, name);
+    let r = rt.block_on(async {
+        let poster = channels_poster()?;
+        let (r, _) = attempt(&poster, ch, alert, &idem, ctx.clock, timeout).await;
+        Ok::<_, crate::error::Error>(r)
+    })?;
+    r.map_err(|e| crate::error::Error::Invalid(format!("sending to channel `{name}`: {e}")))
 }

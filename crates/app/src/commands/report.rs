@@ -4,7 +4,7 @@
 use bedrock_usage_core::money::group_thousands;
 use bedrock_usage_core::report::{Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
 use bedrock_usage_core::rollup::report_grain;
-use bedrock_usage_core::time::{parse_range, Zone};
+use bedrock_usage_core::time::{format_utc, parse_range, Zone};
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::context::Context;
@@ -23,6 +23,8 @@ pub struct ReportArgs<'a> {
     pub teams: &'a [String],
     pub models: &'a [String],
     pub top: Option<usize>,
+    /// `--send CHANNEL`.
+    pub send: Option<&'a str>,
 }
 
 pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
@@ -32,9 +34,50 @@ pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
     if let Some(n) = a.top {
         r.keep_top(n);
     }
+    if let Some(name) = a.send {
+        if !ctx.config.channels.iter().any(|c| c.name == name) {
+            invalid!(
+                "--send: no channel is named `{name}` (known: {})",
+                if ctx.config.channels.is_empty() {
+                    "none; add [[channels]] to the config".to_string()
+                } else {
+                    ctx.config
+                        .channels
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
+    }
     print(&r, ctx.format, true)?;
     if r.rows.is_empty() {
         say_what_matches(ctx, &*store, &req.filters)?;
+    }
+    if let Some(name) = a.send {
+        let now = ctx.clock.now_ms();
+        let keys: Vec<&str> = req.keys.iter().map(|k| k.cli_name()).collect();
+        let range = match (req.since, req.until) {
+            (Some(s), Some(u)) => format!(", {} to {}", format_utc(s), format_utc(u)),
+            (Some(s), None) => format!(", since {}", format_utc(s)),
+            (None, Some(u)) => format!(", until {}", format_utc(u)),
+            (None, None) => String::new(),
+        };
+        let title = format!("bedrock-usage report by {}{range}", keys.join(", "));
+        let rows: serde_json::Value =
+            serde_json::from_str(&records(&r).to_json()).unwrap_or_default();
+        let alert = serde_json::json!({
+            "kind": "report",
+            "key": format!("report/{now}"),
+            "title": title,
+            "text": table(&r).render(),
+            "rows": rows,
+            "total_cost_usd": r.total.known_cost().map(|c| c.to_decimal_micros()),
+            "created": format_utc(now),
+        });
+        crate::alerts::send_now(ctx, name, &alert)?;
+        eprintln!("sent the report to `{name}`");
     }
     Ok(EXIT_OK)
 }
@@ -200,123 +243,126 @@ const FIGURES: [&str; 11] = [
     "unpriced_calls",
 ];
 
+/// The report as records (JSON and CSV: exact values).
+pub fn records(r: &UsageReport) -> Records {
+    let mut fields: Vec<String> = r.keys.iter().map(|k| k.field_name().to_string()).collect();
+    fields.extend(FIGURES.iter().map(|s| s.to_string()));
+    let rows = r
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells: Vec<Cell> = row
+                .keys
+                .iter()
+                .map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null))
+                .collect();
+            let f = &row.figures;
+            let t = &f.tokens;
+            cells.extend([
+                Cell::int(f.calls),
+                Cell::int(f.errors),
+                Cell::int(t.input),
+                Cell::int(t.output),
+                Cell::int(t.cache_read),
+                Cell::int(t.cache_write()),
+                Cell::int(t.cache_write_5m),
+                Cell::int(t.cache_write_1h),
+                Cell::int(t.total()),
+                // Unknown (every call with tokens unpriced) is null, never 0.
+                f.known_cost()
+                    .map_or(Cell::Null, |c| Cell::Number(c.to_decimal_micros())),
+                Cell::int(f.unpriced_calls),
+            ]);
+            cells
+        })
+        .collect();
+    Records { fields, rows }
+}
+
+/// The report as a table for people (with a totals row).
+pub fn table(r: &UsageReport) -> Table {
+    let any_unpriced = r.total.unpriced_calls > 0;
+    let mut headers: Vec<String> = r.keys.iter().map(|k| k.cli_name().to_string()).collect();
+    headers.extend(
+        [
+            "calls",
+            "errors",
+            "input",
+            "output",
+            "cache read",
+            "cache write",
+            "total tokens",
+            "cost",
+        ]
+        .map(String::from),
+    );
+    if any_unpriced {
+        headers.push("unpriced calls".into());
+    }
+    let mut right = vec![false; r.keys.len()];
+    right.extend(std::iter::repeat_n(true, headers.len() - r.keys.len()));
+    let figures = |f: &bedrock_usage_core::report::Figures| {
+        let t = &f.tokens;
+        let mut v = vec![
+            group_thousands(f.calls),
+            group_thousands(f.errors),
+            group_thousands(t.input),
+            group_thousands(t.output),
+            group_thousands(t.cache_read),
+            group_thousands(t.cache_write()),
+            group_thousands(t.total()),
+            // Never show $0 for calls nobody could price, nor a partial cost as whole.
+            match (f.known_cost(), f.unpriced_calls) {
+                (None, _) => "unpriced".to_string(),
+                (Some(c), 0) => c.to_display(),
+                (Some(c), n) => {
+                    format!("{} + {} unpriced", c.to_display(), group_thousands(n))
+                }
+            },
+        ];
+        if any_unpriced {
+            v.push(group_thousands(f.unpriced_calls));
+        }
+        v
+    };
+    let rows = r
+        .rows
+        .iter()
+        .map(|row| {
+            let mut v: Vec<String> = row
+                .keys
+                .iter()
+                .map(|k| k.clone().unwrap_or_else(|| "-".into()))
+                .collect();
+            v.extend(figures(&row.figures));
+            v
+        })
+        .collect();
+    let mut footer = vec![String::new(); r.keys.len()];
+    let all_rows = r.rows.len() + r.omitted;
+    footer[0] = format!(
+        "total ({all_rows} row{}{})",
+        if all_rows == 1 { "" } else { "s" },
+        if r.omitted > 0 {
+            format!(", top {} shown", r.rows.len())
+        } else {
+            String::new()
+        }
+    );
+    footer.extend(figures(&r.total));
+    Table {
+        headers,
+        right,
+        rows,
+        footer: Some(footer),
+    }
+}
+
 /// Prints the report to stdout and, with `warn`, its warnings to stderr.
 pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
     match format {
-        Format::Json | Format::Csv | Format::Aws => {
-            let mut fields: Vec<String> =
-                r.keys.iter().map(|k| k.field_name().to_string()).collect();
-            fields.extend(FIGURES.iter().map(|s| s.to_string()));
-            let rows = r
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut cells: Vec<Cell> = row
-                        .keys
-                        .iter()
-                        .map(|k| k.as_ref().map(Cell::text).unwrap_or(Cell::Null))
-                        .collect();
-                    let f = &row.figures;
-                    let t = &f.tokens;
-                    cells.extend([
-                        Cell::int(f.calls),
-                        Cell::int(f.errors),
-                        Cell::int(t.input),
-                        Cell::int(t.output),
-                        Cell::int(t.cache_read),
-                        Cell::int(t.cache_write()),
-                        Cell::int(t.cache_write_5m),
-                        Cell::int(t.cache_write_1h),
-                        Cell::int(t.total()),
-                        // Unknown (every call with tokens unpriced) is null, never 0.
-                        f.known_cost()
-                            .map_or(Cell::Null, |c| Cell::Number(c.to_decimal_micros())),
-                        Cell::int(f.unpriced_calls),
-                    ]);
-                    cells
-                })
-                .collect();
-            Records { fields, rows }.print(format)?;
-        }
-        Format::Table | Format::Markdown => {
-            let any_unpriced = r.total.unpriced_calls > 0;
-            let mut headers: Vec<String> =
-                r.keys.iter().map(|k| k.cli_name().to_string()).collect();
-            headers.extend(
-                [
-                    "calls",
-                    "errors",
-                    "input",
-                    "output",
-                    "cache read",
-                    "cache write",
-                    "total tokens",
-                    "cost",
-                ]
-                .map(String::from),
-            );
-            if any_unpriced {
-                headers.push("unpriced calls".into());
-            }
-            let mut right = vec![false; r.keys.len()];
-            right.extend(std::iter::repeat_n(true, headers.len() - r.keys.len()));
-            let figures = |f: &bedrock_usage_core::report::Figures| {
-                let t = &f.tokens;
-                let mut v = vec![
-                    group_thousands(f.calls),
-                    group_thousands(f.errors),
-                    group_thousands(t.input),
-                    group_thousands(t.output),
-                    group_thousands(t.cache_read),
-                    group_thousands(t.cache_write()),
-                    group_thousands(t.total()),
-                    // Never show $0 for calls nobody could price, nor a partial cost as whole.
-                    match (f.known_cost(), f.unpriced_calls) {
-                        (None, _) => "unpriced".to_string(),
-                        (Some(c), 0) => c.to_display(),
-                        (Some(c), n) => {
-                            format!("{} + {} unpriced", c.to_display(), group_thousands(n))
-                        }
-                    },
-                ];
-                if any_unpriced {
-                    v.push(group_thousands(f.unpriced_calls));
-                }
-                v
-            };
-            let rows = r
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut v: Vec<String> = row
-                        .keys
-                        .iter()
-                        .map(|k| k.clone().unwrap_or_else(|| "-".into()))
-                        .collect();
-                    v.extend(figures(&row.figures));
-                    v
-                })
-                .collect();
-            let mut footer = vec![String::new(); r.keys.len()];
-            let all_rows = r.rows.len() + r.omitted;
-            footer[0] = format!(
-                "total ({all_rows} row{}{})",
-                if all_rows == 1 { "" } else { "s" },
-                if r.omitted > 0 {
-                    format!(", top {} shown", r.rows.len())
-                } else {
-                    String::new()
-                }
-            );
-            footer.extend(figures(&r.total));
-            let t = Table {
-                headers,
-                right,
-                rows,
-                footer: Some(footer),
-            };
-            t.print(format)?;
-        }
+        Format::Json | Format::Csv | Format::Aws => records(r).print(format)?,
+        Format::Table | Format::Markdown => table(r).print(format)?,
     }
     if warn {
         print_warnings(r);

@@ -47,6 +47,25 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 pub fn slack_payload(alert: &serde_json::Value) -> serde_json::Value {
     let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
     let mut fields = Vec::new();
+    if alert["kind"] == "report" {
+        // Slack takes 3,000 characters a text block: a longer table is cut (use --top).
+        let mut table = s("text").trim_end().to_string();
+        if table.len() > 2_900 {
+            let cut = (0..=2_900)
+                .rev()
+                .find(|i| table.is_char_boundary(*i))
+                .unwrap_or(0);
+            table.truncate(cut);
+            table.push_str("\n... (cut: send fewer rows with --top)");
+        }
+        return serde_json::json!({
+            "text": s("title"),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": format!("```\n{table}\n```")}},
+            ]
+        });
+    }
     if let Some(facts) = alert["facts"].as_array() {
         // Alerts other than budgets carry their figures as label/value pairs.
         for f in facts {

@@ -846,3 +846,55 @@ secret_env = "TEST_HOOK_SECRET"
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(r.keys().len(), 1);
 }
+
+#[test]
+fn report_send_delivers_the_report_to_a_channel() {
+    let t = TempDir::new("report-send");
+    let r = Receiver::start();
+    december(&t);
+    let cfg = alerts_config(&t, &r.url, None, "1");
+    let db = t.db();
+    let args = [
+        "--db",
+        s(&db),
+        "--config",
+        s(&cfg),
+        "report",
+        "--by",
+        "developer",
+        "--send",
+        "hook",
+    ];
+    let out = bin()
+        .args(args)
+        .env("TEST_HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sent the report to `hook`"));
+    let got = r.got();
+    assert_eq!(got.len(), 1);
+    let b = &got[0].body;
+    assert_eq!(b["kind"], "report");
+    assert_eq!(b["total_cost_usd"], "2.000000");
+    let rows = b["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(b["text"].as_str().unwrap().contains("alice"), "{b}");
+    // The table printed is the table sent.
+    assert_eq!(
+        stdout(&out).trim_end(),
+        b["text"].as_str().unwrap().trim_end()
+    );
+    // An unknown channel is refused before anything is printed.
+    let mut bad = args.to_vec();
+    let last = bad.len() - 1;
+    bad[last] = "nope";
+    let out = bin().args(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no channel is named `nope` (known: hook)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}
