@@ -260,6 +260,27 @@ pub fn anomaly(
     (over && today > floor).then_some(m)
 }
 
+/// A digest of the period that ended: due at `hour` (local) on the first day of the next
+/// period, and for a day after that (a digest a run missed for longer is skipped, not sent
+/// late). Returns the period to report and the one before it (for the change).
+pub fn digest_due(every: Period, hour: u32, zone: &Zone, now_ms: i64) -> Option<(Bounds, Bounds)> {
+    let current = every.around(zone, now_ms);
+    let due_at = current.start_ms + i64::from(hour) * 3_600_000;
+    if now_ms < due_at || now_ms - due_at >= MS_PER_DAY {
+        return None;
+    }
+    let done = every.around(zone, current.start_ms - 1);
+    let before = every.around(zone, done.start_ms - 1);
+    Some((done, before))
+}
+
+/// The change from `before` to `now` in basis points, `None` when there was nothing before.
+pub fn change_basis_points(before: NanoUsd, now: NanoUsd) -> Option<i64> {
+    (before.0 > 0).then(|| {
+        ((i128::from(now.0) - i128::from(before.0)) * 10_000 / i128::from(before.0)) as i64
+    })
+}
+
 // ---- Configuration: `[[budgets]]`, `[[channels]]` and `[alerts]` ----
 
 /// What a budget does at 100%.
@@ -389,6 +410,93 @@ impl Secret {
                 .map_err(|_| format!("the environment variable `{name}` is not set")),
         }
     }
+}
+
+/// A checked `[[digests]]` entry: a report of the period that ended, sent once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub name: String,
+    pub every: Period,
+    /// Local hour (in the alerts zone) on the next period's first day.
+    pub hour: u32,
+    pub by: Vec<String>,
+    pub top: usize,
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub every: String,
+    #[serde(default)]
+    pub hour: Option<u32>,
+    #[serde(default)]
+    pub by: Vec<String>,
+    #[serde(default)]
+    pub top: Option<usize>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+/// Checks `[[digests]]` (the `by` keys are checked by the caller, which knows the report keys).
+pub fn check_digests(
+    raw: Vec<RawDigest>,
+    channels: &[Channel],
+    problems: &mut Vec<String>,
+) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for (i, d) in raw.into_iter().enumerate() {
+        let here = format!("digests[{i}] ({})", d.name);
+        let before = problems.len();
+        if d.name.trim().is_empty() || d.name.contains('/') {
+            problems.push(format!(
+                "`digests[{i}].name`: give each digest a name (no `/`)"
+            ));
+        }
+        let every = Period::parse(&d.every);
+        if every.is_none() {
+            problems.push(format!(
+                "`{here}.every` = `{}`: one of day, week, month",
+                d.every
+            ));
+        }
+        let hour = d.hour.unwrap_or(9);
+        if hour > 23 {
+            problems.push(format!("`{here}.hour` = {hour}: from 0 to 23"));
+        }
+        let top = d.top.unwrap_or(10);
+        if top == 0 {
+            problems.push(format!("`{here}.top`: at least 1"));
+        }
+        for c in &d.channels {
+            if !channels.iter().any(|k| &k.name == c) {
+                problems.push(format!("`{here}.channels`: no channel is named `{c}`"));
+            }
+        }
+        if out.iter().any(|o: &Digest| o.name == d.name) {
+            problems.push(format!("`{here}`: another digest is named `{}`", d.name));
+        }
+        if problems.len() == before {
+            if let Some(every) = every {
+                out.push(Digest {
+                    name: d.name,
+                    every,
+                    hour,
+                    by: if d.by.is_empty() {
+                        vec!["developer".into()]
+                    } else {
+                        d.by
+                    },
+                    top,
+                    channels: d.channels,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `[alerts]`: settings shared by every budget.
@@ -1063,6 +1171,28 @@ mod tests {
             anomaly(usd(200), &[usd(0); 14], 3000, usd(100)),
             Some(usd(0))
         );
+    }
+
+    #[test]
+    fn a_digest_is_due_from_its_hour_for_a_day() {
+        let z = Zone::utc();
+        // Monday 2026-12-07: the week of Nov 30 is done; due from 09:00 until Tuesday 09:00.
+        assert_eq!(
+            digest_due(Period::Week, 9, &z, at("2026-12-07T08:59:00Z")),
+            None
+        );
+        let (done, before) = digest_due(Period::Week, 9, &z, at("2026-12-07T09:00:00Z")).unwrap();
+        assert_eq!(done.label, "week of 2026-11-30");
+        assert_eq!(before.label, "week of 2026-11-23");
+        assert!(digest_due(Period::Week, 9, &z, at("2026-12-08T08:59:00Z")).is_some());
+        assert_eq!(
+            digest_due(Period::Week, 9, &z, at("2026-12-08T09:00:00Z")),
+            None
+        );
+        let (m, _) = digest_due(Period::Month, 0, &z, at("2027-01-01T03:00:00Z")).unwrap();
+        assert_eq!(m.label, "2026-12");
+        assert_eq!(change_basis_points(NanoUsd(100), NanoUsd(150)), Some(5000));
+        assert_eq!(change_basis_points(NanoUsd(0), NanoUsd(150)), None);
     }
 
     #[test]

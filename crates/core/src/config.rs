@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub channels: Vec<crate::budget::RawChannel>,
     #[serde(default)]
     pub budgets: Vec<crate::budget::RawBudget>,
+    #[serde(default)]
+    pub digests: Vec<crate::budget::RawDigest>,
 }
 
 /// The `[gateway]` section: every field is also a flag of `bedrock-usage gateway` (the flag wins).
@@ -321,6 +323,7 @@ pub struct Config {
     pub alerts: crate::budget::AlertSettings,
     pub channels: Vec<crate::budget::Channel>,
     pub budgets: Vec<crate::budget::Budget>,
+    pub digests: Vec<crate::budget::Digest>,
 }
 
 /// The checked `[gateway]` section (flags override it).
@@ -430,8 +433,9 @@ impl Config {
                 "alerts" => section(&k, v, &mut raw.alerts, &mut problems),
                 "channels" => section(&k, v, &mut raw.channels, &mut problems),
                 "budgets" => section(&k, v, &mut raw.budgets, &mut problems),
+                "digests" => section(&k, v, &mut raw.digests, &mut problems),
                 other => problems.push(format!(
-                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets)"
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets, digests)"
                 )),
             }
         }
@@ -542,6 +546,17 @@ impl Config {
         let gateway = check_gateway(raw.gateway, &mut problems);
         let (alerts, channels, budgets) =
             crate::budget::check(raw.alerts, raw.channels, raw.budgets, &mut problems);
+        let digests = crate::budget::check_digests(raw.digests, &channels, &mut problems);
+        for (i, d) in digests.iter().enumerate() {
+            for k in &d.by {
+                if crate::report::GroupKey::parse(k).is_none() {
+                    problems.push(format!(
+                        "`digests[{i}] ({}).by`: unknown key `{k}` (the keys of `report --by`)",
+                        d.name
+                    ));
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -552,6 +567,7 @@ impl Config {
             alerts,
             channels,
             budgets,
+            digests,
             metadata_keys,
             shared_principals: raw.attribution.shared_principals,
             developer_roles: raw.attribution.developer_roles,

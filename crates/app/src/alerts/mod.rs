@@ -228,10 +228,129 @@ fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxM
     Ok(out)
 }
 
+/// `[[digests]]`: the report of each period that ended, with the change against the period
+/// before, once per period when due.
+fn digest_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
+    let now = ctx.clock.now_ms();
+    let zone = &ctx.config.alerts.zone;
+    let mut out = Vec::new();
+    for d in &ctx.config.digests {
+        let Some((done, before)) = budget::digest_due(d.every, d.hour, zone, now) else {
+            continue;
+        };
+        let keys: Vec<GroupKey> = d.by.iter().filter_map(|k| GroupKey::parse(k)).collect();
+        let report = |b: &budget::Bounds| {
+            build(
+                store,
+                &ctx.config,
+                &ctx.catalog,
+                &ReportRequest {
+                    keys: keys.clone(),
+                    since: Some(b.start_ms),
+                    until: Some(b.end_ms),
+                    zone: zone.clone(),
+                    filters: Filters::default(),
+                },
+            )
+        };
+        let mut r = report(&done)?;
+        let prev = report(&before)?;
+        r.keep_top(d.top);
+        let label = |k: &[Option<String>]| {
+            k.iter()
+                .map(|v| v.clone().unwrap_or_else(|| "-".into()))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let mut lines = Vec::new();
+        let mut rows = Vec::new();
+        for row in &r.rows {
+            let was = prev
+                .rows
+                .iter()
+                .find(|p| p.keys == row.keys)
+                .map_or(NanoUsd(0), |p| p.figures.cost);
+            let change = budget::change_basis_points(was, row.figures.cost);
+            let change_text = change.map_or("new".to_string(), |c| {
+                format!(
+                    "{}{}",
+                    if c >= 0 { "+" } else { "-" },
+                    budget::percent_text(c.abs())
+                )
+            });
+            lines.push(format!(
+                "{}: {} ({change_text})",
+                label(&row.keys),
+                row.figures.cost.to_display()
+            ));
+            rows.push(serde_json::json!({
+                "keys": row.keys,
+                "cost_usd": row.figures.cost.to_decimal_micros(),
+                "previous_cost_usd": was.to_decimal_micros(),
+                "change_percent": change.map(budget::percent_text),
+                "calls": row.figures.calls,
+            }));
+        }
+        let total = r.total.cost;
+        let total_change = budget::change_basis_points(prev.total.cost, total);
+        let title = format!("{} digest: {} {}", d.name, d.every.name(), done.label);
+        let text = format!(
+            "{} spent {} in all{} by {}; top {}:\n{}",
+            done.label,
+            total.to_display(),
+            total_change.map_or(String::new(), |c| format!(
+                " ({}{} against {})",
+                if c >= 0 { "+" } else { "-" },
+                budget::percent_text(c.abs()),
+                before.label
+            )),
+            d.by.join(", "),
+            r.rows.len(),
+            lines.join("\n")
+        );
+        let key = format!("digest/{}/{}", d.name, done.label);
+        let channels: Vec<&str> = if d.channels.is_empty() {
+            vec![PRINTED]
+        } else {
+            d.channels.iter().map(String::as_str).collect()
+        };
+        for ch in channels {
+            let body = serde_json::json!({
+                "kind": "digest",
+                "key": key,
+                "idempotency_key": channels::idempotency_key(&key, ch),
+                "digest": d.name,
+                "period": format!("{} {}", d.every.name(), done.label),
+                "period_start": format_utc(done.start_ms),
+                "period_end": format_utc(done.end_ms),
+                "by": d.by,
+                "total_cost_usd": total.to_decimal_micros(),
+                "previous_total_cost_usd": prev.total.cost.to_decimal_micros(),
+                "rows": rows,
+                "title": title,
+                "text": text,
+                "facts": [
+                    {"label": "Spent", "value": total.to_display()},
+                    {"label": format!("Before ({})", before.label), "value": prev.total.cost.to_display()},
+                ],
+                "created": format_utc(now),
+            });
+            out.push(OutboxMessage {
+                key: key.clone(),
+                channel: ch.to_string(),
+                body: body.to_string(),
+                created_ms: now,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What is due now, one message per (alert, channel).
 fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
     let now = ctx.clock.now_ms();
     let mut out = anomaly_messages(ctx, store)?;
+    out.extend(digest_messages(ctx, store)?);
     for e in evaluate_all(ctx, store)? {
         // The key names the person for `each_developer`, else `all`: the budget's name already
         // says whose spend it is, and a key must not change when its description does.

@@ -183,7 +183,10 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
                 None => {}
             }
         }
-        if !ctx.config.budgets.is_empty() || ctx.config.alerts.anomaly.is_some() {
+        if !ctx.config.budgets.is_empty()
+            || !ctx.config.digests.is_empty()
+            || ctx.config.alerts.anomaly.is_some()
+        {
             // A failure here is reported and the watch goes on; the outbox keeps what was not
             // delivered for the next round.
             if let Err(e) = crate::alerts::check_in(ctx, &mut *store, false) {

@@ -898,3 +898,66 @@ fn report_send_delivers_the_report_to_a_channel() {
     );
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn a_weekly_digest_reports_the_week_that_ended_once_with_its_change() {
+    let t = TempDir::new("alerts-digest");
+    let r = Receiver::start();
+    december(&t); // the week of Nov 30: alice $0.75, bob $1.25
+    ingest_lines(
+        &t,
+        "before.jsonl",
+        &[call("n24", "2026-11-24T10:00:00Z", "alice")], // the week before: alice $0.25
+    );
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{}"
+secret_env = "TEST_HOOK_SECRET"
+[[digests]]
+name = "weekly"
+every = "week"
+hour = 9
+by = ["developer"]
+top = 5
+channels = ["hook"]
+"#,
+            r.url
+        ),
+    )
+    .unwrap();
+    // Monday 08:00 is before the hour: nothing; 10:00 and 11:00: the digest, once.
+    for now in [
+        "2026-12-07T08:00:00Z",
+        "2026-12-07T10:00:00Z",
+        "2026-12-07T11:00:00Z",
+    ] {
+        let out = alerts_check(&t, &cfg, now);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(r.keys(), ["digest/weekly/week of 2026-11-30"]);
+    let d = &r.got()[0].body;
+    assert_eq!(d["kind"], "digest");
+    assert_eq!(d["total_cost_usd"], "2.000000");
+    assert_eq!(d["previous_total_cost_usd"], "0.250000");
+    let rows = d["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["keys"], serde_json::json!(["bob"]), "{d}");
+    assert_eq!(rows[0]["change_percent"], serde_json::Value::Null);
+    assert_eq!(rows[1]["keys"], serde_json::json!(["alice"]));
+    assert_eq!(rows[1]["change_percent"], "200.00%");
+    let text = d["text"].as_str().unwrap();
+    assert!(
+        text.contains("spent $2.00 in all (+700.00% against week of 2026-11-23)"),
+        "{text}"
+    );
+    assert!(text.contains("bob: $1.25 (new)"), "{text}");
+    // A day later the digest is no longer due, and nothing is sent again.
+    let out = alerts_check(&t, &cfg, "2026-12-08T10:00:00Z");
+    assert!(out.status.success());
+    assert_eq!(r.keys().len(), 1);
+}
