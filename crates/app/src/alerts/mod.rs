@@ -144,6 +144,35 @@ fn alert_json(
     })
 }
 
+/// One outbox message per channel (the printed pseudo-channel when there is none), each body
+/// with its channel's idempotency key.
+fn per_channel(
+    key: &str,
+    channels: &[String],
+    body: &serde_json::Value,
+    now: i64,
+) -> Vec<OutboxMessage> {
+    let printed = [PRINTED.to_string()];
+    let chans = if channels.is_empty() {
+        &printed[..]
+    } else {
+        channels
+    };
+    chans
+        .iter()
+        .map(|ch| {
+            let mut b = body.clone();
+            b["idempotency_key"] = channels::idempotency_key(key, ch).into();
+            OutboxMessage {
+                key: key.to_string(),
+                channel: ch.clone(),
+                body: b.to_string(),
+                created_ms: now,
+            }
+        })
+        .collect()
+}
+
 /// `[alerts.anomaly]`: each developer whose spend today (in the alerts zone) is above the
 /// factor times their median daily spend over the trailing days, and above the floor.
 fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessage>> {
@@ -176,11 +205,6 @@ fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxM
             v[i] = NanoUsd(v[i].0 + row.figures.cost.0);
         }
     }
-    let channels: Vec<&str> = if a.channels.is_empty() {
-        vec![PRINTED]
-    } else {
-        a.channels.iter().map(String::as_str).collect()
-    };
     let day = &labels[labels.len() - 1];
     let mut out = Vec::new();
     for (dev, days) in by {
@@ -197,33 +221,25 @@ fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxM
             a.days,
             median.to_display()
         );
-        for ch in &channels {
-            let body = serde_json::json!({
-                "kind": "anomaly.spend",
-                "key": key,
-                "idempotency_key": channels::idempotency_key(&key, ch),
-                "developer": dev,
-                "day": day,
-                "spent_usd": today_spend.to_decimal_micros(),
-                "median_usd": median.to_decimal_micros(),
-                "factor": factor,
-                "floor_usd": a.floor.to_decimal_micros(),
-                "days": a.days,
-                "title": format!("Spend anomaly: {dev}"),
-                "text": text,
-                "facts": [
-                    {"label": "Today", "value": today_spend.to_display()},
-                    {"label": format!("Median day, last {} days", a.days), "value": median.to_display()},
-                ],
-                "created": format_utc(now),
-            });
-            out.push(OutboxMessage {
-                key: key.clone(),
-                channel: ch.to_string(),
-                body: body.to_string(),
-                created_ms: now,
-            });
-        }
+        let body = serde_json::json!({
+            "kind": "anomaly.spend",
+            "key": key,
+            "developer": dev,
+            "day": day,
+            "spent_usd": today_spend.to_decimal_micros(),
+            "median_usd": median.to_decimal_micros(),
+            "factor": factor,
+            "floor_usd": a.floor.to_decimal_micros(),
+            "days": a.days,
+            "title": format!("Spend anomaly: {dev}"),
+            "text": text,
+            "facts": [
+                {"label": "Today", "value": today_spend.to_display()},
+                {"label": format!("Median day, last {} days", a.days), "value": median.to_display()},
+            ],
+            "created": format_utc(now),
+        });
+        out.extend(per_channel(&key, &a.channels, &body, now));
     }
     Ok(out)
 }
@@ -309,39 +325,26 @@ fn digest_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMe
             lines.join("\n")
         );
         let key = format!("digest/{}/{}", d.name, done.label);
-        let channels: Vec<&str> = if d.channels.is_empty() {
-            vec![PRINTED]
-        } else {
-            d.channels.iter().map(String::as_str).collect()
-        };
-        for ch in channels {
-            let body = serde_json::json!({
-                "kind": "digest",
-                "key": key,
-                "idempotency_key": channels::idempotency_key(&key, ch),
-                "digest": d.name,
-                "period": format!("{} {}", d.every.name(), done.label),
-                "period_start": format_utc(done.start_ms),
-                "period_end": format_utc(done.end_ms),
-                "by": d.by,
-                "total_cost_usd": total.to_decimal_micros(),
-                "previous_total_cost_usd": prev.total.cost.to_decimal_micros(),
-                "rows": rows,
-                "title": title,
-                "text": text,
-                "facts": [
-                    {"label": "Spent", "value": total.to_display()},
-                    {"label": format!("Before ({})", before.label), "value": prev.total.cost.to_display()},
-                ],
-                "created": format_utc(now),
-            });
-            out.push(OutboxMessage {
-                key: key.clone(),
-                channel: ch.to_string(),
-                body: body.to_string(),
-                created_ms: now,
-            });
-        }
+        let body = serde_json::json!({
+            "kind": "digest",
+            "key": key,
+            "digest": d.name,
+            "period": format!("{} {}", d.every.name(), done.label),
+            "period_start": format_utc(done.start_ms),
+            "period_end": format_utc(done.end_ms),
+            "by": d.by,
+            "total_cost_usd": total.to_decimal_micros(),
+            "previous_total_cost_usd": prev.total.cost.to_decimal_micros(),
+            "rows": rows,
+            "title": title,
+            "text": text,
+            "facts": [
+                {"label": "Spent", "value": total.to_display()},
+                {"label": format!("Before ({})", before.label), "value": prev.total.cost.to_display()},
+            ],
+            "created": format_utc(now),
+        });
+        out.extend(per_channel(&key, &d.channels, &body, now));
     }
     Ok(out)
 }
@@ -364,22 +367,9 @@ fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessa
             continue;
         }
         let top = top_models(ctx, store, e.budget, &e)?;
-        let channels: Vec<&str> = if e.budget.channels.is_empty() {
-            vec![PRINTED]
-        } else {
-            e.budget.channels.iter().map(String::as_str).collect()
-        };
         for d in dues {
-            for ch in &channels {
-                let mut body = alert_json(&e, d.kind, &d.key, &top, now);
-                body["idempotency_key"] = channels::idempotency_key(&d.key, ch).into();
-                out.push(OutboxMessage {
-                    key: d.key.clone(),
-                    channel: ch.to_string(),
-                    body: body.to_string(),
-                    created_ms: now,
-                });
-            }
+            let body = alert_json(&e, d.kind, &d.key, &top, now);
+            out.extend(per_channel(&d.key, &e.budget.channels, &body, now));
         }
     }
     Ok(out)
