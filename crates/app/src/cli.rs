@@ -386,7 +386,7 @@ pub enum Command {
         command: BudgetCommand,
     },
 
-    /// Alerts: evaluate budgets, anomalies and digests; deliver what is due (Slack, webhooks).
+    /// Alerts: evaluate budgets, anomalies and digests; deliver what is due (Slack, e-mail, webhooks).
     ///
     /// Each (budget, scope, period, threshold) is sent once, and each forecast alert once per
     /// period: what is due goes to an outbox in the store first, then out. Run it from cron or

@@ -996,11 +996,9 @@ fn check_channel(i: usize, c: RawChannel, problems: &mut Vec<String>) -> Option<
             None
         }
     };
-    if matches!(c.kind.as_str(), "sns" | "email") {
+    if c.kind == "sns" {
         problems.push(format!(
-            "`{here}.type` = `{}`: {} channels are not built yet; use slack or webhook (docs/budgets.md)",
-            c.kind,
-            if c.kind == "sns" { "SNS" } else { "e-mail" }
+            "`{here}.type` = `sns`: SNS channels are not built yet; use slack, webhook or email (docs/budgets.md)"
         ));
     }
     if !c.kind.is_empty() && kind.is_some() {

@@ -156,11 +156,68 @@ pub async fn send(
                 .await
                 .map(drop)
         }
-        ChannelKind::Sns { .. } | ChannelKind::Email { .. } => Err(format!(
-            "{} channels are not built yet (see docs/budgets.md)",
-            channel.kind.type_name()
-        )),
+        ChannelKind::Email {
+            smtp_url,
+            from,
+            to,
+            username_env,
+            password_env,
+        } => {
+            let credentials = match (username_env, password_env) {
+                (Some(u), Some(p)) => Some((env(u)?, env(p)?)),
+                _ => None,
+            };
+            let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
+            let text = s("text");
+            let html = format!(
+                "<html><body><h2>{}</h2><pre style=\"font-family:monospace\">{}</pre></body></html>",
+                html_escape(&s("title")),
+                html_escape(&text)
+            );
+            let mail = super::smtp::Mail {
+                from,
+                to,
+                subject: &s("title"),
+                text: &text,
+                html: &html,
+                idempotency,
+                date_rfc2822: rfc2822(now_ms),
+            };
+            super::smtp::send(smtp_url, credentials, &mail, timeout).await
+        }
+        ChannelKind::Sns { .. } => {
+            Err("SNS channels are not built yet (see docs/budgets.md)".into())
+        }
     }
+}
+
+/// An environment variable the config names; the error names it (never its value).
+pub fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("the environment variable `{name}` is not set"))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `Wed, 02 Dec 2026 19:30:00 +0000`.
+fn rfc2822(ms: i64) -> String {
+    let day = ms.div_euclid(86_400_000);
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    let (y, m, d) = bedrock_usage_core::time::civil_from_days(day);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][day.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m as usize).saturating_sub(1).min(11)];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -181,6 +238,12 @@ mod tests {
                 hmac_sha256_hex(b"Jefe", &[b"what do ya want for nothing.?"])
             )
         );
+    }
+
+    #[test]
+    fn dates_are_rfc_2822() {
+        let ms = bedrock_usage_core::time::parse_timestamp_ms("2026-12-02T19:30:05Z").unwrap();
+        assert_eq!(rfc2822(ms), "Wed, 02 Dec 2026 19:30:05 +0000");
     }
 
     #[test]

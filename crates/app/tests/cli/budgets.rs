@@ -961,3 +961,108 @@ channels = ["hook"]
     assert!(out.status.success());
     assert_eq!(r.keys().len(), 1);
 }
+
+/// A local SMTP server (Python's aiosmtpd, which .ci/run installs) that writes every message it
+/// receives as a JSON line to `out`; stopped when the returned child is killed.
+fn smtp_server(out: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = r#"
+import asyncio, json, sys, time
+from aiosmtpd.controller import Controller
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        with open(sys.argv[2], "a") as f:
+            f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
+                                "content": envelope.content.decode("utf-8", "replace")}) + "\n")
+        return "250 OK"
+c = Controller(H(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, &port.to_string(), s(out)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the SMTP test server did not start: pip install aiosmtpd (.ci/run does)"
+    );
+    (child, port)
+}
+
+#[test]
+fn e_mail_alerts_arrive_through_a_local_smtp_server() {
+    let t = TempDir::new("alerts-email");
+    let inbox = t.path("inbox.jsonl");
+    let (mut smtp, port) = smtp_server(&inbox);
+    december(&t);
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[channels]]
+name = "mail"
+type = "email"
+smtp_url = "smtp://127.0.0.1:{port}"
+from = "bedrock-usage@example.com"
+to = ["platform@example.com", "finance@example.com"]
+[[budgets]]
+name = "bob"
+developer = "bob"
+period = "month"
+amount = "1"
+forecast = false
+thresholds = [100]
+channels = ["mail"]
+"#
+        ),
+    )
+    .unwrap();
+    for now in ["2026-12-04T00:00:00Z", "2026-12-04T01:00:00Z"] {
+        let out = alerts_check(&t, &cfg, now);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let _ = smtp.kill();
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&inbox)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1, "one message, once: {got:?}");
+    let m = &got[0];
+    assert_eq!(m["from"], "bedrock-usage@example.com");
+    assert_eq!(
+        m["to"],
+        serde_json::json!(["platform@example.com", "finance@example.com"])
+    );
+    let content = m["content"].as_str().unwrap();
+    assert!(
+        content.contains("Subject: Budget bob: all reached 100%")
+            || content.contains("Subject: Budget bob:"),
+        "{content}"
+    );
+    assert!(
+        content.contains("X-Bedrock-Usage-Idempotency-Key: "),
+        "{content}"
+    );
+    assert!(content.contains("Content-Type: text/html"), "{content}");
+    assert!(
+        content.contains("has spent $1.25 of the $1.00 month budget"),
+        "{content}"
+    );
+}
