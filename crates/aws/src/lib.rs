@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod s3;
 pub mod setup;
 pub mod signer;
+pub mod sns;
 pub mod status;
 pub mod sts;
 

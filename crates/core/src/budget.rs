@@ -358,11 +358,10 @@ pub enum ChannelKind {
     Slack { url: Secret },
     /// JSON POSTed to `url`, signed with HMAC-SHA256 of `secret`.
     Webhook { url: String, secret: Secret },
+    /// Published to an SNS topic through the AWS SDK; the region defaults to the topic's.
     Sns {
         topic_arn: String,
-        region: Option<String>,
-        profile: Option<String>,
-        endpoint_url: Option<String>,
+        access: crate::config::AwsAccess,
     },
     Email {
         /// `smtp://host:port` or `smtps://host:port`.
@@ -615,6 +614,8 @@ pub struct RawChannel {
     pub profile: Option<String>,
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
     #[serde(default)]
     pub smtp_url: Option<String>,
     #[serde(default)]
@@ -930,14 +931,24 @@ fn check_channel(i: usize, c: RawChannel, problems: &mut Vec<String>) -> Option<
             }
         }
         "sns" => {
-            allowed = &["topic_arn", "region", "profile", "endpoint_url"];
+            allowed = &["topic_arn", "region", "profile", "endpoint_url", "role_arn"];
+            let parts: Vec<&str> = c.topic_arn.as_deref().unwrap_or("").split(':').collect();
             match &c.topic_arn {
-                Some(t) if t.starts_with("arn:") && t.split(':').count() == 6 => {
+                Some(t)
+                    if parts.len() == 6
+                        && parts[0] == "arn"
+                        && parts[2] == "sns"
+                        && !parts[3].is_empty()
+                        && !parts[5].is_empty() =>
+                {
                     Some(ChannelKind::Sns {
                         topic_arn: t.clone(),
-                        region: c.region.clone(),
-                        profile: c.profile.clone(),
-                        endpoint_url: c.endpoint_url.clone(),
+                        access: crate::config::AwsAccess {
+                            region: c.region.clone().or_else(|| Some(parts[3].to_string())),
+                            profile: c.profile.clone(),
+                            role_arn: c.role_arn.clone(),
+                            endpoint_url: c.endpoint_url.clone(),
+                        },
                     })
                 }
                 Some(t) => {
@@ -996,12 +1007,7 @@ fn check_channel(i: usize, c: RawChannel, problems: &mut Vec<String>) -> Option<
             None
         }
     };
-    if c.kind == "sns" {
-        problems.push(format!(
-            "`{here}.type` = `sns`: SNS channels are not built yet; use slack, webhook or email (docs/budgets.md)"
-        ));
-    }
-    if !c.kind.is_empty() && kind.is_some() {
+    if matches!(c.kind.as_str(), "slack" | "webhook" | "sns" | "email") {
         for (field, set) in [
             ("url", c.url.is_some()),
             ("url_env", c.url_env.is_some()),
@@ -1011,6 +1017,7 @@ fn check_channel(i: usize, c: RawChannel, problems: &mut Vec<String>) -> Option<
             ("region", c.region.is_some()),
             ("profile", c.profile.is_some()),
             ("endpoint_url", c.endpoint_url.is_some()),
+            ("role_arn", c.role_arn.is_some()),
             ("smtp_url", c.smtp_url.is_some()),
             ("from", c.from.is_some()),
             ("to", !c.to.is_empty()),

@@ -47,6 +47,49 @@ pub struct RawConfig {
     pub budgets: Vec<crate::budget::RawBudget>,
     #[serde(default)]
     pub digests: Vec<crate::budget::RawDigest>,
+    /// `bedrock-usage serve`.
+    #[serde(default)]
+    pub serve: RawServe,
+}
+
+/// The `[serve]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    /// The address people open the dashboard at (`https://usage.example.com`): alerts link to it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// A URL path segment: every byte but RFC 3986's unreserved ones as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The checked `[serve]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl ServeSettings {
+    /// The dashboard's page of a developer, or its front page.
+    pub fn link(&self, developer: Option<&str>) -> Option<String> {
+        let base = self.public_url.as_deref()?;
+        Some(match developer {
+            Some(d) => format!("{base}/developers/{}", percent_encode(d)),
+            None => format!("{base}/"),
+        })
+    }
 }
 
 /// The `[gateway]` section: every field is also a flag of `bedrock-usage gateway` (the flag wins).
@@ -324,6 +367,7 @@ pub struct Config {
     pub channels: Vec<crate::budget::Channel>,
     pub budgets: Vec<crate::budget::Budget>,
     pub digests: Vec<crate::budget::Digest>,
+    pub serve: ServeSettings,
 }
 
 /// The checked `[gateway]` section (flags override it).
@@ -434,8 +478,9 @@ impl Config {
                 "channels" => section(&k, v, &mut raw.channels, &mut problems),
                 "budgets" => section(&k, v, &mut raw.budgets, &mut problems),
                 "digests" => section(&k, v, &mut raw.digests, &mut problems),
+                "serve" => section(&k, v, &mut raw.serve, &mut problems),
                 other => problems.push(format!(
-                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets, digests)"
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets, digests, serve)"
                 )),
             }
         }
@@ -557,10 +602,21 @@ impl Config {
                 }
             }
         }
+        let mut serve = ServeSettings::default();
+        if let Some(u) = &raw.serve.public_url {
+            if u.starts_with("https://") || u.starts_with("http://") {
+                serve.public_url = Some(u.trim_end_matches('/').to_string());
+            } else {
+                problems.push(format!(
+                    "`serve.public_url` = `{u}`: not an http:// or https:// URL"
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
+            serve,
             sources,
             sync,
             gateway,

@@ -232,6 +232,7 @@ fn anomaly_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxM
             "floor_usd": a.floor.to_decimal_micros(),
             "days": a.days,
             "title": format!("Spend anomaly: {dev}"),
+            "link": ctx.config.serve.link(Some(&dev)),
             "text": text,
             "facts": [
                 {"label": "Today", "value": today_spend.to_display()},
@@ -336,6 +337,7 @@ fn digest_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMe
             "total_cost_usd": total.to_decimal_micros(),
             "previous_total_cost_usd": prev.total.cost.to_decimal_micros(),
             "rows": rows,
+            "link": ctx.config.serve.link(None),
             "title": title,
             "text": text,
             "facts": [
@@ -368,7 +370,13 @@ fn due_messages(ctx: &Context, store: &dyn FactReader) -> Result<Vec<OutboxMessa
         }
         let top = top_models(ctx, store, e.budget, &e)?;
         for d in dues {
-            let body = alert_json(&e, d.kind, &d.key, &top, now);
+            let mut body = alert_json(&e, d.kind, &d.key, &top, now);
+            let developer = if e.budget.scope.each_developer {
+                Some(e.scope_value.as_str())
+            } else {
+                e.budget.scope.developer.as_deref()
+            };
+            body["link"] = ctx.config.serve.link(developer).into();
             out.extend(per_channel(&d.key, &e.budget.channels, &body, now));
         }
     }
@@ -564,6 +572,68 @@ pub fn check_in(ctx: &Context, store: &mut dyn Store, dry_run: bool) -> Result<u
     } else {
         EXIT_CHECK_FAILED
     })
+}
+
+/// How a channel's deliveries stand, from the outbox (`aws status`).
+pub struct ChannelHealth {
+    pub name: String,
+    /// Messages sent so far, and when the last one went.
+    pub sent: usize,
+    pub last_sent_ms: Option<i64>,
+    /// Messages not delivered yet, and the last error among them (a failing channel).
+    pub waiting: usize,
+    pub last_error: Option<String>,
+}
+
+/// Every configured channel (and any the outbox still names), in the config's order.
+pub fn channel_health(ctx: &Context, store: &dyn Store) -> Result<Vec<ChannelHealth>> {
+    let mut out: Vec<ChannelHealth> = ctx
+        .config
+        .channels
+        .iter()
+        .map(|c| ChannelHealth {
+            name: c.name.clone(),
+            sent: 0,
+            last_sent_ms: None,
+            waiting: 0,
+            last_error: None,
+        })
+        .collect();
+    for q in store.outbox(None)? {
+        if q.channel == PRINTED {
+            continue;
+        }
+        let i = match out.iter().position(|h| h.name == q.channel) {
+            Some(i) => i,
+            None => {
+                out.push(ChannelHealth {
+                    name: q.channel.clone(),
+                    sent: 0,
+                    last_sent_ms: None,
+                    waiting: 0,
+                    last_error: Some(format!(
+                        "no channel is named `{}` in the config any more",
+                        q.channel
+                    )),
+                });
+                out.len() - 1
+            }
+        };
+        let h = &mut out[i];
+        match q.sent_ms {
+            Some(t) => {
+                h.sent += 1;
+                h.last_sent_ms = h.last_sent_ms.max(Some(t));
+            }
+            None => {
+                h.waiting += 1;
+                if q.last_error.is_some() {
+                    h.last_error = q.last_error;
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `alerts outbox`.

@@ -1,6 +1,6 @@
 //! `aws status`: checks the AWS side (credentials, invocation logging, every source, IAM tags)
-//! and the store (how far each source is synced, shared principals), each failed check with what
-//! to do.
+//! and the store (how far each source is synced, shared principals, alert channels that fail),
+//! each failed check with what to do.
 
 use std::collections::BTreeSet;
 
@@ -222,6 +222,22 @@ fn store_checks(ctx: &Context, newest_remote: Option<i64>) -> Result<Vec<Check>>
             shared_calls += f.calls;
             principals.insert(id.principal.clone());
         }
+    }
+    for h in crate::alerts::channel_health(ctx, &*store)? {
+        let sent = match h.last_sent_ms {
+            Some(t) => format!("{} sent, the last {}", h.sent, ago(now, t)),
+            None => "nothing sent yet".to_string(),
+        };
+        let name = format!("channel {}", h.name);
+        out.push(match &h.last_error {
+            Some(e) => Check::bad(
+                Level::Fail,
+                name,
+                format!("{} message(s) not delivered: {e}; {sent}", h.waiting),
+                "fix the channel (its URL, secret, SMTP server or topic and permissions); the next `alerts check` delivers what waits (`bedrock-usage alerts outbox` lists it)",
+            ),
+            None => Check::ok(name, sent),
+        });
     }
     let pending = store.pending_metrics_count()?;
     if pending > 0 {

@@ -1,5 +1,5 @@
 //! Alert channels: how one alert (the JSON of `crate::alerts`) is rendered and delivered to a
-//! Slack incoming webhook or a signed webhook. Secrets (the Slack URL, the webhook secret) are
+//! Slack incoming webhook, a signed webhook, an SNS topic or e-mail. Secrets (the Slack URL, the webhook secret) are
 //! read when sending and appear in no message, error or log.
 
 use std::time::Duration;
@@ -43,9 +43,14 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     )
 }
 
-/// Slack Block Kit: a header, the sentence a person reads, and the figures.
+/// Slack Block Kit: a header, the sentence a person reads, the figures as fields, and a button to
+/// the dashboard when the alert has a link.
 pub fn slack_payload(alert: &serde_json::Value) -> serde_json::Value {
     let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
+    let field = |label: &str, value: &str| serde_json::json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")});
+    let mut blocks = vec![
+        serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": s("title")}}),
+    ];
     let mut fields = Vec::new();
     if alert["kind"] == "report" {
         // Slack takes 3,000 characters a text block: a longer table is cut (use --top).
@@ -58,59 +63,54 @@ pub fn slack_payload(alert: &serde_json::Value) -> serde_json::Value {
             table.truncate(cut);
             table.push_str("\n... (cut: send fewer rows with --top)");
         }
-        return serde_json::json!({
-            "text": s("title"),
-            "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": format!("```\n{table}\n```")}},
-            ]
-        });
+        blocks.push(serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```\n{table}\n```")}}));
+        return serde_json::json!({"text": s("title"), "blocks": blocks});
     }
+    blocks.push(
+        serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": s("text")}}),
+    );
     if let Some(facts) = alert["facts"].as_array() {
         // Alerts other than budgets carry their figures as label/value pairs.
         for f in facts {
-            fields.push(serde_json::json!({"type": "mrkdwn", "text": format!(
-                "*{}*\n{}", f["label"].as_str().unwrap_or(""), f["value"].as_str().unwrap_or(""))}));
+            fields.push(field(
+                f["label"].as_str().unwrap_or(""),
+                f["value"].as_str().unwrap_or(""),
+            ));
         }
-        return serde_json::json!({
-            "text": s("text"),
-            "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": s("text")}},
-                {"type": "section", "fields": fields},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bedrock-usage · {}", s("kind"))}]},
-            ]
-        });
+    } else {
+        fields.push(field(
+            "Spent",
+            &format!("{} of {}", s("spent_display"), s("amount_display")),
+        ));
+        fields.push(field(
+            "Period",
+            &format!("{} ({} day(s) left)", s("period"), alert["days_left"]),
+        ));
+        if let Some(f) = alert["forecast_display"].as_str() {
+            fields.push(field("Forecast for the period", f));
+        }
+        if let Some(top) = alert["top_models"].as_array().filter(|t| !t.is_empty()) {
+            let lines: Vec<String> = top
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m["model"].as_str().unwrap_or(""),
+                        m["cost_display"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            fields.push(field("Top models", &lines.join("\n")));
+        }
     }
-    fields = vec![
-        serde_json::json!({"type": "mrkdwn", "text": format!("*Spent*\n{} of {}", s("spent_display"), s("amount_display"))}),
-        serde_json::json!({"type": "mrkdwn", "text": format!("*Period*\n{} ({} day(s) left)", s("period"), alert["days_left"])}),
-    ];
-    if let Some(f) = alert["forecast_display"].as_str() {
-        fields.push(serde_json::json!({"type": "mrkdwn", "text": format!("*Forecast for the period*\n{f}")}));
+    blocks.push(serde_json::json!({"type": "section", "fields": fields}));
+    if let Some(link) = alert["link"].as_str() {
+        blocks.push(serde_json::json!({"type": "actions", "elements": [{
+            "type": "button", "text": {"type": "plain_text", "text": "Open the dashboard"}, "url": link,
+        }]}));
     }
-    if let Some(top) = alert["top_models"].as_array().filter(|t| !t.is_empty()) {
-        let lines: Vec<String> = top
-            .iter()
-            .map(|m| {
-                format!(
-                    "{} {}",
-                    m["model"].as_str().unwrap_or(""),
-                    m["cost_display"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
-        fields.push(serde_json::json!({"type": "mrkdwn", "text": format!("*Top models*\n{}", lines.join("\n"))}));
-    }
-    serde_json::json!({
-        "text": s("text"),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": s("title")}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": s("text")}},
-            {"type": "section", "fields": fields},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bedrock-usage · {}", s("kind"))}]},
-        ]
-    })
+    blocks.push(serde_json::json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("bedrock-usage · {}", s("kind"))}]}));
+    serde_json::json!({"text": s("text"), "blocks": blocks})
 }
 
 /// Delivers one alert to one channel (one attempt).
@@ -168,11 +168,16 @@ pub async fn send(
                 _ => None,
             };
             let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
-            let text = s("text");
+            let mut text = s("text");
+            let mut link_html = String::new();
+            if let Some(link) = alert["link"].as_str() {
+                text.push_str(&format!("\n\nDashboard: {link}\n"));
+                link_html = format!("<p><a href=\"{0}\">{0}</a></p>", html_escape(link));
+            }
             let html = format!(
-                "<html><body><h2>{}</h2><pre style=\"font-family:monospace\">{}</pre></body></html>",
+                "<html><body><h2>{}</h2><pre style=\"font-family:monospace\">{}</pre>{link_html}</body></html>",
                 html_escape(&s("title")),
-                html_escape(&text)
+                html_escape(&s("text"))
             );
             let mail = super::smtp::Mail {
                 from,
@@ -185,8 +190,31 @@ pub async fn send(
             };
             super::smtp::send(smtp_url, credentials, &mail, timeout).await
         }
-        ChannelKind::Sns { .. } => {
-            Err("SNS channels are not built yet (see docs/budgets.md)".into())
+        ChannelKind::Sns { topic_arn, access } => {
+            let s = |k: &str| alert[k].as_str().unwrap_or("").to_string();
+            let mut text = s("text");
+            if let Some(link) = alert["link"].as_str() {
+                text.push_str(&format!("\n\nDashboard: {link}\n"));
+            }
+            let json = alert.to_string();
+            let m = bedrock_usage_aws::sns::Message {
+                topic_arn,
+                subject: &s("title"),
+                json: &json,
+                text: &text,
+                idempotency_key: idempotency,
+            };
+            let publish = async {
+                let conf = bedrock_usage_aws::connect(access).await?;
+                bedrock_usage_aws::sns::publish(&conf, &m).await
+            };
+            match tokio::time::timeout(timeout, publish).await {
+                Ok(r) => r.map(drop).map_err(|f| f.message),
+                Err(_) => Err(format!(
+                    "no answer from SNS within {} ms",
+                    timeout.as_millis()
+                )),
+            }
         }
     }
 }
@@ -223,6 +251,47 @@ fn rfc2822(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slack_messages_have_the_figures_and_a_button_to_the_dashboard() {
+        let alert = serde_json::json!({
+            "kind": "budget.threshold", "title": "Budget people: alice reached 80%",
+            "text": "alice has spent $80.00", "spent_display": "$80.00", "amount_display": "$100.00",
+            "period": "month 2026-12", "days_left": 3, "forecast_display": "$120.00",
+            "top_models": [{"model": "claude-haiku-4-5", "cost_display": "$70.00"}],
+            "link": "https://usage.example.com/developers/alice",
+        });
+        let p = slack_payload(&alert);
+        let blocks = p["blocks"].as_array().unwrap();
+        let types: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            ["header", "section", "section", "actions", "context"]
+        );
+        let fields: Vec<&str> = blocks[2]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "*Spent*\n$80.00 of $100.00",
+                "*Period*\nmonth 2026-12 (3 day(s) left)",
+                "*Forecast for the period*\n$120.00",
+                "*Top models*\nclaude-haiku-4-5 $70.00",
+            ]
+        );
+        assert_eq!(
+            blocks[3]["elements"][0]["url"],
+            "https://usage.example.com/developers/alice"
+        );
+        let mut plain = alert.clone();
+        plain["link"] = serde_json::Value::Null;
+        let types = slack_payload(&plain)["blocks"].as_array().unwrap().len();
+        assert_eq!(types, 4, "no button without serve.public_url");
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {

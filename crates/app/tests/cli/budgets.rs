@@ -232,6 +232,13 @@ url = "https://example.com/h"
 [[channels]]
 name = "pager"
 type = "pagerduty"
+[[channels]]
+name = "topic"
+type = "sns"
+topic_arn = "arn:aws:sqs:us-east-1:123456789012:alerts"
+smtp_url = "smtp://127.0.0.1:25"
+[serve]
+public_url = "usage.example.com"
 [[budgets]]
 name = "a"
 period = "month"
@@ -259,6 +266,9 @@ action = "shout"
     for want in [
         "`channels[0] (hook).secret`: missing",
         "`channels[1] (pager).type` = `pagerduty`",
+        "`channels[2] (topic).topic_arn` = `arn:aws:sqs:us-east-1:123456789012:alerts`: not an SNS topic ARN",
+        "`channels[2] (topic).smtp_url`: not a field of a sns channel",
+        "`serve.public_url` = `usage.example.com`: not an http:// or https:// URL",
         "`budgets[0] (a).amount`",
         "`budgets[1] (b).period` = `fortnight`",
         "`budgets[1] (b).amount` = 25.5",
@@ -962,6 +972,14 @@ channels = ["hook"]
     assert_eq!(r.keys().len(), 1);
 }
 
+/// bob's monthly budget of $1 (December's calls take him to $1.25), alerting at 100% only.
+fn bob_at_100(channels: &str) -> String {
+    format!(
+        "[[budgets]]\nname = \"bob\"\ndeveloper = \"bob\"\nperiod = \"month\"\namount = \"1\"\n\
+         forecast = false\nthresholds = [100]\nchannels = [{channels}]\n"
+    )
+}
+
 /// A local SMTP server (Python's aiosmtpd, which .ci/run installs) that writes every message it
 /// receives as a JSON line to `out`; stopped when the returned child is killed.
 fn smtp_server(out: &Path) -> (std::process::Child, u16) {
@@ -1021,15 +1039,8 @@ type = "email"
 smtp_url = "smtp://127.0.0.1:{port}"
 from = "bedrock-usage@example.com"
 to = ["platform@example.com", "finance@example.com"]
-[[budgets]]
-name = "bob"
-developer = "bob"
-period = "month"
-amount = "1"
-forecast = false
-thresholds = [100]
-channels = ["mail"]
-"#
+{}"#,
+            bob_at_100(r#""mail""#)
         ),
     )
     .unwrap();
@@ -1064,5 +1075,169 @@ channels = ["mail"]
     assert!(
         content.contains("has spent $1.25 of the $1.00 month budget"),
         "{content}"
+    );
+}
+
+/// boto3 (it comes with moto) against the emulator: `setup NAME` makes a topic and a queue
+/// subscribed to it and prints both; `read QUEUE_URL` prints every message the queue holds.
+fn sns_helper(args: &[&str]) -> String {
+    let script = r#"
+import boto3, json, sys
+sns, sqs = boto3.client("sns"), boto3.client("sqs")
+if sys.argv[1] == "setup":
+    topic = sns.create_topic(Name=sys.argv[2])["TopicArn"]
+    url = sqs.create_queue(QueueName=sys.argv[2])["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    print(json.dumps({"topic": topic, "queue": url}))
+else:
+    got = []
+    while True:
+        r = sqs.receive_message(QueueUrl=sys.argv[2], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        if not r.get("Messages"):
+            break
+        for m in r["Messages"]:
+            got.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=sys.argv[2], ReceiptHandle=m["ReceiptHandle"])
+    print(json.dumps(got))
+"#;
+    let mut c = Command::new("python3");
+    crate::aws_emulator::aws_env(&mut c, "us-east-1", crate::aws_emulator::endpoint());
+    let out = c
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 (boto3 comes with moto: pip install 'moto[server]')");
+    assert!(out.status.success(), "boto3: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn sns_alerts_reach_a_subscribed_queue_once_and_aws_status_names_a_failing_channel() {
+    let t = TempDir::new("alerts-sns");
+    let name = crate::aws_emulator::unique("alerts");
+    let made: serde_json::Value = serde_json::from_str(&sns_helper(&["setup", &name])).unwrap();
+    let topic = made["topic"].as_str().unwrap();
+    december(&t);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let cfg = t.path("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[serve]
+public_url = "https://usage.example.com/"
+[alerts]
+timeout = "5s"
+[[channels]]
+name = "topic"
+type = "sns"
+topic_arn = "{topic}"
+[[channels]]
+name = "broken"
+type = "webhook"
+url = "{closed}"
+secret = "x"
+{}"#,
+            bob_at_100(r#""topic", "broken""#)
+        ),
+    )
+    .unwrap();
+    let check = |now: &str| {
+        let mut c = bin();
+        crate::aws_emulator::aws_env(&mut c, "us-east-1", crate::aws_emulator::endpoint());
+        c.args(["--db", s(&t.db()), "--config", s(&cfg), "alerts", "check"])
+            .env("BEDROCK_USAGE_NOW", now)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run")
+    };
+    for now in ["2026-12-04T00:00:00Z", "2026-12-04T01:00:00Z"] {
+        let out = check(now);
+        // The broken webhook fails the run; SNS is delivered all the same.
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("channel `broken`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("channel `topic`"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let got: Vec<serde_json::Value> =
+        serde_json::from_str(&sns_helper(&["read", made["queue"].as_str().unwrap()])).unwrap();
+    assert_eq!(got.len(), 1, "one message, once: {got:?}");
+    let n = &got[0];
+    assert_eq!(n["Type"], "Notification");
+    assert_eq!(n["TopicArn"], topic);
+    assert!(
+        n["Subject"].as_str().unwrap().starts_with("Budget bob:"),
+        "{n}"
+    );
+    let alert: serde_json::Value = serde_json::from_str(n["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(alert["kind"], "budget.threshold");
+    assert_eq!(alert["key"], "budget/bob/all/2026-12/100%");
+    assert_eq!(alert["spent_usd"], "1.250000");
+    assert_eq!(alert["link"], "https://usage.example.com/developers/bob");
+    assert_eq!(
+        n["MessageAttributes"]["idempotency_key"]["Value"], alert["idempotency_key"],
+        "{n}"
+    );
+
+    // `aws status` names the failing channel, with its error, and says the other one works.
+    let mut c = bin();
+    crate::aws_emulator::aws_env(&mut c, "us-east-1", crate::aws_emulator::endpoint());
+    let out = c
+        .args([
+            "--db",
+            s(&t.db()),
+            "--config",
+            s(&cfg),
+            "--format",
+            "json",
+            "aws",
+            "status",
+        ])
+        .env("BEDROCK_USAGE_NOW", "2026-12-04T01:00:00Z")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["check"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {rows:?}"))
+            .clone()
+    };
+    let broken = row("channel broken");
+    assert_eq!(broken["status"], "FAIL", "{broken}");
+    assert!(
+        broken["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 message(s) not delivered: "),
+        "{broken}"
+    );
+    assert!(broken["detail"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    let sns = row("channel topic");
+    assert_eq!(sns["status"], "ok", "{sns}");
+    assert!(
+        sns["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 sent, the last "),
+        "{sns}"
     );
 }
