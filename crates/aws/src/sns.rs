@@ -77,7 +77,7 @@ mod tests {
     fn subjects_are_what_sns_accepts() {
         assert_eq!(
             subject("Budget x: alice · 80%\nmore"),
-            "Budget x: alice - 80%-more"
+            "Budget x: alice - 80% more"
         );
         assert_eq!(subject(&"a".repeat(150)).len(), 100);
         assert_eq!(subject("\n"), "bedrock-usage alert");
