@@ -27,12 +27,10 @@ pub struct Message<'a> {
 pub fn subject(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '-'
-            }
+        .map(|c| match c {
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            c if c.is_control() => ' ',
+            _ => '-',
         })
         .take(100)
         .collect();
