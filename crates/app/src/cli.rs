@@ -360,6 +360,24 @@ pub enum Command {
         drain_timeout: Option<String>,
     },
 
+    /// Where you stand at the gateway, in one line: today's spend, your budgets, what is left of
+    /// your rate limits. For a shell prompt or Claude Code's status line.
+    ///
+    /// Reads your key from BEDROCK_USAGE_KEY or AWS_BEARER_TOKEN_BEDROCK (Claude Code's), and the
+    /// gateway from --gateway, else ANTHROPIC_BEDROCK_BASE_URL, else http://127.0.0.1:8750.
+    /// `--format json` prints the gateway's whole answer (GET /me).
+    ///
+    /// Examples:
+    ///   bedrock-usage me
+    ///   bedrock-usage me --gateway https://bedrock-gw.internal:8750 --format json
+    ///   # ~/.claude/settings.json: "statusLine": {"type": "command", "command": "bedrock-usage me"}
+    #[command(verbatim_doc_comment)]
+    Me {
+        /// The gateway's URL.
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+    },
+
     /// Keys for the gateway: one per developer (or per machine), printed once, stored hashed.
     ///
     /// Examples:

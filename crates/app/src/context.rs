@@ -63,6 +63,7 @@ pub struct LoadedConfig {
     pub path: Option<PathBuf>,
 }
 
+#[derive(Clone)]
 pub struct Context {
     pub config: Config,
     /// The config file, if one was given.

@@ -146,6 +146,7 @@ pub fn run(args: Args) -> Result<u8> {
             },
         ),
         Command::Keys { command } => keys::run(&ctx, command),
+        Command::Me { gateway } => crate::commands::me::run(&ctx, gateway.as_deref()),
         Command::Alerts { command } => match command {
             cli::AlertsCommand::Check { dry_run } => alerts::check(&ctx, *dry_run),
             cli::AlertsCommand::Outbox => alerts::outbox(&ctx),

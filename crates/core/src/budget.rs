@@ -139,6 +139,11 @@ pub struct Status {
     pub crossed: Vec<u32>,
 }
 
+/// Spent over amount in basis points, rounded down.
+pub fn basis_points(spent: NanoUsd, amount: NanoUsd) -> i64 {
+    (i128::from(spent.0) * 10_000 / i128::from(amount.0.max(1))) as i64
+}
+
 /// What a budget's status is. `recent` is the spend in [`forecast_window`]; `thresholds` are
 /// percentages.
 pub fn evaluate(
@@ -152,7 +157,7 @@ pub fn evaluate(
 ) -> Status {
     let a = i128::from(amount.0.max(1));
     let s = i128::from(spent.0);
-    let basis_points = (s * 10_000 / a) as i64;
+    let basis_points = basis_points(spent, amount);
     let mut crossed: Vec<u32> = thresholds
         .iter()
         .copied()

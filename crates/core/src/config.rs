@@ -50,6 +50,9 @@ pub struct RawConfig {
     /// `bedrock-usage serve`.
     #[serde(default)]
     pub serve: RawServe,
+    /// Rate limits at the gateway.
+    #[serde(default)]
+    pub limits: Vec<crate::limits::RawLimit>,
 }
 
 /// The `[serve]` section.
@@ -127,6 +130,10 @@ pub struct RawGateway {
     /// How long a stop waits for open streams to finish (default `30s`).
     #[serde(default)]
     pub drain_timeout: Option<String>,
+    /// The output bound a hard budget reserves for a call whose body names none (default
+    /// 64000).
+    #[serde(default)]
+    pub default_max_tokens: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -368,6 +375,7 @@ pub struct Config {
     pub budgets: Vec<crate::budget::Budget>,
     pub digests: Vec<crate::budget::Digest>,
     pub serve: ServeSettings,
+    pub limits: Vec<crate::limits::Limit>,
 }
 
 /// The checked `[gateway]` section (flags override it).
@@ -384,6 +392,7 @@ pub struct GatewaySettings {
     pub max_request_bytes: u64,
     pub upstream_timeout_ms: i64,
     pub drain_timeout_ms: i64,
+    pub default_max_tokens: u64,
 }
 
 impl Default for GatewaySettings {
@@ -400,6 +409,7 @@ impl Default for GatewaySettings {
             max_request_bytes: 32 * 1024 * 1024,
             upstream_timeout_ms: 600_000,
             drain_timeout_ms: 30_000,
+            default_max_tokens: 64_000,
         }
     }
 }
@@ -479,8 +489,9 @@ impl Config {
                 "budgets" => section(&k, v, &mut raw.budgets, &mut problems),
                 "digests" => section(&k, v, &mut raw.digests, &mut problems),
                 "serve" => section(&k, v, &mut raw.serve, &mut problems),
+                "limits" => section(&k, v, &mut raw.limits, &mut problems),
                 other => problems.push(format!(
-                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets, digests, serve)"
+                    "`{other}`: unknown section (known: attribution, aliases, developers, teams, models, pricing, sources, sync, gateway, alerts, channels, budgets, digests, serve, limits)"
                 )),
             }
         }
@@ -612,11 +623,13 @@ impl Config {
                 ));
             }
         }
+        let limits = crate::limits::check_limits(raw.limits, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
             serve,
+            limits,
             sources,
             sync,
             gateway,
@@ -716,6 +729,13 @@ fn check_gateway(raw: RawGateway, problems: &mut Vec<String>) -> GatewaySettings
     g.tls_cert = raw.tls_cert;
     g.tls_key = raw.tls_key;
     g.insecure_listen = raw.insecure_listen;
+    match raw.default_max_tokens {
+        None => {}
+        Some(n) if (1..=10_000_000).contains(&n) => g.default_max_tokens = n as u64,
+        Some(n) => problems.push(format!(
+            "`gateway.default_max_tokens` = {n}: a whole number of tokens from 1 to 10000000"
+        )),
+    }
     g
 }
 

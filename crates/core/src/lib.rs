@@ -10,6 +10,7 @@ pub mod diff;
 pub mod eventstream;
 pub mod facts;
 pub mod layout;
+pub mod limits;
 pub mod meter;
 pub mod money;
 pub mod pricing;

@@ -98,6 +98,13 @@ pub struct Fact<'a> {
     pub tokens: Tokens,
 }
 
+/// A `--model` filter (or a budget's or limit's `model`): the raw id exactly, or part of the
+/// normalized model key, case-insensitively.
+pub fn model_matches(query: &str, raw_id: &str, label: &str) -> bool {
+    let q = query.to_lowercase();
+    raw_id.to_lowercase() == q || label.contains(q.as_str())
+}
+
 /// Which facts a report keeps (after attribution).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
@@ -343,11 +350,11 @@ impl<'a> ReportBuilder<'a> {
             .zip(&models)
             .map(|(raw, m)| {
                 spec.filters.models.is_empty()
-                    || spec.filters.models.iter().any(|q| {
-                        let q = q.to_lowercase();
-                        raw.to_lowercase() == q
-                            || strings.names[m.label as usize].contains(q.as_str())
-                    })
+                    || spec
+                        .filters
+                        .models
+                        .iter()
+                        .any(|q| model_matches(q, raw, &strings.names[m.label as usize]))
             })
             .collect();
         let mut kept = Vec::with_capacity(identities.len() * model_ids.len());

@@ -13,6 +13,7 @@ use bedrock_usage_core::time::parse_duration_ms;
 use crate::context::Context;
 use crate::error::{Error, Result, EXIT_OK};
 use crate::gateway::keys::{KeyRing, REFRESH};
+use crate::gateway::limits::{Limiter, REFRESH as LIMITS_REFRESH};
 use crate::gateway::recorder::Recorder;
 use crate::gateway::upstream::Upstream;
 use crate::gateway::{router, server, Gateway, Principal};
@@ -90,6 +91,9 @@ pub fn run(ctx: &Context, a: &GatewayArgs) -> Result<u8> {
     let keys = Arc::new(KeyRing::new(store.keys()?));
     drop(store);
     let (recorder, writer) = Recorder::start(db.clone(), ctx.config.metadata_keys.clone())?;
+    let limits = Limiter::new(ctx.clone(), db.clone());
+    // The budgets' spend is read before the first call is admitted.
+    limits.refresh()?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -146,6 +150,7 @@ pub fn run(ctx: &Context, a: &GatewayArgs) -> Result<u8> {
             account_id,
             max_request_bytes: g.max_request_bytes as usize,
             open: AtomicU64::new(0),
+            limits: limits.clone(),
         });
         eprintln!(
             "bedrock-usage gateway listening on {}://{bound} (upstream {}, region {region}, {} key(s)); Ctrl-C stops",
@@ -154,6 +159,19 @@ pub fn run(ctx: &Context, a: &GatewayArgs) -> Result<u8> {
             keys.count()
         );
         tracing::info!(listen = %bound, upstream = state.upstream.runtime_url(), region = %region, "Gateway started");
+        // Limits and budgets follow the config file and the store's spend within LIMITS_REFRESH.
+        let refresh_limits = limits.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LIMITS_REFRESH).await;
+                let l = refresh_limits.clone();
+                match tokio::task::spawn_blocking(move || l.refresh()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "Could not read the budgets' spend again; keeping the figures known"),
+                    Err(_) => {}
+                }
+            }
+        });
         // Keys made or revoked while the gateway runs take effect within REFRESH.
         let refresh_db = db.clone();
         let refresh_keys = keys.clone();

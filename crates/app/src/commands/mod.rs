@@ -10,6 +10,7 @@ pub mod demo;
 pub mod gateway;
 pub mod ingest;
 pub mod keys;
+pub mod me;
 pub mod pricing;
 pub mod query;
 pub mod report;

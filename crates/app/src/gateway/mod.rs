@@ -16,6 +16,7 @@
 
 pub mod body;
 pub mod keys;
+pub mod limits;
 pub mod recorder;
 pub mod server;
 pub mod upstream;
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub max_request_bytes: usize,
     /// Calls whose responses are still streaming.
     pub open: AtomicU64,
+    /// `[[limits]]` and hard budgets, decided at admission.
+    pub limits: Arc<limits::Limiter>,
 }
 
 /// Who Bedrock sees.
@@ -80,6 +83,7 @@ impl Principal {
 pub fn router(state: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/me", get(me))
         .route("/model/{model}/{action}", any(invoke))
         .fallback(forward)
         .with_state(state)
@@ -94,6 +98,49 @@ async fn healthz(State(g): State<Arc<Gateway>>) -> Response {
             g.keys.count(),
             g.open.load(Ordering::Relaxed)
         ),
+    )
+        .into_response()
+}
+
+/// `GET /me`: the caller's spend today, this week and this month (in `[alerts] timezone`), and
+/// every limit and hard budget that covers them with what is left.
+async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let caller = match authenticate(&g, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let limiter = g.limits.clone();
+    let dev = caller.clone();
+    let spend = tokio::task::spawn_blocking(move || limiter.spend_of(&dev)).await;
+    let spend = match spend {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "GET /me: cannot read the store");
+            return bedrock_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "the gateway cannot read its store",
+            );
+        }
+        Err(_) => {
+            return bedrock_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "the gateway could not answer",
+            )
+        }
+    };
+    let body = serde_json::json!({
+        "developer": caller.developer,
+        "team": caller.team,
+        "key": caller.key_id,
+        "spend": spend,
+        "limits": g.limits.standing(&caller),
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
     )
         .into_response()
 }
@@ -281,6 +328,16 @@ async fn invoke(State(g): State<Arc<Gateway>>, req: Request) -> Response {
             ));
         }
     }
+    // Admission: every limit and hard budget that covers the call holds its share until the
+    // call ends (dropped with the ticket on a failure before that).
+    let ticket = if g.limits.active() {
+        match g.limits.admit(&caller, &model_id, &body, op.is_converse()) {
+            Ok(t) => t,
+            Err(refusal) => return refusal,
+        }
+    } else {
+        None
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -358,6 +415,9 @@ async fn invoke(State(g): State<Arc<Gateway>>, req: Request) -> Response {
             error = m.error_code.as_deref().unwrap_or("-"),
             "Call"
         );
+        if let Some(hold) = ticket {
+            hold.settle(&t, request_id.as_deref());
+        }
         if request_id.is_none() {
             // Without Bedrock's request id the call could be counted twice once its log is
             // synced; the log will count it.

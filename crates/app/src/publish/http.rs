@@ -30,6 +30,11 @@ pub fn connector(http2: bool) -> Result<Https, String> {
     })
 }
 
+/// What went wrong with a request, in the words of its cause (the URL is never in it).
+pub fn why(e: &hyper_util::client::legacy::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string())
+}
+
 #[derive(Clone)]
 pub struct Poster {
     client: Client<Https, Full<Bytes>>,
@@ -59,11 +64,11 @@ impl Poster {
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| "the channel's URL is not a valid URL".to_string())?;
         let send = async {
-            let resp = self.client.request(req).await.map_err(|e| {
-                let why =
-                    std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-                format!("cannot connect: {why}")
-            })?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("cannot connect: {}", why(&e)))?;
             let status = resp.status().as_u16();
             let text = resp
                 .into_body()

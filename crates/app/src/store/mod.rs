@@ -317,6 +317,11 @@ pub trait FactReader {
     /// The newest stored invocation's time.
     fn newest_ms(&self) -> Result<Option<i64>>;
     fn invocation_count(&self) -> Result<u64>;
+    /// Which of `request_ids` the store holds.
+    fn known_request_ids(
+        &self,
+        request_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
     /// Every `sync` cursor, by source.
     fn cursors(&self) -> Result<Vec<SyncState>>;
     /// Every stored invocation, ordered by request id: what the store holds, for golden tests

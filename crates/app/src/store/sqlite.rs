@@ -799,6 +799,22 @@ impl FactReader for SqliteStore {
         self.count("SELECT COALESCE(SUM(calls), 0) FROM rollup_d")
     }
 
+    fn known_request_ids(
+        &self,
+        request_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM invocation WHERE request_id = ?1")?;
+        for id in request_ids {
+            if st.exists([id])? {
+                found.insert(id.clone());
+            }
+        }
+        Ok(found)
+    }
+
     fn cursors(&self) -> Result<Vec<SyncState>> {
         let mut st = self.conn.prepare(
             "SELECT key, value, updated_ms, window_end, token FROM sync_cursor ORDER BY key",

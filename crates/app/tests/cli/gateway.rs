@@ -10,19 +10,24 @@ use std::time::{Duration, Instant};
 use crate::mock_bedrock::{self, ACCESS_KEY, SECRET_KEY};
 use crate::util::{run_ok, s, stderr, stdout, TempDir};
 
-struct Gateway {
+pub struct Gateway {
     child: Child,
-    url: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    pub url: String,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Gateway {
-    fn start(db: &Path, upstream: &str, extra: &[&str]) -> Gateway {
+    pub fn start(db: &Path, upstream: &str, extra: &[&str]) -> Gateway {
         Gateway::start_with_env(db, upstream, extra, &[])
     }
 
     /// With environment variables over the ones `start` sets.
-    fn start_with_env(db: &Path, upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+    pub fn start_with_env(
+        db: &Path,
+        upstream: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let mut child = crate::util::bin()
             .args([
                 "--db",
@@ -76,7 +81,7 @@ impl Gateway {
     }
 
     /// SIGTERM, then the exit status.
-    fn stop(mut self) -> (i32, String) {
+    pub fn stop(mut self) -> (i32, String) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -100,17 +105,17 @@ fn assert_only_row_has_tokens(db: &Path, tokens: serde_json::Value) {
     assert_eq!(rows[0]["tokens"], tokens, "{}", rows[0]);
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
+pub type HttpClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Full<bytes::Bytes>,
 >;
 
 /// A plain HTTP client (inside a tokio runtime).
-fn http_client() -> HttpClient {
+pub fn http_client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
-fn create_key(db: &Path, developer: &str, extra: &[&str]) -> serde_json::Value {
+pub fn create_key(db: &Path, developer: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "--db",
         s(db),
@@ -753,7 +758,7 @@ fn claude_code() -> std::path::PathBuf {
 
 /// `claude -p PROMPT --output-format json` through the gateway with the three environment
 /// variables of docs/gateway.md, in a home of its own; its JSON result.
-fn claude_p(t: &TempDir, gw: &str, key: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+pub fn claude_p(t: &TempDir, gw: &str, key: &str, extra: &[(&str, &str)]) -> serde_json::Value {
     let home = t.path("claude-home");
     std::fs::create_dir_all(&home).unwrap();
     let out = Command::new("timeout")

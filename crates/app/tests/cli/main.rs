@@ -8,6 +8,8 @@ mod util;
 mod mock_bedrock;
 // The gateway: keys, boto3 through it to the mock, records, refusals, exactly once.
 mod gateway;
+// Limits at the gateway: hard budgets under concurrency, rate limits, /me, Claude Code.
+mod limits;
 // Budgets and alerts over a simulated month: figures, zones, delivery exactly once.
 mod budgets;
 
