@@ -40,14 +40,7 @@ fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for FILE PATTERN: the first match of PATTERN in FILE (30 s at most)
-  for _ in $(seq 300); do
-    grep -o -m1 "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "gave up waiting for $2 in $1:" >&2; cat "$1" >&2; exit 1
-}
+. bench/lib.sh
 
 # The mock.
 "$REL/examples/mock_bedrock" "$OUT/mock-log.jsonl" > "$OUT/mock.out" 2> "$OUT/mock.err" &
@@ -104,10 +97,6 @@ rss_kb() { # the resident memory of a process and its children, in KiB
   local all; all=$(pgrep -P "$1" | tr '\n' ' ')
   # shellcheck disable=SC2086
   ps -o rss= -p "$1" $all | awk '{s += $1} END {print s + 0}'
-}
-held() { # a loadgen result on stdin: every request answered 200, 98% of the rate, p99 <= 100 ms
-  python3 -c 'import json, sys; r = json.load(sys.stdin)
-sys.exit(not (r["failed"] == 0 and r["ok"] == r["sent"] and r["achieved_rps"] >= 0.98 * r["rate"] and r["latency_us"]["p99"] <= 100000))'
 }
 pid_of() { case "$1" in gateway) echo "$GW_PID" ;; litellm) echo "$LL_PID" ;; direct) echo "$MOCK_PID" ;; esac; }
 

@@ -134,6 +134,9 @@ pub struct RawGateway {
     /// 64000).
     #[serde(default)]
     pub default_max_tokens: Option<i64>,
+    /// `redis://HOST:PORT[/DB]`: limits and budget counts shared by every replica.
+    #[serde(default)]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -393,6 +396,7 @@ pub struct GatewaySettings {
     pub upstream_timeout_ms: i64,
     pub drain_timeout_ms: i64,
     pub default_max_tokens: u64,
+    pub redis_url: Option<String>,
 }
 
 impl Default for GatewaySettings {
@@ -410,6 +414,7 @@ impl Default for GatewaySettings {
             upstream_timeout_ms: 600_000,
             drain_timeout_ms: 30_000,
             default_max_tokens: 64_000,
+            redis_url: None,
         }
     }
 }
@@ -729,6 +734,13 @@ fn check_gateway(raw: RawGateway, problems: &mut Vec<String>) -> GatewaySettings
     g.tls_cert = raw.tls_cert;
     g.tls_key = raw.tls_key;
     g.insecure_listen = raw.insecure_listen;
+    match &raw.redis_url {
+        Some(u) if u.starts_with("redis://") => g.redis_url = Some(u.clone()),
+        Some(u) => problems.push(format!(
+            "`gateway.redis_url` = `{u}`: use redis://HOST:PORT (rediss:// is not supported yet: reach Redis over a private network or a local TLS tunnel)"
+        )),
+        None => {}
+    }
     match raw.default_max_tokens {
         None => {}
         Some(n) if (1..=10_000_000).contains(&n) => g.default_max_tokens = n as u64,

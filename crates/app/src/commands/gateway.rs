@@ -91,14 +91,14 @@ pub fn run(ctx: &Context, a: &GatewayArgs) -> Result<u8> {
     let keys = Arc::new(KeyRing::new(store.keys()?));
     drop(store);
     let (recorder, writer) = Recorder::start(db.clone(), ctx.config.metadata_keys.clone())?;
-    let limits = Limiter::new(ctx.clone(), db.clone());
-    // The budgets' spend is read before the first call is admitted.
-    limits.refresh()?;
+    let limits = Limiter::new(ctx.clone(), db.clone())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result: Result<()> = rt.block_on(async {
+        // The budgets' spend is read (with Redis: seeded) before the first call is admitted.
+        limits.refresh_async().await?;
         let sdk = bedrock_usage_aws::connect(&access)
             .await
             .map_err(|f| Error::aws(&f, "cannot start the gateway: ", "the gateway's AWS credentials and region"))?;
@@ -164,11 +164,8 @@ pub fn run(ctx: &Context, a: &GatewayArgs) -> Result<u8> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LIMITS_REFRESH).await;
-                let l = refresh_limits.clone();
-                match tokio::task::spawn_blocking(move || l.refresh()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "Could not read the budgets' spend again; keeping the figures known"),
-                    Err(_) => {}
+                if let Err(e) = refresh_limits.refresh_async().await {
+                    tracing::error!(error = %e, "Could not read the budgets' spend again; keeping the figures known");
                 }
             }
         });

@@ -23,6 +23,7 @@ use bedrock_usage_core::{NanoUsd, Tokens};
 
 use super::bedrock_error;
 use super::keys::Caller;
+use super::redis::Shared;
 use crate::context::Context;
 
 /// How often the store's spend and the config are read again.
@@ -31,24 +32,39 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 /// The limits and budgets of one gateway process.
 pub struct Limiter {
     ctx: RwLock<Arc<Context>>,
+    /// The counts, in this process...
     ledger: Mutex<Ledger>,
+    /// ...or in Redis (`gateway.redis_url`), shared by every replica.
+    shared: Option<Shared>,
     db: PathBuf,
     /// The config file's modification time when it was last read.
     config_mtime: Mutex<Option<std::time::SystemTime>>,
+    /// When Redis being unavailable was last logged (once a second at most).
+    unavailable_logged: Mutex<Option<std::time::Instant>>,
+}
+
+/// What an admitted call holds.
+enum Hold {
+    Local(Reservation),
+    Shared {
+        checks: Vec<Check>,
+        id: String,
+        at_ms: i64,
+    },
 }
 
 /// An admitted call's hold: settle it with what the call used; dropped unsettled, it is
 /// released.
 pub struct Ticket {
     limiter: Arc<Limiter>,
-    reservation: Option<Reservation>,
+    hold: Option<Hold>,
     model_id: String,
 }
 
 impl Ticket {
     /// The call ended having used `tokens`; `request_id` is Bedrock's.
     pub fn settle(mut self, tokens: &Tokens, request_id: Option<&str>) {
-        let Some(r) = self.reservation.take() else {
+        let Some(hold) = self.hold.take() else {
             return;
         };
         let ctx = self.limiter.context();
@@ -62,14 +78,14 @@ impl Ticket {
             .price(&model, &self.model_id, day, tokens, is_long_context(tokens))
             .unwrap_or(NanoUsd(0));
         let counted = tokens.input + tokens.cache_write() + tokens.output;
-        lock(&self.limiter.ledger).settle(r, counted, actual, request_id, crate::context::now_ms());
+        self.limiter.end(hold, counted, Some(actual), request_id);
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(r) = self.reservation.take() {
-            lock(&self.limiter.ledger).release(r);
+        if let Some(hold) = self.hold.take() {
+            self.limiter.end(hold, 0, None, None);
         }
     }
 }
@@ -114,16 +130,86 @@ pub fn refusal_response(r: &Refused) -> Response {
 }
 
 impl Limiter {
-    pub fn new(ctx: Context, db: PathBuf) -> Arc<Limiter> {
+    pub fn new(ctx: Context, db: PathBuf) -> crate::error::Result<Arc<Limiter>> {
         let mtime = ctx
             .config_path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        Arc::new(Limiter {
+        let shared = match &ctx.config.gateway.redis_url {
+            Some(url) => Some(
+                Shared::new(url)
+                    .map_err(|e| crate::error::Error::Invalid(format!("gateway.redis_url: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Arc::new(Limiter {
             ctx: RwLock::new(Arc::new(ctx)),
             ledger: Mutex::new(Ledger::new()),
+            shared,
             db,
             config_mtime: Mutex::new(mtime),
+            unavailable_logged: Mutex::new(None),
+        }))
+    }
+
+    /// Settles (`actual` given) or releases a hold.
+    fn end(
+        self: &Arc<Self>,
+        hold: Hold,
+        tokens: u64,
+        actual: Option<NanoUsd>,
+        request_id: Option<&str>,
+    ) {
+        let now = crate::context::now_ms();
+        match hold {
+            Hold::Local(r) => {
+                let mut l = lock(&self.ledger);
+                match actual {
+                    Some(a) => l.settle(r, tokens, a, request_id, now),
+                    None => l.release(r),
+                }
+            }
+            Hold::Shared { checks, id, at_ms } => {
+                let me = self.clone();
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    tracing::error!(
+                        "A call ended outside the runtime: its hold in Redis lapses on its own"
+                    );
+                    return;
+                };
+                rt.spawn(async move {
+                    let Some(sh) = &me.shared else { return };
+                    if let Err(e) = sh.end(&checks, &id, at_ms, tokens, actual, now).await {
+                        me.log_unavailable(&e.0);
+                    }
+                });
+            }
+        }
+    }
+
+    fn log_unavailable(&self, why: &str) {
+        let mut last = lock(&self.unavailable_logged);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(std::time::Instant::now());
+            tracing::error!(error = why, "Redis is unavailable: limits follow on_unavailable (hard budgets deny, rate limits allow unless set)");
+        }
+    }
+
+    /// Whether the checks may go ahead uncounted while Redis is away: only if every one of them
+    /// says `on_unavailable = "allow"` (hard budgets never do).
+    fn allowed_without_redis(ctx: &Context, checks: &[Check]) -> bool {
+        checks.iter().all(|c| {
+            let name = match c {
+                Check::Requests { limit, .. }
+                | Check::Tokens { limit, .. }
+                | Check::Concurrent { limit, .. } => limit,
+                Check::Budget { .. } => return false,
+            };
+            ctx.config
+                .limits
+                .iter()
+                .find(|l| &l.name == name)
+                .is_some_and(|l| l.on_unavailable == limits::OnUnavailable::Allow)
         })
     }
 
@@ -160,33 +246,39 @@ impl Limiter {
         }
     }
 
+    /// A limit's checks for one instance of its scope.
+    fn limit_checks(l: &limits::Limit, inst: &str) -> Vec<Check> {
+        let mut out = Vec::new();
+        if let Some(n) = l.requests_per_minute {
+            out.push(Check::Requests {
+                limit: l.name.clone(),
+                key: format!("rpm/{}/{inst}", l.name),
+                per_minute: n,
+            });
+        }
+        if let Some(n) = l.tokens_per_minute {
+            out.push(Check::Tokens {
+                limit: l.name.clone(),
+                key: format!("tpm/{}/{inst}", l.name),
+                per_minute: n,
+            });
+        }
+        if let Some(n) = l.max_concurrent {
+            out.push(Check::Concurrent {
+                limit: l.name.clone(),
+                key: format!("conc/{}/{inst}", l.name),
+                max: n,
+            });
+        }
+        out
+    }
+
     /// Every check that covers the call, with the keys their counts live under.
     fn checks(ctx: &Context, c: &CallFacts, now: i64) -> Vec<Check> {
         let mut out = Vec::new();
         for l in &ctx.config.limits {
-            let Some(inst) = l.scope.instance(c) else {
-                continue;
-            };
-            if let Some(n) = l.requests_per_minute {
-                out.push(Check::Requests {
-                    limit: l.name.clone(),
-                    key: format!("rpm/{}/{inst}", l.name),
-                    per_minute: n,
-                });
-            }
-            if let Some(n) = l.tokens_per_minute {
-                out.push(Check::Tokens {
-                    limit: l.name.clone(),
-                    key: format!("tpm/{}/{inst}", l.name),
-                    per_minute: n,
-                });
-            }
-            if let Some(n) = l.max_concurrent {
-                out.push(Check::Concurrent {
-                    limit: l.name.clone(),
-                    key: format!("conc/{}/{inst}", l.name),
-                    max: n,
-                });
+            if let Some(inst) = l.scope.instance(c) {
+                out.extend(Self::limit_checks(l, &inst));
             }
         }
         for b in ctx
@@ -213,7 +305,7 @@ impl Limiter {
     /// Admits the call or answers the refusal. `Ok(None)`: nothing covers it.
     // The refusal is the response itself.
     #[allow(clippy::result_large_err)]
-    pub fn admit(
+    pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
         model_id: &str,
@@ -247,11 +339,40 @@ impl Limiter {
                 }
             }
         }
-        let admitted = lock(&self.ledger).admit(checks, cost, crate::context::now_ms());
+        let now = crate::context::now_ms();
+        let admitted = match &self.shared {
+            None => lock(&self.ledger).admit(checks, cost, now).map(Hold::Local),
+            Some(sh) => {
+                let id = call_id();
+                match sh.admit(&checks, cost, &id, now).await {
+                    Ok(Ok(())) => Ok(Hold::Shared {
+                        checks,
+                        id,
+                        at_ms: now,
+                    }),
+                    Ok(Err(refused)) => Err(refused),
+                    Err(e) => {
+                        self.log_unavailable(&e.0);
+                        if Self::allowed_without_redis(&ctx, &checks) {
+                            return Ok(None);
+                        }
+                        tracing::info!(developer = %caller.developer, status = 503, "Refused a request: limits unavailable");
+                        let mut r = bedrock_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "ServiceUnavailableException",
+                            "The gateway cannot check this call's budget or limits right now (their shared store is unavailable); try again shortly.",
+                        );
+                        r.headers_mut()
+                            .insert("retry-after", HeaderValue::from_static("5"));
+                        return Err(r);
+                    }
+                }
+            }
+        };
         match admitted {
-            Ok(r) => Ok(Some(Ticket {
+            Ok(hold) => Ok(Some(Ticket {
                 limiter: self.clone(),
-                reservation: Some(r),
+                hold: Some(hold),
                 model_id: model_id.to_string(),
             })),
             Err(refused) => {
@@ -293,6 +414,52 @@ impl Limiter {
         }
         lock(&self.ledger).rebase(&spend, &seen);
         Ok(())
+    }
+
+    /// With Redis: seeds the budget counts Redis has not seen (a new period, a first start) with
+    /// the store's spend. Without: [`Limiter::refresh`].
+    pub async fn refresh_async(self: &Arc<Self>) -> crate::error::Result<()> {
+        let me = self.clone();
+        let Some(sh) = &self.shared else {
+            return tokio::task::spawn_blocking(move || me.refresh())
+                .await
+                .unwrap_or(Ok(()));
+        };
+        let seeds = tokio::task::spawn_blocking(move || me.store_spend())
+            .await
+            .unwrap_or(Ok(Vec::new()))?;
+        if let Err(e) = sh.seed(&seeds).await {
+            self.log_unavailable(&e.0);
+        }
+        Ok(())
+    }
+
+    /// Every hard budget count's spend in the store: (key, spend, how long Redis keeps it).
+    fn store_spend(&self) -> crate::error::Result<Vec<(String, NanoUsd, i64)>> {
+        self.reload_config();
+        let ctx = self.context();
+        if !ctx.config.budgets.iter().any(|b| b.action == Action::Block) {
+            return Ok(Vec::new());
+        }
+        let store = crate::store::open_read_only(&self.db)?;
+        let now = ctx.clock.now_ms();
+        let mut out = Vec::new();
+        for e in crate::commands::budget::evaluate_all(&ctx, &*store)? {
+            if e.budget.action != Action::Block {
+                continue;
+            }
+            let inst = if e.budget.scope.each_developer {
+                e.scope_value.clone()
+            } else {
+                "all".to_string()
+            };
+            out.push((
+                budget_key(&e.budget.name, &inst, &e.bounds.label),
+                e.status.spent,
+                (e.bounds.end_ms - now).max(0) + 7 * 86_400_000,
+            ));
+        }
+        Ok(out)
     }
 
     fn reload_config(&self) {
@@ -365,15 +532,15 @@ impl Limiter {
     }
 
     /// Where the caller stands: each limit and hard budget that covers them (for `/me`).
-    pub fn standing(&self, caller: &Caller) -> Vec<serde_json::Value> {
+    pub async fn standing(&self, caller: &Caller) -> Vec<serde_json::Value> {
         let ctx = self.context();
         let now = ctx.clock.now_ms();
         let real_now = crate::context::now_ms();
         let facts = Self::facts(&ctx, caller, "", "");
-        let mut ledger = lock(&self.ledger);
-        let mut out = Vec::new();
+        // Each entry and the checks whose counts it shows.
+        let mut shown: Vec<(serde_json::Value, Vec<Check>)> = Vec::new();
         for l in &ctx.config.limits {
-            // Limits on a model cover some calls only: shown all the same.
+            // A limit on a model covers some of the caller's calls: shown all the same.
             let scope = limits::LimitScope {
                 model: None,
                 ..l.scope.clone()
@@ -381,23 +548,12 @@ impl Limiter {
             let Some(inst) = scope.instance(&facts) else {
                 continue;
             };
-            let mut v =
-                serde_json::json!({"kind": "limit", "name": l.name, "model": l.scope.model});
-            if let Some(n) = l.requests_per_minute {
-                let used = ledger.window(&format!("rpm/{}/{inst}", l.name), real_now);
-                v["requests_per_minute"] = n.into();
-                v["requests_left"] = n.saturating_sub(used).into();
-            }
-            if let Some(n) = l.tokens_per_minute {
-                let used = ledger.window(&format!("tpm/{}/{inst}", l.name), real_now);
-                v["tokens_per_minute"] = n.into();
-                v["tokens_left"] = n.saturating_sub(used).into();
-            }
-            if let Some(n) = l.max_concurrent {
-                v["max_concurrent"] = n.into();
-                v["concurrent"] = ledger.concurrent(&format!("conc/{}/{inst}", l.name)).into();
-            }
-            out.push(v);
+            let one = limits::Limit { scope, ..l.clone() };
+            let checks = Self::limit_checks(&one, &inst);
+            shown.push((
+                serde_json::json!({"kind": "limit", "name": l.name, "model": l.scope.model}),
+                checks,
+            ));
         }
         for b in ctx
             .config
@@ -413,25 +569,99 @@ impl Limiter {
                 continue;
             };
             let bounds = b.period.around(&b.zone, now);
-            let s = ledger.budget(&budget_key(&b.name, &inst, &bounds.label));
-            let left = NanoUsd((b.amount.0 - s.spent.0 - s.reserved.0).max(0));
-            out.push(serde_json::json!({
-                "kind": "budget",
-                "name": b.name,
-                "period": format!("{} {}", b.period.name(), bounds.label),
-                "amount_usd": b.amount.to_decimal_micros(),
-                "spent_usd": s.spent.to_decimal_micros(),
-                "reserved_usd": s.reserved.to_decimal_micros(),
-                "left_usd": left.to_decimal_micros(),
-                "percent": bedrock_usage_core::budget::percent_text(
-                    bedrock_usage_core::budget::basis_points(s.spent, b.amount)),
-                "resets": bedrock_usage_core::time::format_utc(bounds.end_ms),
-                "amount_display": b.amount.to_display(),
-                "spent_display": s.spent.to_display(),
-            }));
+            shown.push((
+                serde_json::json!({
+                    "kind": "budget",
+                    "name": b.name,
+                    "period": format!("{} {}", b.period.name(), bounds.label),
+                    "amount_usd": b.amount.to_decimal_micros(),
+                    "amount_display": b.amount.to_display(),
+                    "resets": bedrock_usage_core::time::format_utc(bounds.end_ms),
+                }),
+                vec![Check::Budget {
+                    budget: b.name.clone(),
+                    key: budget_key(&b.name, &inst, &bounds.label),
+                    amount: b.amount,
+                    resets_ms: bounds.end_ms,
+                    period: b.period.name().to_string(),
+                }],
+            ));
+        }
+        let all: Vec<Check> = shown.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+        let counts: Vec<(i64, i64)> = match &self.shared {
+            Some(sh) => match sh.read(&all, real_now).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.log_unavailable(&e.0);
+                    return shown
+                        .into_iter()
+                        .map(|(mut v, _)| {
+                            v["unavailable"] = true.into();
+                            v
+                        })
+                        .collect();
+                }
+            },
+            None => {
+                let mut l = lock(&self.ledger);
+                all.iter()
+                    .map(|c| match c {
+                        Check::Requests { key, .. } | Check::Tokens { key, .. } => {
+                            (l.window(key, real_now) as i64, 0)
+                        }
+                        Check::Concurrent { key, .. } => (l.concurrent(key) as i64, 0),
+                        Check::Budget { key, .. } => {
+                            let s = l.budget(key);
+                            (s.spent.0, s.reserved.0)
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let mut at = counts.into_iter();
+        let mut out = Vec::new();
+        for (mut v, checks) in shown {
+            for c in &checks {
+                let (n, reserved) = at.next().unwrap_or((0, 0));
+                let n_u = n.max(0) as u64;
+                match c {
+                    Check::Requests { per_minute, .. } => {
+                        v["requests_per_minute"] = (*per_minute).into();
+                        v["requests_left"] = per_minute.saturating_sub(n_u).into();
+                    }
+                    Check::Tokens { per_minute, .. } => {
+                        v["tokens_per_minute"] = (*per_minute).into();
+                        v["tokens_left"] = per_minute.saturating_sub(n_u).into();
+                    }
+                    Check::Concurrent { max, .. } => {
+                        v["max_concurrent"] = (*max).into();
+                        v["concurrent"] = n_u.into();
+                    }
+                    Check::Budget { amount, .. } => {
+                        let spent = NanoUsd(n);
+                        let left = NanoUsd((amount.0 - n - reserved).max(0));
+                        v["spent_usd"] = spent.to_decimal_micros().into();
+                        v["reserved_usd"] = NanoUsd(reserved).to_decimal_micros().into();
+                        v["left_usd"] = left.to_decimal_micros().into();
+                        v["percent"] = bedrock_usage_core::budget::percent_text(
+                            bedrock_usage_core::budget::basis_points(spent, *amount),
+                        )
+                        .into();
+                        v["spent_display"] = spent.to_display().into();
+                    }
+                }
+            }
+            out.push(v);
         }
         out
     }
+}
+
+/// A call's id in Redis: random, so replicas never collide.
+fn call_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn budget_key(name: &str, instance: &str, label: &str) -> String {

@@ -18,6 +18,7 @@ pub mod body;
 pub mod keys;
 pub mod limits;
 pub mod recorder;
+pub mod redis;
 pub mod server;
 pub mod upstream;
 
@@ -135,7 +136,7 @@ async fn me(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
         "team": caller.team,
         "key": caller.key_id,
         "spend": spend,
-        "limits": g.limits.standing(&caller),
+        "limits": g.limits.standing(&caller).await,
     });
     (
         StatusCode::OK,
@@ -331,7 +332,11 @@ async fn invoke(State(g): State<Arc<Gateway>>, req: Request) -> Response {
     // Admission: every limit and hard budget that covers the call holds its share until the
     // call ends (dropped with the ticket on a failure before that).
     let ticket = if g.limits.active() {
-        match g.limits.admit(&caller, &model_id, &body, op.is_converse()) {
+        match g
+            .limits
+            .admit(&caller, &model_id, &body, op.is_converse())
+            .await
+        {
             Ok(t) => t,
             Err(refusal) => return refusal,
         }

@@ -337,3 +337,140 @@ fn claude_code_shows_the_budget_message_and_does_not_retry() {
         .count();
     assert_eq!(streams, refusals);
 }
+
+/// A `redis-server` on a free loopback port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Redis {
+    fn start(t: &TempDir) -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir", s(&t.path(""))])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server ({e}): the shared-limits tests need it: apt-get install redis-server (.ci/run does)")
+            });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn two_gateways_sharing_redis_enforce_one_budget_and_one_rate_limit() {
+    let t = TempDir::new("limits-redis");
+    let mut redis = Redis::start(&t);
+    let mock = mock_bedrock::start(t.path("mock-log.jsonl"));
+    // Two replicas, each with a store of its own (as on two machines), one Redis.
+    let db_b = t.path("replica-b.db");
+    let erin = create_key(&t.db(), "erin", &[]);
+    let erin = erin["key"].as_str().unwrap().to_string();
+    let frank = create_key(&t.db(), "frank", &[]);
+    let frank = frank["key"].as_str().unwrap().to_string();
+    std::fs::copy(t.db(), &db_b).unwrap();
+    let per_call_pico = SLOW_BODY.len() as i64 * 300_000 + 7 * 1_250_000;
+    let estimate = (per_call_pico + 999) / 1000;
+    let amount_nano = 10 * estimate + estimate / 2;
+    let cfg = write_config(
+        &t,
+        &format!(
+            r#"
+[gateway]
+redis_url = "{}"
+[[budgets]]
+name = "erin-cap"
+developer = "erin"
+period = "month"
+amount = "0.{:09}"
+action = "block"
+[[limits]]
+name = "frank-rate"
+developer = "frank"
+requests_per_minute = 5
+"#,
+            redis.url, amount_nano
+        ),
+    );
+    let a = start(&t, &mock.url, &cfg, &[]);
+    let b = {
+        let mut e = vec![("BEDROCK_USAGE_CONFIG", s(&cfg))];
+        e.push(("BEDROCK_USAGE_DB", s(&db_b)));
+        Gateway::start_with_env(&db_b, &mock.url, &[], &e)
+    };
+    // 100 slow calls at once at each replica: ten reservations fit in all.
+    let slow = format!("/model/{HAIKU}-slow/invoke-with-response-stream");
+    let (ua, ub, ea, eb) = (a.url.clone(), b.url.clone(), erin.clone(), erin.clone());
+    let (sa, sb) = (slow.clone(), slow.clone());
+    let ta = std::thread::spawn(move || calls_at_once(&ua, &ea, &sa, SLOW_BODY, 100));
+    let tb = std::thread::spawn(move || calls_at_once(&ub, &eb, &sb, SLOW_BODY, 100));
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    let ok_a = ra.iter().filter(|x| x.status == 200).count();
+    let ok_b = rb.iter().filter(|x| x.status == 200).count();
+    assert!(
+        (1..=10).contains(&(ok_a + ok_b)),
+        "one budget for both replicas: {ok_a} + {ok_b} admitted"
+    );
+    assert!(ra
+        .iter()
+        .chain(&rb)
+        .filter(|x| x.status != 200)
+        .all(|x| x.status == 400 && x.body.contains("Budget `erin-cap` would be passed")));
+
+    // One rate limit: 4 calls at each replica, 5 admitted in all.
+    let quick = format!("/model/{HAIKU}/invoke");
+    let fa = calls_at_once(&a.url, &frank, &quick, "{}", 4);
+    let fb = calls_at_once(&b.url, &frank, &quick, "{}", 4);
+    let admitted = fa.iter().chain(&fb).filter(|x| x.status == 200).count();
+    assert_eq!(admitted, 5, "{fa:?} {fb:?}");
+
+    // /me at either replica sees the shared counts.
+    let v: serde_json::Value = serde_json::from_slice(&me(&b.url, &frank, true).stdout).unwrap();
+    assert_eq!(v["limits"][0]["requests_left"], 0, "{v}");
+
+    // Redis gone: the rate limit allows (its default), the hard budget denies.
+    redis.kill();
+    let f = calls_at_once(&a.url, &frank, &quick, "{}", 1);
+    assert_eq!(f[0].status, 200, "{f:?}");
+    let e = calls_at_once(&a.url, &erin, &quick, SLOW_BODY, 1);
+    assert_eq!(e[0].status, 503, "{e:?}");
+    assert_eq!(e[0].error_type, "ServiceUnavailableException");
+    let (_, log) = a.stop();
+    assert!(
+        log.contains("ERROR") && log.contains("Redis is unavailable"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&erin) && !log.contains(&frank),
+        "a key in the log"
+    );
+    b.stop();
+}
