@@ -4,7 +4,7 @@
 # Redis (a redis-server on loopback), side by side in one run, interleaved in ROUNDS so all see
 # the same machine.
 #
-#   bench/limits.sh        # RATE=1000 SECONDS_EACH=10 ROUNDS=3
+#   bench/limits.sh        # RATE=1000 SECONDS_EACH=10 ROUNDS=5
 #
 # The load generator, the mock Bedrock and both gateways share this machine's cores. The limits
 # never refuse (their numbers are far above the load): what is measured is what deciding costs,
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT="${BENCH_DIR:-bench/out}/limits"
 RATE="${RATE:-1000}"
 SECONDS_EACH="${SECONDS_EACH:-10}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bedrock-usage/target}"
 REL="$CARGO_TARGET_DIR/release"
 cargo build --release -q -p bedrock-usage --bin bedrock-usage --example mock_bedrock --example loadgen
@@ -82,10 +82,25 @@ for round in $(seq "$ROUNDS"); do
     sleep 3
   done
 done
+# `me` as a status line runs it: the whole command, 30 times, against the gateway with limits.
+python3 - "$REL/bedrock-usage" "$GW_LIMITS" "$KEY_LIMITS" >> "$RESULTS" <<'PY'
+import json, os, subprocess, sys, time
+exe, gw, key = sys.argv[1:]
+env = dict(os.environ, BEDROCK_USAGE_KEY=key)
+times = []
+for _ in range(30):
+    t = time.perf_counter()
+    subprocess.run([exe, "me", "--gateway", gw], env=env, check=True, capture_output=True)
+    times.append((time.perf_counter() - t) * 1000)
+times.sort()
+print(json.dumps({"me_ms": {"p50": times[15], "max": times[-1]}}))
+PY
 echo "refusals (want 0): $(cat "$OUT/limits.err" "$OUT/redis.err" | grep -c 'Refused' || true)" >&2
 python3 - "$RESULTS" "$RATE" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
+me = [r["me_ms"] for r in rows if "me_ms" in r]
+rows = [r for r in rows if "target" in r]
 ms = lambda us: f"{us / 1000:.3f}"
 print(f"| InvokeModel at {sys.argv[2]}/s | round | p50 ms | p99 ms | p99.9 ms | answered |")
 print("|---|---:|---:|---:|---:|---:|")
@@ -98,4 +113,6 @@ print("| admission added (median of rounds) | p50 ms | p99 ms | p99.9 ms |")
 print("|---|---:|---:|---:|")
 for t, what in (("limits", "in-process"), ("redis", "Redis on loopback")):
     print(f"| {what} vs no limits | {ms(med(t,'p50') - med('plain','p50'))} | {ms(med(t,'p99') - med('plain','p99'))} | {ms(med(t,'p999') - med('plain','p999'))} |")
+for m in me:
+    print(f"\n`bedrock-usage me`, the whole command (process start, GET /me, the line), 30 runs: median {m['p50']:.1f} ms, slowest {m['max']:.1f} ms.")
 PY

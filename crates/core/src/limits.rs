@@ -580,7 +580,9 @@ impl Ledger {
                 Check::Tokens { key, .. } => {
                     let w = self.windows.entry(key.clone()).or_default();
                     let mine = r.entries.iter().find(|(k, _)| k == key).map(|e| e.1);
-                    match w.log.iter_mut().find(|e| Some(e.2) == mine) {
+                    // From the newest end: a call's entry is among the last admitted, so this
+                    // is short even with a full window of a busy minute.
+                    match w.log.iter_mut().rev().find(|e| Some(e.2) == mine) {
                         Some(e) => e.1 += tokens,
                         // A call longer than the window: its tokens count from its end.
                         None => w.log.push_back((now, tokens, 0)),

@@ -396,10 +396,31 @@ fn two_gateways_sharing_redis_enforce_one_budget_and_one_rate_limit() {
     let erin = erin["key"].as_str().unwrap().to_string();
     let frank = create_key(&t.db(), "frank", &[]);
     let frank = frank["key"].as_str().unwrap().to_string();
-    std::fs::copy(t.db(), &db_b).unwrap();
     let per_call_pico = SLOW_BODY.len() as i64 * 300_000 + 7 * 1_250_000;
     let estimate = (per_call_pico + 999) / 1000;
     let amount_nano = 10 * estimate + estimate / 2;
+    // erin already spent about five reservations' worth this month (a synced log record): Redis
+    // is seeded with it from the store, so only five more fit.
+    let input_tokens = 5 * estimate * 1000 / 250_000;
+    let log = t.path("erin.jsonl");
+    std::fs::write(
+        &log,
+        serde_json::json!({
+            "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+            "timestamp": bedrock_usage_core::time::format_utc(bedrock_usage::context::now_ms() - 1000),
+            "accountId": "123456789012", "region": "us-east-1", "requestId": "erin-before",
+            "operation": "InvokeModel", "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+            "identity": {"arn": "arn:aws:sts::123456789012:assumed-role/shared/box"},
+            "requestMetadata": {"developer": "erin"},
+            "input": {"inputContentType": "application/json", "inputTokenCount": input_tokens},
+            "output": {"outputContentType": "application/json", "outputTokenCount": 0},
+        })
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    crate::util::run_ok(&["--db", s(&t.db()), "ingest", "--no-progress", s(&log)]);
+    std::fs::copy(t.db(), &db_b).unwrap();
     let cfg = write_config(
         &t,
         &format!(
@@ -436,8 +457,8 @@ requests_per_minute = 5
     let ok_a = ra.iter().filter(|x| x.status == 200).count();
     let ok_b = rb.iter().filter(|x| x.status == 200).count();
     assert!(
-        (1..=10).contains(&(ok_a + ok_b)),
-        "one budget for both replicas: {ok_a} + {ok_b} admitted"
+        (1..=5).contains(&(ok_a + ok_b)),
+        "one budget for both replicas, the store's spend in it: {ok_a} + {ok_b} admitted"
     );
     assert!(ra
         .iter()
