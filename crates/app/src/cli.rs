@@ -488,15 +488,32 @@ pub enum Compression {
 
 #[derive(Debug, Subcommand)]
 pub enum PricingCommand {
-    /// Every model in the catalog with its current rates (USD per million tokens).
-    List,
-    /// How a model id is priced: which entry, which rates, which rules apply and why.
+    /// Every model in the catalog with its rates in force today (USD per million tokens), each
+    /// with its source and whether it is confirmed.
+    List {
+        /// Every dated rate block, with the day each one ends.
+        #[arg(long)]
+        history: bool,
+    },
+    /// How a model id is priced: which entry and dated block, which rates, which rules apply
+    /// and why.
+    ///
+    /// Example: `pricing show us.anthropic.claude-haiku-5-5 --date 2026-11-03 --input-tokens
+    /// 100001` shows the tier above 100,000 input-side tokens and says it applies.
     Show {
         /// A modelId as it appears in the logs (plain id, profile id, or ARN).
         model_id: String,
         /// Price as of this date (YYYY-MM-DD). Default: today.
         #[arg(long)]
         date: Option<String>,
+        /// The region the call was made in (some models cost more in some regions; an ARN
+        /// names its own). GovCloud regions (`us-gov-west-1`) take the GovCloud premium.
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// A call's input side (input + cache read + cache write tokens): says which tier
+        /// prices it.
+        #[arg(long, value_name = "N")]
+        input_tokens: Option<u64>,
     },
     /// Model ids in the store that have no price, with their call counts.
     Unpriced,

@@ -110,10 +110,21 @@ pub fn run(args: Args) -> Result<u8> {
             },
         ),
         Command::Pricing { command, .. } => match command {
-            PricingCommand::List => pricing::list(&ctx),
-            PricingCommand::Show { model_id, date } => {
-                pricing::show(&ctx, model_id, date.as_deref())
-            }
+            PricingCommand::List { history } => pricing::list(&ctx, *history),
+            PricingCommand::Show {
+                model_id,
+                date,
+                region,
+                input_tokens,
+            } => pricing::show(
+                &ctx,
+                &pricing::ShowArgs {
+                    model_id,
+                    date: date.as_deref(),
+                    region: region.as_deref(),
+                    input_tokens: *input_tokens,
+                },
+            ),
             PricingCommand::Unpriced => pricing::unpriced(&ctx),
         },
         Command::Config { .. } => Ok(EXIT_OK),

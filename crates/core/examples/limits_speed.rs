@@ -46,7 +46,7 @@ fn main() {
         let model = normalize_model_id(id, &Default::default());
         let est = estimate(body, false, 64_000);
         let d = catalog
-            .decide(&model, id, 20_424, false)
+            .decide(&model, id, "us-east-1", 20_424, Default::default())
             .unwrap_or_else(|e| panic!("unpriced: {e:?}"));
         let cost = upper_cost(&d.rates, &est);
         let r = ledger

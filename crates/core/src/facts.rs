@@ -45,7 +45,8 @@ pub struct FactRow {
     /// Index into [`FactSet::strings`].
     pub region: usize,
     pub operation: usize,
-    pub long_context: bool,
+    /// Where the calls' input sides fall among the tiers' thresholds.
+    pub input_band: crate::pricing::InputBand,
     pub calls: u64,
     pub errors: u64,
     /// Calls with no tokens at all.
@@ -62,7 +63,7 @@ impl FactSet {
             model: r.model,
             region: &self.strings[r.region],
             operation: &self.strings[r.operation],
-            long_context: r.long_context,
+            input_band: r.input_band,
             calls: r.calls,
             errors: r.errors,
             empty_calls: r.empty_calls,

@@ -2,6 +2,9 @@
 //!
 //! Cost = sum over token classes of tokens x rate, in integer pico-dollars (see `money`). A model
 //! the catalog does not know is *unpriced*: it is named and counted, never priced at $0.
+//! Each model has dated rate blocks; every rule (regional and GovCloud premiums, rates by the
+//! request's region, input-size tiers, 1-hour cache rates) belongs to a block, so a rule can
+//! start and end.
 //! Rates and costs are integers: the lint below refuses float arithmetic in this module.
 
 #![deny(clippy::float_arithmetic)]
@@ -14,13 +17,39 @@ use crate::money::{parse_scaled_decimal, NanoUsd};
 use crate::record::Tokens;
 use crate::time::{format_date, parse_date};
 
-/// Requests whose input side exceeds this many tokens are long-context requests.
+/// The threshold of a `long_context` rule that names none (the 200k rule of Sonnet 4 and 4.5).
 pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
 
-/// Whether one call is billed at long-context rates (where its model has them): its input side
-/// (input + cache read + cache write) is over [`LONG_CONTEXT_THRESHOLD`].
-pub fn is_long_context(tokens: &Tokens) -> bool {
-    tokens.input_side() > LONG_CONTEXT_THRESHOLD
+/// Input-side sizes (input + cache read + cache write tokens) at which a price list may change
+/// rates. The store keeps its sums apart on either side of each, so a tier starting above any of
+/// them prices stored history exactly; a catalog tier must start at one of them.
+pub const INPUT_BAND_EDGES: [u64; 6] = [100_000, 128_000, 200_000, 256_000, 500_000, 1_000_000];
+
+/// Where a call's input side falls among [`INPUT_BAND_EDGES`]: 0 up to the first edge, `i`
+/// above the `i`-th.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InputBand(pub u8);
+
+impl InputBand {
+    /// The band of an input side of `tokens` tokens.
+    pub fn of_side(tokens: u64) -> InputBand {
+        InputBand(INPUT_BAND_EDGES.iter().filter(|&&e| tokens > e).count() as u8)
+    }
+    /// The band of one call.
+    pub fn of(t: &Tokens) -> InputBand {
+        InputBand::of_side(t.input_side())
+    }
+    /// Whether every call of this band is above `edge` input-side tokens.
+    pub fn above(self, edge: u64) -> bool {
+        INPUT_BAND_EDGES
+            .iter()
+            .position(|&e| e == edge)
+            .is_some_and(|i| self.0 as usize > i)
+    }
+    /// The band as stored (an integer column), from a stored value (clamped).
+    pub fn from_stored(v: i64) -> InputBand {
+        InputBand(v.clamp(0, INPUT_BAND_EDGES.len() as i64) as u8)
+    }
 }
 
 const EMBEDDED_CATALOG: &str = include_str!("../data/catalog.toml");
@@ -251,22 +280,80 @@ impl Rates {
     }
 }
 
+/// How a tier changes the rates above its threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierRates {
+    /// Multiples of the block's rates: input and both cache classes x `input`, output x
+    /// `output` (the long-context form).
+    Multiple { input: Ratio, output: Ratio },
+    /// Rates of their own (a price list's second column).
+    Absolute(Rates),
+}
+
+/// Rates for calls whose input side is above `above` tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub above: u64,
+    pub rates: TierRates,
+}
+
+impl Tier {
+    /// `above 200,000 input-side tokens: input and cache x2, output x1.5`.
+    pub fn describe(&self) -> String {
+        let what = match &self.rates {
+            TierRates::Multiple { input, output } => format!(
+                "input and cache x{}, output x{}",
+                input.describe(),
+                output.describe()
+            ),
+            TierRates::Absolute(_) => "rates of their own".to_string(),
+        };
+        format!(
+            "above {} input-side tokens: {what}",
+            crate::money::group_thousands(self.above)
+        )
+    }
+}
+
+/// One dated block of a model's prices: the rates and every rule in force from `from_day`
+/// until the next block starts. A rule that starts or ends is a new block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateBlock {
+    /// The rates (and `from_day`).
+    pub base: Rates,
+    /// Rates that differ by the region the request was made in (`ap-northeast-1`, ...).
+    pub regions: BTreeMap<String, Rates>,
+    /// Input-side tiers, lowest threshold first; the highest one a call is above applies.
+    pub tiers: Vec<Tier>,
+    /// The multiple on geographic and in-region endpoints (not `global.`).
+    pub regional_premium: Option<Ratio>,
+    /// The multiple in AWS GovCloud (`us-gov.` profiles, `arn:aws-us-gov` ARNs, `us-gov-*`
+    /// regions), in place of the regional premium.
+    pub govcloud_premium: Option<Ratio>,
+    pub source: Option<String>,
+    pub confirmed: bool,
+}
+
 /// One model of the catalog.
 #[derive(Debug, Clone)]
 pub struct ModelEntry {
     pub key: String,
     pub name: String,
-    pub regional_premium: Option<Ratio>,
-    /// (input-side multiple, output multiple) above [`LONG_CONTEXT_THRESHOLD`].
-    pub long_context: Option<(Ratio, Ratio)>,
-    /// Sorted by `from_day`.
-    pub rates: Vec<Rates>,
+    /// Sorted by `base.from_day`.
+    pub blocks: Vec<RateBlock>,
     /// Where the entry came from: `embedded` or a file path.
     pub origin: String,
     /// Where its rates were taken from (a price list).
     pub source: Option<String>,
-    /// False for rates taken from secondary sources.
+    /// False when any of its rates or rules is taken from secondary sources.
     pub confirmed: bool,
+}
+
+impl ModelEntry {
+    /// The block in force on `day` (UTC day number).
+    pub fn block_on(&self, day: i64) -> Option<&RateBlock> {
+        self.blocks.iter().rev().find(|b| b.base.from_day <= day)
+    }
 }
 
 /// Why a call could not be priced.
@@ -328,17 +415,22 @@ struct RawModel {
     source: Option<String>,
     #[serde(default)]
     confirmed: Option<bool>,
+    /// Defaults for every block that does not name its own.
     #[serde(default)]
     regional_premium: Option<String>,
+    #[serde(default)]
+    govcloud_premium: Option<String>,
     #[serde(default)]
     long_context: Option<RawLongContext>,
     #[serde(default)]
     rates: Vec<RawRates>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct RawLongContext {
+    #[serde(default)]
+    above: Option<u64>,
     input: String,
     output: String,
 }
@@ -353,6 +445,45 @@ struct RawRates {
     #[serde(default)]
     cache_write_1h: Option<String>,
     cache_read: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    confirmed: Option<bool>,
+    #[serde(default)]
+    regional_premium: Option<String>,
+    #[serde(default)]
+    govcloud_premium: Option<String>,
+    #[serde(default)]
+    long_context: Option<RawLongContext>,
+    #[serde(default)]
+    tiers: Vec<RawTier>,
+    #[serde(default)]
+    regions: BTreeMap<String, RawRegionRates>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    above: u64,
+    input: String,
+    output: String,
+    cache_write_5m: String,
+    #[serde(default)]
+    cache_write_1h: Option<String>,
+    cache_read: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegionRates {
+    input: String,
+    output: String,
+    #[serde(default)]
+    cache_write_5m: Option<String>,
+    #[serde(default)]
+    cache_write_1h: Option<String>,
+    #[serde(default)]
+    cache_read: Option<String>,
 }
 
 /// The price catalog: model key -> entry.
@@ -361,14 +492,97 @@ pub struct PriceCatalog {
     entries: BTreeMap<String, ModelEntry>,
 }
 
-/// How one call (or a group of calls of one model, day and class) is priced.
+/// Which premium a decision applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Premium {
+    Regional(Ratio),
+    GovCloud(Ratio),
+}
+
+/// How one call (or a group of calls of one model, day, region and input band) is priced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceDecision {
     pub key: String,
     pub name: String,
+    /// The rates with every rule applied (`from_day`: the block's).
     pub rates: Rates,
-    pub regional_premium: Option<Ratio>,
-    pub long_context: Option<(Ratio, Ratio)>,
+    pub premium: Option<Premium>,
+    /// The tier applied, if the call is above one.
+    pub tier: Option<Tier>,
+    /// The request region whose own rates were used, if the block has some for it.
+    pub region_rates: Option<String>,
+    pub source: Option<String>,
+    pub confirmed: bool,
+}
+
+/// Whether a call was made in AWS GovCloud: a `us-gov.` profile, an `arn:aws-us-gov` ARN or a
+/// `us-gov-*` region.
+pub fn is_govcloud(model: &ModelName, raw_id: &str, region: &str) -> bool {
+    model.geography == Geography::Geo("us-gov".into())
+        || raw_id.trim().starts_with("arn:aws-us-gov:")
+        || region.starts_with("us-gov-")
+}
+
+/// Parses the catalog's rate fields of one block (USD per million tokens -> pico per token).
+struct FieldParser<'a> {
+    at: String,
+    problems: &'a mut Vec<String>,
+}
+
+impl FieldParser<'_> {
+    fn rate(&mut self, name: &str, v: &str) -> i64 {
+        match parse_scaled_decimal(v, 6) {
+            Ok(x) if x >= 0 => x,
+            Ok(_) => {
+                self.problems
+                    .push(format!("{}: `{name}` = `{v}` is negative", self.at));
+                0
+            }
+            Err(e) => {
+                self.problems.push(format!("{}: `{name}`: {e}", self.at));
+                0
+            }
+        }
+    }
+    fn premium(&mut self, name: &str, v: Option<&str>) -> Option<Ratio> {
+        let v = v?;
+        Ratio::parse_percent_increase(v)
+            .map_err(|e| self.problems.push(format!("{}: `{name}`: {e}", self.at)))
+            .ok()
+    }
+    fn threshold(&mut self, name: &str, above: u64) -> u64 {
+        if !INPUT_BAND_EDGES.contains(&above) {
+            self.problems.push(format!(
+                "{}: `{name}` = {above}: a tier starts above one of {} input-side tokens (the store keeps its sums apart at these sizes)",
+                self.at,
+                INPUT_BAND_EDGES.map(crate::money::group_thousands).join(", ")
+            ));
+        }
+        above
+    }
+    fn long_context(&mut self, lc: &RawLongContext) -> Option<Tier> {
+        let above = self.threshold(
+            "long_context.above",
+            lc.above.unwrap_or(LONG_CONTEXT_THRESHOLD),
+        );
+        let i = Ratio::parse_multiple(&lc.input)
+            .map_err(|e| {
+                self.problems
+                    .push(format!("{}: `long_context.input`: {e}", self.at))
+            })
+            .ok();
+        let o = Ratio::parse_multiple(&lc.output)
+            .map_err(|e| {
+                self.problems
+                    .push(format!("{}: `long_context.output`: {e}", self.at))
+            })
+            .ok();
+        let (input, output) = i.zip(o)?;
+        Some(Tier {
+            above,
+            rates: TierRates::Multiple { input, output },
+        })
+    }
 }
 
 impl PriceCatalog {
@@ -381,6 +595,11 @@ impl PriceCatalog {
         }
     }
 
+    /// The embedded catalog's text (for `pricing diff` and tests).
+    pub fn embedded_text() -> &'static str {
+        EMBEDDED_CATALOG
+    }
+
     pub fn parse(text: &str, origin: &str) -> Result<PriceCatalog, CatalogError> {
         let raw: RawCatalog = toml::from_str(text).map_err(|e| CatalogError::Parse {
             origin: origin.to_string(),
@@ -390,72 +609,130 @@ impl PriceCatalog {
         let mut entries = BTreeMap::new();
         for m in raw.model {
             let key = m.key.trim().to_ascii_lowercase();
-            let at = format!("model `{key}`");
-            let regional_premium = m.regional_premium.as_deref().and_then(|s| {
-                Ratio::parse_percent_increase(s)
-                    .map_err(|e| problems.push(format!("{at}: `regional_premium`: {e}")))
-                    .ok()
-            });
-            let long_context = m.long_context.as_ref().and_then(|lc| {
-                let i = Ratio::parse_multiple(&lc.input)
-                    .map_err(|e| problems.push(format!("{at}: `long_context.input`: {e}")))
-                    .ok();
-                let o = Ratio::parse_multiple(&lc.output)
-                    .map_err(|e| problems.push(format!("{at}: `long_context.output`: {e}")))
-                    .ok();
-                i.zip(o)
-            });
-            let mut rates = Vec::new();
+            let model_confirmed = m.confirmed.unwrap_or(true);
+            let mut blocks = Vec::new();
             for r in &m.rates {
+                let mut p = FieldParser {
+                    at: format!("model `{key}`, rates from {}", r.from),
+                    problems: &mut problems,
+                };
                 let from_day = parse_date(&r.from);
                 if from_day.is_none() {
-                    problems.push(format!(
+                    let at = p.at.clone();
+                    p.problems.push(format!(
                         "{at}: `from` = `{}` is not a date (YYYY-MM-DD)",
                         r.from
                     ));
                 }
-                let mut field = |name: &str, v: &str| -> i64 {
-                    match parse_scaled_decimal(v, 6) {
-                        Ok(x) if x >= 0 => x,
-                        Ok(_) => {
-                            problems.push(format!("{at}: `{name}` = `{v}` is negative"));
-                            0
-                        }
-                        Err(e) => {
-                            problems.push(format!("{at}: `{name}`: {e}"));
-                            0
-                        }
-                    }
-                };
-                let rate = Rates {
-                    from_day: from_day.unwrap_or(0),
-                    input: field("input", &r.input),
-                    output: field("output", &r.output),
-                    cache_write_5m: field("cache_write_5m", &r.cache_write_5m),
+                let from_day = from_day.unwrap_or(0);
+                let base = Rates {
+                    from_day,
+                    input: p.rate("input", &r.input),
+                    output: p.rate("output", &r.output),
+                    cache_write_5m: p.rate("cache_write_5m", &r.cache_write_5m),
                     cache_write_1h: r
                         .cache_write_1h
                         .as_deref()
-                        .map(|v| field("cache_write_1h", v)),
-                    cache_read: field("cache_read", &r.cache_read),
+                        .map(|v| p.rate("cache_write_1h", v)),
+                    cache_read: p.rate("cache_read", &r.cache_read),
                 };
-                rates.push(rate);
+                let mut regions = BTreeMap::new();
+                for (region, rr) in &r.regions {
+                    let rates = Rates {
+                        from_day,
+                        input: p.rate(&format!("regions.{region}.input"), &rr.input),
+                        output: p.rate(&format!("regions.{region}.output"), &rr.output),
+                        cache_write_5m: match &rr.cache_write_5m {
+                            Some(v) => p.rate(&format!("regions.{region}.cache_write_5m"), v),
+                            None => base.cache_write_5m,
+                        },
+                        cache_write_1h: match &rr.cache_write_1h {
+                            Some(v) => Some(p.rate(&format!("regions.{region}.cache_write_1h"), v)),
+                            None => base.cache_write_1h,
+                        },
+                        cache_read: match &rr.cache_read {
+                            Some(v) => p.rate(&format!("regions.{region}.cache_read"), v),
+                            None => base.cache_read,
+                        },
+                    };
+                    regions.insert(region.trim().to_ascii_lowercase(), rates);
+                }
+                let mut tiers = Vec::new();
+                if let Some(lc) = r.long_context.as_ref().or(m.long_context.as_ref()) {
+                    tiers.extend(p.long_context(lc));
+                }
+                for t in &r.tiers {
+                    let above = p.threshold("tiers.above", t.above);
+                    let rates = Rates {
+                        from_day,
+                        input: p.rate("tiers.input", &t.input),
+                        output: p.rate("tiers.output", &t.output),
+                        cache_write_5m: p.rate("tiers.cache_write_5m", &t.cache_write_5m),
+                        cache_write_1h: t
+                            .cache_write_1h
+                            .as_deref()
+                            .map(|v| p.rate("tiers.cache_write_1h", v)),
+                        cache_read: p.rate("tiers.cache_read", &t.cache_read),
+                    };
+                    tiers.push(Tier {
+                        above,
+                        rates: TierRates::Absolute(rates),
+                    });
+                }
+                tiers.sort_by_key(|t| t.above);
+                if tiers.windows(2).any(|w| w[0].above == w[1].above) {
+                    let at = p.at.clone();
+                    p.problems
+                        .push(format!("{at}: two tiers start above the same size"));
+                }
+                if !regions.is_empty()
+                    && tiers
+                        .iter()
+                        .any(|t| matches!(t.rates, TierRates::Absolute(_)))
+                {
+                    let at = p.at.clone();
+                    p.problems.push(format!("{at}: rates by region and tiers with rates of their own cannot be combined (write the tier as `long_context` multiples)"));
+                }
+                let regional_premium = p.premium(
+                    "regional_premium",
+                    r.regional_premium
+                        .as_deref()
+                        .or(m.regional_premium.as_deref()),
+                );
+                let govcloud_premium = p.premium(
+                    "govcloud_premium",
+                    r.govcloud_premium
+                        .as_deref()
+                        .or(m.govcloud_premium.as_deref()),
+                );
+                blocks.push(RateBlock {
+                    base,
+                    regions,
+                    tiers,
+                    regional_premium,
+                    govcloud_premium,
+                    source: r.source.clone().or_else(|| m.source.clone()),
+                    confirmed: r.confirmed.unwrap_or(model_confirmed),
+                });
             }
-            if rates.is_empty() {
+            let at = format!("model `{key}`");
+            if blocks.is_empty() {
                 problems.push(format!("{at}: no `[[model.rates]]`"));
             }
-            rates.sort_by_key(|r| r.from_day);
-            if rates.windows(2).any(|w| w[0].from_day == w[1].from_day) {
+            blocks.sort_by_key(|b| b.base.from_day);
+            if blocks
+                .windows(2)
+                .any(|w| w[0].base.from_day == w[1].base.from_day)
+            {
                 problems.push(format!("{at}: two rate blocks start on the same day"));
             }
             let entry = ModelEntry {
                 name: m.name.clone().unwrap_or_else(|| key.clone()),
                 key: key.clone(),
-                regional_premium,
-                long_context,
-                rates,
+                confirmed: model_confirmed && blocks.iter().all(|b| b.confirmed),
+                blocks,
                 origin: origin.to_string(),
                 source: m.source.clone(),
-                confirmed: m.confirmed.unwrap_or(true),
             };
             if entries.insert(key.clone(), entry).is_some() {
                 problems.push(format!("{at} appears twice"));
@@ -484,13 +761,15 @@ impl PriceCatalog {
         self.entries.get(key)
     }
 
-    /// The rates that price calls of `model` on `day` (UTC day number), with the rules applied.
+    /// The rates that price calls of `model` made in `region` on `day` (UTC day number) whose
+    /// input side falls in `band`, with every rule of the block in force applied.
     pub fn decide(
         &self,
         model: &ModelName,
         raw_id: &str,
+        region: &str,
         day: i64,
-        long_context: bool,
+        band: InputBand,
     ) -> Result<PriceDecision, Unpriced> {
         let key = match &model.key {
             Some(k) => k,
@@ -506,59 +785,75 @@ impl PriceCatalog {
             .entries
             .get(key)
             .ok_or_else(|| Unpriced::UnknownModel(key.clone()))?;
-        let base = entry
-            .rates
+        let block = entry
+            .block_on(day)
+            .ok_or_else(|| Unpriced::NoRateOnDay(key.clone(), format_date(day)))?;
+        let region_key = region.trim().to_ascii_lowercase();
+        let (mut rates, region_rates) = match block.regions.get(&region_key) {
+            Some(r) => (r.clone(), Some(region_key)),
+            None => (block.base.clone(), None),
+        };
+        let tier = block
+            .tiers
             .iter()
             .rev()
-            .find(|r| r.from_day <= day)
-            .ok_or_else(|| Unpriced::NoRateOnDay(key.clone(), format_date(day)))?;
-        let premium = match (&model.geography, entry.regional_premium) {
-            (Geography::Global, _) | (_, None) => None,
-            (_, Some(p)) => Some(p),
-        };
-        let lc = if long_context {
-            entry.long_context
-        } else {
-            None
-        };
-        let mut rates = base.clone();
-        if let Some((i, o)) = lc {
-            rates = rates.scaled(i, o);
+            .find(|t| band.above(t.above))
+            .cloned();
+        if let Some(t) = &tier {
+            rates = match &t.rates {
+                TierRates::Multiple { input, output } => rates.scaled(*input, *output),
+                TierRates::Absolute(r) => r.clone(),
+            };
         }
-        if let Some(p) = premium {
+        let premium = if model.geography == Geography::Global {
+            None
+        } else if is_govcloud(model, raw_id, region) {
+            block
+                .govcloud_premium
+                .map(Premium::GovCloud)
+                .or(block.regional_premium.map(Premium::Regional))
+        } else {
+            block.regional_premium.map(Premium::Regional)
+        };
+        if let Some(Premium::Regional(p) | Premium::GovCloud(p)) = premium {
             rates = rates.scaled(p, p);
         }
         Ok(PriceDecision {
             key: key.clone(),
             name: entry.name.clone(),
             rates,
-            regional_premium: premium,
-            long_context: lc,
+            premium,
+            tier,
+            region_rates,
+            source: block.source.clone(),
+            confirmed: block.confirmed,
         })
     }
 
-    /// The cost of one call's `tokens` in pico-dollars on UTC day `day`.
+    /// The cost of one call's `tokens` in pico-dollars, made in `region` on UTC day `day`.
     pub fn cost_pico(
         &self,
         model: &ModelName,
         raw_id: &str,
+        region: &str,
         day: i64,
         tokens: &Tokens,
     ) -> Result<i128, Unpriced> {
-        self.cost_pico_with(model, raw_id, day, tokens, is_long_context(tokens))
+        self.cost_pico_with(model, raw_id, region, day, tokens, InputBand::of(tokens))
     }
 
-    /// The cost of `tokens` in pico-dollars, on UTC day `day`, at long-context rates when
-    /// `long_context` (a single call: [`is_long_context`]; a fact: the flag it was summed under).
+    /// The cost of `tokens` in pico-dollars at the rates of input band `band` (a single call:
+    /// [`InputBand::of`]; a fact: the band it was summed under).
     pub fn cost_pico_with(
         &self,
         model: &ModelName,
         raw_id: &str,
+        region: &str,
         day: i64,
         tokens: &Tokens,
-        long_context: bool,
+        band: InputBand,
     ) -> Result<i128, Unpriced> {
-        let d = self.decide(model, raw_id, day, long_context)?;
+        let d = self.decide(model, raw_id, region, day, band)?;
         d.rates
             .cost_pico(tokens)
             .ok_or(Unpriced::NoOneHourRate(d.key))
@@ -571,11 +866,12 @@ impl PriceCatalog {
         &self,
         model: &ModelName,
         raw_id: &str,
+        region: &str,
         day: i64,
         tokens: &Tokens,
-        long_context: bool,
+        band: InputBand,
     ) -> Result<NanoUsd, Unpriced> {
-        self.cost_pico_with(model, raw_id, day, tokens, long_context)
+        self.cost_pico_with(model, raw_id, region, day, tokens, band)
             .map(NanoUsd::from_pico)
     }
 }
@@ -600,20 +896,31 @@ mod tests {
             input: 1_234,
             ..Tokens::default()
         };
-        let got = c.price(&norm(id), id, day, &t, is_long_context(&t));
+        let got = c.price(&norm(id), id, "us-east-1", day, &t, InputBand::of(&t));
         assert_eq!(got, Ok(NanoUsd(4_072_200)));
         assert_eq!(
             got.map(|n| n.0 as i128),
-            c.cost_pico(&norm(id), id, day, &t)
+            c.cost_pico(&norm(id), id, "us-east-1", day, &t)
                 .map(|p| NanoUsd::from_pico(p).0 as i128)
         );
-        // A fact is priced by the class it was summed under, not by its (summed) tokens.
+        // A fact is priced by the band it was summed under, not by its (summed) tokens.
         let many = Tokens {
             input: 300_000,
             ..Tokens::default()
         };
-        let standard = c.price(&norm(id), id, day, &many, false).expect("priced");
-        let long = c.price(&norm(id), id, day, &many, true).expect("priced");
+        let standard = c
+            .price(&norm(id), id, "us-east-1", day, &many, InputBand(0))
+            .expect("priced");
+        let long = c
+            .price(
+                &norm(id),
+                id,
+                "us-east-1",
+                day,
+                &many,
+                InputBand::of_side(200_001),
+            )
+            .expect("priced");
         assert_eq!(long.0, 2 * standard.0);
     }
 
@@ -662,8 +969,14 @@ mod tests {
 
     fn cost(id: &str, date: &str, t: Tokens) -> Result<NanoUsd, Unpriced> {
         let c = PriceCatalog::embedded();
-        c.cost_pico(&norm(id), id, parse_date(date).expect("date"), &t)
-            .map(NanoUsd::from_pico)
+        c.cost_pico(
+            &norm(id),
+            id,
+            "us-east-1",
+            parse_date(date).expect("date"),
+            &t,
+        )
+        .map(NanoUsd::from_pico)
     }
 
     #[test]
@@ -772,14 +1085,14 @@ mod tests {
             ),
             Err(Unpriced::NoOneHourRate(_))
         ));
-        // Effective dates: Sonnet 5's introductory rate, then the list rate.
+        // Sonnet 5 stayed at $2 after 2026-09-01 (the return to $3 was cancelled).
         assert_eq!(
             cost("global.anthropic.claude-sonnet-5", "2026-08-31", m),
             Ok(NanoUsd(2_000_000_000))
         );
         assert_eq!(
-            cost("global.anthropic.claude-sonnet-5", "2026-09-01", m),
-            Ok(NanoUsd(3_000_000_000))
+            cost("global.anthropic.claude-sonnet-5", "2026-09-02", m),
+            Ok(NanoUsd(2_000_000_000))
         );
         assert!(matches!(
             cost("global.anthropic.claude-sonnet-5", "2026-01-01", m),
@@ -800,6 +1113,164 @@ mod tests {
         ));
     }
 
+    fn cost_in(id: &str, region: &str, date: &str, t: Tokens) -> Result<NanoUsd, Unpriced> {
+        let c = PriceCatalog::embedded();
+        c.cost_pico(&norm(id), id, region, parse_date(date).expect("date"), &t)
+            .map(NanoUsd::from_pico)
+    }
+
+    #[test]
+    fn input_bands_split_at_every_edge() {
+        assert_eq!(InputBand::of_side(100_000), InputBand(0));
+        assert_eq!(InputBand::of_side(100_001), InputBand(1));
+        assert_eq!(InputBand::of_side(200_000), InputBand(2));
+        assert_eq!(InputBand::of_side(200_001), InputBand(3));
+        assert_eq!(InputBand::of_side(5_000_000), InputBand(6));
+        assert!(InputBand(3).above(200_000) && !InputBand(2).above(200_000));
+        assert!(InputBand(1).above(100_000) && !InputBand(1).above(128_000));
+        assert!(!InputBand(6).above(150_000), "not an edge: never above");
+    }
+
+    #[test]
+    fn dated_rules_start_and_end_with_their_block() {
+        let m = Tokens {
+            input: 1_000_000,
+            ..Default::default()
+        };
+        let long = Tokens {
+            input: 300_000,
+            ..Default::default()
+        };
+        // Opus 4.6 above 200k: x2 until 2026-03-12, standard from 2026-03-13.
+        let opus = "global.anthropic.claude-opus-4-6-v1";
+        assert_eq!(cost(opus, "2026-03-12", long), Ok(NanoUsd(3_000_000_000)));
+        assert_eq!(cost(opus, "2026-03-13", long), Ok(NanoUsd(1_500_000_000)));
+        let sonnet = "global.anthropic.claude-sonnet-4-6";
+        assert_eq!(cost(sonnet, "2026-03-12", long), Ok(NanoUsd(1_800_000_000)));
+        assert_eq!(cost(sonnet, "2026-03-13", long), Ok(NanoUsd(900_000_000)));
+        // Sonnet 5.5 cache reads: 0.20 until 2026-10-06, 0.10 from 2026-10-07.
+        let reads = Tokens {
+            cache_read: 1_000_000,
+            ..Default::default()
+        };
+        let s55 = "global.anthropic.claude-sonnet-5-5";
+        assert_eq!(cost(s55, "2026-10-06", reads), Ok(NanoUsd(200_000_000)));
+        assert_eq!(cost(s55, "2026-10-08", reads), Ok(NanoUsd(100_000_000)));
+        // Haiku 5.5: a tier of its own above 100,000 input-side tokens (5x).
+        let h = "global.anthropic.claude-haiku-5-5";
+        let at = Tokens {
+            input: 100_000,
+            ..Default::default()
+        };
+        let over = Tokens {
+            input: 100_001,
+            ..Default::default()
+        };
+        assert_eq!(cost(h, "2026-11-03", at), Ok(NanoUsd(10_000_000)));
+        assert_eq!(cost(h, "2026-11-03", over), Ok(NanoUsd(50_000_500)));
+        // GovCloud: +20% over global in place of the commercial +10%.
+        let gov = "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let k = Tokens {
+            input: 100_000,
+            ..Default::default()
+        };
+        assert_eq!(cost(gov, "2026-11-03", k), Ok(NanoUsd(360_000_000)));
+        let gov_arn = "arn:aws-us-gov:bedrock:us-gov-west-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0";
+        assert_eq!(cost(gov_arn, "2026-11-03", m), Ok(NanoUsd(1_200_000_000)));
+        assert_eq!(
+            cost_in(
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                "us-gov-west-1",
+                "2026-11-03",
+                m
+            ),
+            Ok(NanoUsd(300_000_000))
+        );
+        // Rates by the request's region (Claude Instant).
+        let inst = "anthropic.claude-instant-v1";
+        assert_eq!(
+            cost_in(inst, "us-east-1", "2026-11-03", m),
+            Ok(NanoUsd(800_000_000))
+        );
+        assert_eq!(
+            cost_in(inst, "ap-northeast-1", "2026-11-03", m),
+            Ok(NanoUsd(2_230_000_000))
+        );
+        assert_eq!(
+            cost_in(inst, "eu-central-1", "2026-11-03", m),
+            Ok(NanoUsd(2_480_000_000))
+        );
+    }
+
+    #[test]
+    fn where_the_catalog_differs_from_litellm_it_is_right() {
+        let m = Tokens {
+            input: 1_000_000,
+            ..Default::default()
+        };
+        let cache = Tokens {
+            cache_write_5m: 1_000_000,
+            cache_read: 1_000_000,
+            ..Default::default()
+        };
+        // Claude 3 Haiku's cache rates: write 0.30, read 0.03.
+        assert_eq!(
+            cost(
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                "2026-11-03",
+                cache
+            ),
+            Ok(NanoUsd(330_000_000))
+        );
+        // The regional premium applies to plain in-region ids of the 4.5 generation.
+        assert_eq!(
+            cost(
+                "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "2026-11-03",
+                Tokens {
+                    input: 100_000,
+                    ..Default::default()
+                }
+            ),
+            Ok(NanoUsd(330_000_000))
+        );
+        // eu. Opus 4.5: $5.50.
+        assert_eq!(
+            cost(
+                "eu.anthropic.claude-opus-4-5-20251101-v1:0",
+                "2026-11-03",
+                m
+            ),
+            Ok(NanoUsd(5_500_000_000))
+        );
+        // No long context for Claude 3.5 Sonnet.
+        let long = Tokens {
+            input: 300_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            cost(
+                "anthropic.claude-3-5-sonnet-20241022-v2:0",
+                "2026-11-03",
+                long
+            ),
+            Ok(NanoUsd(900_000_000))
+        );
+    }
+
+    #[test]
+    fn a_tier_must_start_at_a_band_edge_and_rules_are_checked() {
+        let bad = PriceCatalog::parse(
+            "[[model]]\nkey = \"x\"\n[[model.rates]]\nfrom = \"2026-01-01\"\ninput = \"1\"\noutput = \"2\"\ncache_write_5m = \"1\"\ncache_read = \"0.1\"\ngovcloud_premium = \"twenty\"\n[[model.rates.tiers]]\nabove = 150000\ninput = \"2\"\noutput = \"4\"\ncache_write_5m = \"2\"\ncache_read = \"0.2\"\n",
+            "bad.toml",
+        );
+        let msg = bad.expect_err("invalid").to_string();
+        assert!(
+            msg.contains("150000") && msg.contains("100,000") && msg.contains("govcloud_premium"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn overrides_replace_and_add() {
         let mut c = PriceCatalog::embedded();
@@ -811,7 +1282,7 @@ mod tests {
         c.merge(user);
         let e = c.entry("claude-3-haiku").expect("entry");
         assert_eq!(e.origin, "user.toml");
-        assert_eq!(e.rates[0].input, 1_000_000);
+        assert_eq!(e.blocks[0].base.input, 1_000_000);
         let bad = PriceCatalog::parse("[[model]]\nkey = \"x\"\nregional_premium = \"ten\"\n[[model.rates]]\nfrom = \"2020-13-01\"\ninput = \"1.0000001\"\noutput = \"2\"\ncache_write_5m = \"1\"\ncache_read = \"0.1\"\n", "bad.toml");
         let msg = bad.expect_err("invalid").to_string();
         assert!(

@@ -88,8 +88,8 @@ pub struct Fact<'a> {
     pub model: usize,
     pub region: &'a str,
     pub operation: &'a str,
-    /// The calls' input sides exceeded the long-context threshold.
-    pub long_context: bool,
+    /// Where the calls' input sides fall among the tiers' thresholds.
+    pub input_band: crate::pricing::InputBand,
     pub calls: u64,
     pub errors: u64,
     /// Calls with no tokens at all (failed before any): they cost nothing whatever the model,
@@ -265,7 +265,8 @@ struct Who {
     claimed: Option<(String, String)>,
 }
 
-type PriceKey = (usize, i64, bool);
+/// (model, UTC day, input band, region id).
+type PriceKey = (usize, i64, crate::pricing::InputBand, u32);
 
 /// Builds a [`UsageReport`] from facts. Facts are grouped by integer keys (interned strings, day
 /// numbers) and priced through a cache per (model, day, class): a month of quarter-hour rollups
@@ -283,6 +284,8 @@ pub struct ReportBuilder<'a> {
     strings: Interner,
     local_days: HashMap<i64, i64>,
     prices: HashMap<PriceKey, Result<crate::pricing::Rates, Unpriced>>,
+    /// Regions seen, numbered (rates may differ by the request's region).
+    regions: HashMap<String, u32>,
     groups: HashMap<[u64; MAX_KEYS], Acc>,
     total: Acc,
     unpriced: BTreeMap<String, (String, u64)>,
@@ -376,6 +379,7 @@ impl<'a> ReportBuilder<'a> {
             strings,
             local_days: HashMap::new(),
             prices: HashMap::new(),
+            regions: HashMap::new(),
             groups: HashMap::new(),
             total: Acc::default(),
             unpriced: BTreeMap::new(),
@@ -389,17 +393,26 @@ impl<'a> ReportBuilder<'a> {
             return;
         }
         let utc_day = fact.bucket_ms.div_euclid(MS_PER_DAY);
+        let region_id = match self.regions.get(fact.region) {
+            Some(&id) => id,
+            None => {
+                let id = self.regions.len() as u32;
+                self.regions.insert(fact.region.to_string(), id);
+                id
+            }
+        };
         let (catalog, models, model_ids) = (self.catalog, &self.models, self.model_ids);
         let rates = self
             .prices
-            .entry((fact.model, utc_day, fact.long_context))
+            .entry((fact.model, utc_day, fact.input_band, region_id))
             .or_insert_with(|| {
                 catalog
                     .decide(
                         &models[fact.model].name,
                         &model_ids[fact.model],
+                        fact.region,
                         utc_day,
-                        fact.long_context,
+                        fact.input_band,
                     )
                     .map(|d| d.rates)
             });
@@ -618,7 +631,7 @@ mod tests {
             model,
             region: "us-east-1",
             operation: "Converse",
-            long_context: false,
+            input_band: Default::default(),
             calls,
             errors: 0,
             empty_calls: 0,

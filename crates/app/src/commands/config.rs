@@ -62,7 +62,7 @@ pub fn check(path: Option<&Path>) -> Result<u8> {
         let today = Clock::from_env()?.today();
         for (from, to) in &models {
             let m = normalize_model_id(to, &Default::default());
-            if let Err(why) = cat.decide(&m, to, today, false) {
+            if let Err(why) = cat.decide(&m, to, "", today, Default::default()) {
                 problems.push(format!(
                     "`models.\"{from}\"` = `{to}`: cannot be priced: {why}"
                 ));

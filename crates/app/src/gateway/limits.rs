@@ -18,7 +18,7 @@ use bedrock_usage_core::budget::Action;
 use bedrock_usage_core::limits::{
     self, budget_instance, estimate, upper_cost, CallFacts, Check, Ledger, Refused, Reservation,
 };
-use bedrock_usage_core::pricing::{is_long_context, normalize_model_id, LONG_CONTEXT_THRESHOLD};
+use bedrock_usage_core::pricing::{normalize_model_id, InputBand};
 use bedrock_usage_core::{NanoUsd, Tokens};
 
 use super::bedrock_error;
@@ -59,6 +59,8 @@ pub struct Ticket {
     limiter: Arc<Limiter>,
     hold: Option<Hold>,
     model_id: String,
+    /// The region the call is made in (rates may differ by region).
+    region: String,
 }
 
 impl Ticket {
@@ -75,7 +77,14 @@ impl Ticket {
             .div_euclid(bedrock_usage_core::time::MS_PER_DAY);
         let actual = ctx
             .catalog
-            .price(&model, &self.model_id, day, tokens, is_long_context(tokens))
+            .price(
+                &model,
+                &self.model_id,
+                &self.region,
+                day,
+                tokens,
+                InputBand::of(tokens),
+            )
             .unwrap_or(NanoUsd(0));
         let counted = tokens.input + tokens.cache_write() + tokens.output;
         self.limiter.end(hold, counted, Some(actual), request_id);
@@ -309,6 +318,7 @@ impl Limiter {
         self: &Arc<Self>,
         caller: &Caller,
         model_id: &str,
+        region: &str,
         body: &[u8],
         converse: bool,
     ) -> Result<Option<Ticket>, Response> {
@@ -326,8 +336,9 @@ impl Limiter {
         if budgets {
             let est = estimate(body, converse, ctx.config.gateway.default_max_tokens);
             let day = now.div_euclid(bedrock_usage_core::time::MS_PER_DAY);
-            let long = est.input_tokens > LONG_CONTEXT_THRESHOLD;
-            match ctx.catalog.decide(&model, model_id, day, long) {
+            // The band of the largest input the body could be: rates never fall with size.
+            let band = InputBand::of_side(est.input_tokens);
+            match ctx.catalog.decide(&model, model_id, region, day, band) {
                 Ok(d) => cost = upper_cost(&d.rates, &est),
                 Err(why) => {
                     tracing::info!(developer = %caller.developer, model = model_id, "Refused a request: a hard budget covers a model without a price");
@@ -374,6 +385,7 @@ impl Limiter {
                 limiter: self.clone(),
                 hold: Some(hold),
                 model_id: model_id.to_string(),
+                region: region.to_string(),
             })),
             Err(refused) => {
                 let (status, which) = match &refused {

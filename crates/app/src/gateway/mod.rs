@@ -334,7 +334,13 @@ async fn invoke(State(g): State<Arc<Gateway>>, req: Request) -> Response {
     let ticket = if g.limits.active() {
         match g
             .limits
-            .admit(&caller, &model_id, &body, op.is_converse())
+            .admit(
+                &caller,
+                &model_id,
+                g.upstream.signer.region(),
+                &body,
+                op.is_converse(),
+            )
             .await
         {
             Ok(t) => t,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bedrock_usage_aws::metrics::{self, Row};
 use bedrock_usage_aws::{Backoff, SdkConfig};
-use bedrock_usage_core::pricing::{is_long_context, normalize_model_id};
+use bedrock_usage_core::pricing::{normalize_model_id, InputBand};
 use bedrock_usage_core::time::MS_PER_DAY;
 use bedrock_usage_core::{Attributor, Config, NanoUsd, PriceCatalog};
 
@@ -68,16 +68,23 @@ pub async fn publish(
             let model = name.key.clone().unwrap_or_else(|| inv.model_id.clone());
             let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
             let tokens = &inv.tokens;
-            let cost =
-                match catalog.price(&name, &inv.model_id, day, tokens, is_long_context(tokens)) {
-                    Ok(c) => c,
-                    Err(_) => {
-                        if inv.tokens.total() > 0 {
-                            rep.unpriced += 1;
-                        }
-                        NanoUsd(0)
+            let priced = catalog.price(
+                &name,
+                &inv.model_id,
+                &inv.region,
+                day,
+                tokens,
+                InputBand::of(tokens),
+            );
+            let cost = match priced {
+                Ok(c) => c,
+                Err(_) => {
+                    if inv.tokens.total() > 0 {
+                        rep.unpriced += 1;
                     }
-                };
+                    NanoUsd(0)
+                }
+            };
             let minute = inv.timestamp_ms.div_euclid(60_000) * 60_000;
             let (row, ids) = rows
                 .entry((minute, developer.clone(), model.clone()))

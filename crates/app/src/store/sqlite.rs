@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bedrock_usage_core::pricing::{is_long_context, LONG_CONTEXT_THRESHOLD};
+use bedrock_usage_core::pricing::{InputBand, INPUT_BAND_EDGES, LONG_CONTEXT_THRESHOLD};
 use bedrock_usage_core::rollup::{floor_to, pieces, Grain, Level, HOUR_MS, QUARTER_MS};
 use bedrock_usage_core::time::MS_PER_DAY;
 use bedrock_usage_core::{FactRow, FactSet, Identity, StoredInvocation, Tokens};
@@ -82,6 +82,52 @@ FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;\n",
     sql
 }
 
+/// The input band of an invocation row, in SQL: how many of [`INPUT_BAND_EDGES`] its input
+/// side is above (the same number [`InputBand::of`] gives).
+fn band_sql() -> String {
+    let side = "(input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens)";
+    let terms: Vec<String> = INPUT_BAND_EDGES
+        .iter()
+        .map(|e| format!("({side} > {e})"))
+        .collect();
+    format!("({})", terms.join(" + "))
+}
+
+/// Migration 12: rollups keep calls apart by input band (every tier threshold a price list
+/// uses) instead of one long-context flag, rebuilt from the invocations.
+fn rebuild_rollups_by_input_band() -> String {
+    let floor = |col: &str, step: i64| {
+        format!("(CASE WHEN {col} >= 0 THEN {col} / {step} * {step} ELSE (({col} + 1) / {step} - 1) * {step} END)")
+    };
+    let sums = "SUM(calls), SUM(errors), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(empty_calls)";
+    let cols = "bucket_ms, identity_id, model_ref, region, operation, input_band, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls";
+    let mut sql = String::new();
+    for t in ["rollup_q", "rollup_h", "rollup_d"] {
+        sql.push_str(&format!(
+            "ALTER TABLE {t} RENAME COLUMN long_context TO input_band;\nDELETE FROM {t};\n"
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO rollup_q ({cols})
+SELECT {}, identity_id, model_ref, region, operation, {},
+       COUNT(*), SUM(error_code IS NOT NULL), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),
+       SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens),
+       SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens = 0)
+FROM invocation GROUP BY 1, 2, 3, 4, 5, 6;\n",
+        floor("ts_ms", QUARTER_MS),
+        band_sql()
+    ));
+    for (t, step) in [("rollup_h", HOUR_MS), ("rollup_d", MS_PER_DAY)] {
+        sql.push_str(&format!(
+            "INSERT INTO {t} ({cols})
+SELECT {}, identity_id, model_ref, region, operation, input_band, {sums}
+FROM rollup_q GROUP BY 1, 2, 3, 4, 5, 6;\n",
+            floor("bucket_ms", step)
+        ));
+    }
+    sql
+}
+
 fn rollup_name(g: Grain) -> &'static str {
     match g {
         Grain::Quarter => "rollup_q",
@@ -94,7 +140,7 @@ fn rollup_name(g: Grain) -> &'static str {
 const INVOCATION_FACTS: &str = "    ts_ms INTEGER NOT NULL,\n    identity_id INTEGER NOT NULL REFERENCES identity(id),\n    model_ref INTEGER NOT NULL REFERENCES model(id),\n    account_id TEXT NOT NULL,\n    region TEXT NOT NULL,\n    inference_region TEXT,\n    operation TEXT NOT NULL,\n    error_code TEXT,\n    input_tokens INTEGER NOT NULL,\n    output_tokens INTEGER NOT NULL,\n    cache_read_tokens INTEGER NOT NULL,\n    cache_write_5m_tokens INTEGER NOT NULL,\n    cache_write_1h_tokens INTEGER NOT NULL,\n    request_metadata TEXT";
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 11] {
+fn migrations() -> [String; 12] {
     [
         // 1: the first schema.
         format!(
@@ -232,6 +278,9 @@ CREATE TABLE alert_outbox (
 CREATE INDEX alert_outbox_unsent ON alert_outbox (next_ms) WHERE sent_ms IS NULL;
 "#
         .to_string(),
+        // 12: rollups by input band (tiers at 100k, 128k, 200k, ... input-side tokens), not by
+        // one 200k long-context flag, rebuilt from the invocations.
+        rebuild_rollups_by_input_band(),
     ]
 }
 
@@ -242,7 +291,7 @@ struct RollupKey {
     model: i64,
     region: String,
     operation: String,
-    long_context: bool,
+    input_band: InputBand,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -486,7 +535,7 @@ impl SqliteStore {
                     model,
                     region: inv.region.clone(),
                     operation: inv.operation.clone(),
-                    long_context: is_long_context(t),
+                    input_band: InputBand::of(t),
                 };
                 let d = quarter.entry(key).or_default();
                 d.calls += 1;
@@ -696,26 +745,27 @@ impl FactReader for SqliteStore {
         let mut strings: HashMap<String, usize> = HashMap::new();
         for (level, a, b) in pieces(since, until, grain) {
             let sql = if let Level::Raw = level {
-                "SELECT ts_ms, identity_id, model_ref, region, operation,
-                        (input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) > ?3,
+                format!(
+                    "SELECT ts_ms, identity_id, model_ref, region, operation, {},
                         1, error_code IS NOT NULL, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
                         (input_tokens + output_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens) = 0
-                 FROM invocation WHERE ts_ms >= ?1 AND ts_ms < ?2"
-                    .to_string()
+                 FROM invocation WHERE ts_ms >= ?1 AND ts_ms < ?2",
+                    band_sql()
+                )
             } else {
                 let table = match level {
                     Level::Rollup(g) => rollup_name(g),
                     Level::Raw => "invocation",
                 };
                 format!(
-                    "SELECT bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors,
+                    "SELECT bucket_ms, identity_id, model_ref, region, operation, input_band, calls, errors,
                             input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
                             empty_calls
-                     FROM {table} WHERE bucket_ms >= ?1 AND bucket_ms < ?2 AND ?3 >= 0"
+                     FROM {table} WHERE bucket_ms >= ?1 AND bucket_ms < ?2"
                 )
             };
             let mut st = self.conn.prepare(&sql)?;
-            let mut rows = st.query(params![a, b, LONG_CONTEXT_THRESHOLD as i64])?;
+            let mut rows = st.query(params![a, b])?;
             while let Some(r) = rows.next()? {
                 let region = intern(&mut strings, &mut set.strings, r.get_ref(3)?.as_str()?);
                 let operation = intern(&mut strings, &mut set.strings, r.get_ref(4)?.as_str()?);
@@ -737,7 +787,7 @@ impl FactReader for SqliteStore {
                     model,
                     region,
                     operation,
-                    long_context: r.get(5)?,
+                    input_band: InputBand::from_stored(r.get(5)?),
                     calls: r.get::<_, i64>(6)? as u64,
                     errors: r.get::<_, i64>(7)? as u64,
                     empty_calls: r.get::<_, i64>(13)? as u64,
@@ -1237,7 +1287,7 @@ fn upsert_rollup(
     deltas: &HashMap<RollupKey, RollupDelta>,
 ) -> Result<()> {
     let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, long_context, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls)
+        "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, input_band, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
            input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
@@ -1253,7 +1303,7 @@ fn upsert_rollup(
             k.model,
             k.region,
             k.operation,
-            k.long_context,
+            k.input_band.0 as i64,
             d.calls as i64,
             d.errors as i64,
             d.tokens.input as i64,
@@ -1408,5 +1458,46 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("cannot write to the store /data/usage.db; the disk is full"));
+    }
+
+    #[test]
+    fn a_store_of_schema_11_is_rebuilt_by_input_band() {
+        let dir = std::env::temp_dir().join(format!("bu-band-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for sql in migrations().iter().take(11) {
+                conn.execute_batch(sql).expect("old migration");
+            }
+            conn.pragma_update(None, "user_version", 11)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO identity (id, principal) VALUES (1, 'arn:aws:iam::1:user/a');
+                 INSERT INTO model (id, model_id) VALUES (1, 'global.anthropic.claude-haiku-5-5');
+                 INSERT INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, operation,
+                    input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
+                 VALUES ('r1', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1000, 10, 99000, 0, 0),
+                        ('r2', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1000, 10, 99001, 0, 0),
+                        ('r3', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 250000, 10, 0, 0, 0);",
+            )
+            .expect("rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let mut st = store
+            .conn
+            .prepare("SELECT input_band, calls FROM rollup_d ORDER BY input_band")
+            .expect("prepare");
+        let got: Vec<(i64, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        // 100,000 input-side tokens: band 0; 100,001: band 1; 250,000: above 100k, 128k, 200k.
+        assert_eq!(got, vec![(0, 1), (1, 1), (3, 1)]);
+        drop(st);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

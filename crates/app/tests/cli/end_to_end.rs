@@ -71,6 +71,7 @@ fn report_by_developer_matches_the_generators_ledger() {
         match catalog.cost_pico(
             &model,
             &e.model_id,
+            &e.region,
             e.timestamp_ms.div_euclid(MS_PER_DAY),
             &tokens,
         ) {

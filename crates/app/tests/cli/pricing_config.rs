@@ -67,7 +67,7 @@ fn pricing_show_explains_the_rules() {
         out.contains("x1.1 applied")
             && out.contains("Claude Sonnet 4.5")
             && out.contains("3.30")
-            && out.contains("long context"),
+            && out.contains("above 200,000"),
         "{out}"
     );
     let out = stdout(&run_ok(&[

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::attribution::{Attribution, Attributor};
 use crate::facts::{FactRow, FactSet, StoredInvocation};
-use crate::pricing::{is_long_context, normalize_model_id, ModelName, PriceCatalog};
+use crate::pricing::{normalize_model_id, InputBand, ModelName, PriceCatalog};
 use crate::query::{extract_fields, flatten_json, FieldSet, Row, Value};
 use crate::time::{format_utc, parse_record_timestamp_ms, MS_PER_DAY};
 
@@ -210,9 +210,9 @@ impl<'a> StoreRows<'a> {
             });
             if want_cost {
                 let day = inv.timestamp_ms.div_euclid(MS_PER_DAY);
-                if let Ok(c) = self
-                    .catalog
-                    .price(m, &inv.model_id, day, &t, is_long_context(&t))
+                if let Ok(c) =
+                    self.catalog
+                        .price(m, &inv.model_id, &inv.region, day, &t, InputBand::of(&t))
                 {
                     put("cost_usd", &|| usd(c));
                 }
@@ -272,7 +272,10 @@ impl<'a> StoreRows<'a> {
         );
         put_tokens(&mut |n: &str, v: &dyn Fn() -> Value| row.set(n, v()), t);
         let day = r.bucket_ms.div_euclid(MS_PER_DAY);
-        if let Ok(c) = self.catalog.price(m, raw, day, t, r.long_context) {
+        if let Ok(c) = self
+            .catalog
+            .price(m, raw, &facts.strings[r.region], day, t, r.input_band)
+        {
             row.set("cost_usd", usd(c));
         }
         row
