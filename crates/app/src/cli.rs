@@ -248,10 +248,11 @@ pub enum Command {
         max_record_mb: usize,
     },
 
-    /// The price catalog: list it, explain a model id, or find unpriced models in the store.
+    /// The price catalog: list it, explain a model id, find unpriced models in the store,
+    /// import AWS's own prices, diff a catalog file, check against LiteLLM's map.
     Pricing {
         /// A price catalog file that replaces or adds entries (overrides `[pricing] catalog`).
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", global = true)]
         catalog: Option<PathBuf>,
         #[command(subcommand)]
         command: PricingCommand,
@@ -517,6 +518,46 @@ pub enum PricingCommand {
     },
     /// Model ids in the store that have no price, with their call counts.
     Unpriced,
+    /// Read AWS's own Bedrock prices (the Price List bulk offer file) and write them as an
+    /// override catalog with effective dates.
+    ///
+    /// Maps usage types (`USE1-Claude4.6Sonnet-input-tokens`, the Marketplace
+    /// `USE1-MP:USE1_InputTokenCount-Units` forms, cache read and write, 1-hour writes, global
+    /// and geographic variants, long-context tiers) to catalog entries; a usage type it cannot
+    /// map is listed with the reason, never guessed. The catalog goes to --output (or stdout,
+    /// with the summary on stderr). Then: `pricing diff FILE`, and `[pricing] catalog = FILE`.
+    ImportAws {
+        /// The offer file (JSON), e.g. downloaded from the Price List endpoint.
+        file: Option<PathBuf>,
+        /// Download the current offer file from AWS's public Price List endpoint (no
+        /// credentials needed) instead of reading FILE.
+        #[arg(long)]
+        api: bool,
+        /// Where --api downloads from (a mirror, or a test server).
+        #[arg(long, value_name = "URL", requires = "api")]
+        offer_url: Option<String>,
+        /// Write the catalog here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// What a catalog file changes against the embedded catalog, model by model and day by
+    /// day (rates, premiums, tiers, region rates; models added).
+    Diff {
+        /// A catalog file (TOML, the format of `pricing import-aws` and `[pricing] catalog`).
+        file: PathBuf,
+    },
+    /// Compare the catalog with a LiteLLM price map and print each difference (a second
+    /// opinion, not a source of truth).
+    ///
+    /// The map is LiteLLM's `model_prices_and_context_window.json` (it ships in the `litellm`
+    /// PyPI package as `model_prices_and_context_window_backup.json`).
+    Check {
+        /// The LiteLLM price map (JSON).
+        litellm: PathBuf,
+        /// Compare the rates in force on this date (YYYY-MM-DD). Default: today.
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 /// Where and as whom to call AWS (over the config's settings and the standard chain).

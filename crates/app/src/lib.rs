@@ -26,7 +26,7 @@ pub mod store;
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
 use crate::commands::{
     aws_setup, aws_status, budget, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
-    pricing, query, report, store as store_cmd, sync,
+    pricing, pricing_sources, query, report, store as store_cmd, sync,
 };
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
@@ -126,6 +126,22 @@ pub fn run(args: Args) -> Result<u8> {
                 },
             ),
             PricingCommand::Unpriced => pricing::unpriced(&ctx),
+            PricingCommand::ImportAws {
+                file,
+                api,
+                offer_url,
+                output,
+            } => pricing_sources::import(
+                &ctx,
+                file.as_deref(),
+                *api,
+                offer_url.as_deref(),
+                output.as_deref(),
+            ),
+            PricingCommand::Diff { file } => pricing_sources::diff_file(&ctx, file),
+            PricingCommand::Check { litellm, date } => {
+                pricing_sources::check(&ctx, litellm, date.as_deref())
+            }
         },
         Command::Config { .. } => Ok(EXIT_OK),
         Command::Store { command } => match command {

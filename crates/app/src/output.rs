@@ -46,6 +46,13 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The cell as a table shows it (`-` for none).
+    pub fn display(&self) -> String {
+        match self {
+            Cell::Text(s) | Cell::Number(s) => s.clone(),
+            Cell::Null => "-".into(),
+        }
+    }
     pub fn text(s: impl Into<String>) -> Cell {
         Cell::Text(s.into())
     }

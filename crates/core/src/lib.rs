@@ -14,6 +14,7 @@ pub mod limits;
 pub mod meter;
 pub mod money;
 pub mod pricing;
+pub mod pricing_sources;
 pub mod query;
 pub mod record;
 pub mod report;

@@ -270,10 +270,7 @@ fn count_images(body: &[u8]) -> u64 {
 /// over the threshold): every input token at the dearest input-side rate (a 1-hour cache write
 /// where there is one), every output token at the output rate. Rounded up to the nano-dollar.
 pub fn upper_cost(rates: &Rates, est: &Estimate) -> NanoUsd {
-    let input_rate = rates
-        .input
-        .max(rates.cache_write_5m)
-        .max(rates.cache_write_1h.unwrap_or(0));
+    let input_rate = rates.dearest_input_side();
     let pico = est.input_tokens as i128 * input_rate as i128
         + est.output_tokens as i128 * rates.output as i128;
     NanoUsd(((pico + 999) / 1000) as i64)
@@ -808,9 +805,9 @@ mod tests {
             from_day: 0,
             input: 3_000_000,
             output: 15_000_000,
-            cache_write_5m: 3_750_000,
+            cache_write_5m: Some(3_750_000),
             cache_write_1h: Some(6_000_000),
-            cache_read: 300_000,
+            cache_read: Some(300_000),
         };
         // 1,000 input at $6/M (the 1-hour write) + 500 output at $15/M = $0.0135.
         let est = Estimate {

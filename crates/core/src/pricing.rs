@@ -184,6 +184,10 @@ fn strip_version(name: &str) -> String {
             s.truncate(i);
         }
     }
+    // A Vertex-style `@YYYYMMDD` (seen in price maps).
+    if let Some(i) = s.find('@') {
+        s.truncate(i);
+    }
     // A trailing `-YYYYMMDD` release date.
     if let Some(i) = s.rfind('-') {
         let tail = &s[i + 1..];
@@ -203,7 +207,8 @@ pub struct Ratio {
 
 impl Ratio {
     pub const ONE: Ratio = Ratio { num: 1, den: 1 };
-    fn apply(self, pico: i64) -> i64 {
+    /// `pico` times the ratio, rounded half up.
+    pub fn apply(self, pico: i64) -> i64 {
         // Rates are whole pico-dollars; published multiples of them stay whole. Round half up
         // for a user's odd multiple rather than truncating.
         let n = pico as i128 * self.num as i128;
@@ -215,7 +220,8 @@ impl Ratio {
             den: 1_000_000,
         })
     }
-    fn parse_percent_increase(s: &str) -> Result<Ratio, String> {
+    /// `10%` -> 1.1.
+    pub fn parse_percent_increase(s: &str) -> Result<Ratio, String> {
         let t = s
             .trim()
             .strip_suffix('%')
@@ -245,9 +251,10 @@ pub struct Rates {
     pub from_day: i64,
     pub input: i64,
     pub output: i64,
-    pub cache_write_5m: i64,
+    /// `None`: the price list gives no such rate (calls with those tokens are unpriced).
+    pub cache_write_5m: Option<i64>,
     pub cache_write_1h: Option<i64>,
-    pub cache_read: i64,
+    pub cache_read: Option<i64>,
 }
 
 impl Rates {
@@ -256,27 +263,37 @@ impl Rates {
             from_day: self.from_day,
             input: input_side.apply(self.input),
             output: output.apply(self.output),
-            cache_write_5m: input_side.apply(self.cache_write_5m),
+            cache_write_5m: self.cache_write_5m.map(|r| input_side.apply(r)),
             cache_write_1h: self.cache_write_1h.map(|r| input_side.apply(r)),
-            cache_read: input_side.apply(self.cache_read),
+            cache_read: self.cache_read.map(|r| input_side.apply(r)),
         }
     }
 
-    /// The cost of `t` in pico-dollars, or `None` if `t` has 1-hour cache writes and the model
-    /// has no 1-hour rate.
-    pub fn cost_pico(&self, t: &Tokens) -> Option<i128> {
-        let h1 = match (t.cache_write_1h, self.cache_write_1h) {
-            (0, _) => 0,
-            (n, Some(r)) => n as i128 * r as i128,
-            (_, None) => return None,
+    /// The cost of `t` in pico-dollars, or the name of a token class `t` has tokens of and
+    /// these rates have no price for.
+    pub fn cost_pico(&self, t: &Tokens) -> Result<i128, &'static str> {
+        let class = |n: u64, rate: Option<i64>, name: &'static str| match (n, rate) {
+            (0, _) => Ok(0),
+            (n, Some(r)) => Ok(n as i128 * r as i128),
+            (_, None) => Err(name),
         };
-        Some(
-            t.input as i128 * self.input as i128
-                + t.output as i128 * self.output as i128
-                + t.cache_read as i128 * self.cache_read as i128
-                + t.cache_write_5m as i128 * self.cache_write_5m as i128
-                + h1,
-        )
+        Ok(t.input as i128 * self.input as i128
+            + t.output as i128 * self.output as i128
+            + class(t.cache_read, self.cache_read, "cache-read")?
+            + class(
+                t.cache_write_5m,
+                self.cache_write_5m,
+                "5-minute cache-write",
+            )?
+            + class(t.cache_write_1h, self.cache_write_1h, "1-hour cache-write")?)
+    }
+
+    /// The dearest input-side rate (a bound for any mix of input and cache classes).
+    pub fn dearest_input_side(&self) -> i64 {
+        self.input
+            .max(self.cache_write_5m.unwrap_or(0))
+            .max(self.cache_write_1h.unwrap_or(0))
+            .max(self.cache_read.unwrap_or(0))
     }
 }
 
@@ -365,8 +382,8 @@ pub enum Unpriced {
     UnknownModel(String),
     /// The entry has no rates in force on that day.
     NoRateOnDay(String, String),
-    /// 1-hour cache writes on a model without a 1-hour rate.
-    NoOneHourRate(String),
+    /// Tokens of a class (1-hour cache writes, ...) the entry has no rate for.
+    NoClassRate(String, &'static str),
 }
 
 impl std::fmt::Display for Unpriced {
@@ -377,8 +394,8 @@ impl std::fmt::Display for Unpriced {
             Unpriced::NoRateOnDay(k, d) => {
                 write!(f, "catalog entry `{k}` has no rate in force on {d}")
             }
-            Unpriced::NoOneHourRate(k) => {
-                write!(f, "catalog entry `{k}` has no 1-hour cache-write rate")
+            Unpriced::NoClassRate(k, class) => {
+                write!(f, "catalog entry `{k}` has no {class} rate")
             }
         }
     }
@@ -441,10 +458,12 @@ struct RawRates {
     from: String,
     input: String,
     output: String,
-    cache_write_5m: String,
+    #[serde(default)]
+    cache_write_5m: Option<String>,
     #[serde(default)]
     cache_write_1h: Option<String>,
-    cache_read: String,
+    #[serde(default)]
+    cache_read: Option<String>,
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
@@ -467,10 +486,12 @@ struct RawTier {
     above: u64,
     input: String,
     output: String,
-    cache_write_5m: String,
+    #[serde(default)]
+    cache_write_5m: Option<String>,
     #[serde(default)]
     cache_write_1h: Option<String>,
-    cache_read: String,
+    #[serde(default)]
+    cache_read: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -629,12 +650,15 @@ impl PriceCatalog {
                     from_day,
                     input: p.rate("input", &r.input),
                     output: p.rate("output", &r.output),
-                    cache_write_5m: p.rate("cache_write_5m", &r.cache_write_5m),
+                    cache_write_5m: r
+                        .cache_write_5m
+                        .as_deref()
+                        .map(|v| p.rate("cache_write_5m", v)),
                     cache_write_1h: r
                         .cache_write_1h
                         .as_deref()
                         .map(|v| p.rate("cache_write_1h", v)),
-                    cache_read: p.rate("cache_read", &r.cache_read),
+                    cache_read: r.cache_read.as_deref().map(|v| p.rate("cache_read", v)),
                 };
                 let mut regions = BTreeMap::new();
                 for (region, rr) in &r.regions {
@@ -643,7 +667,7 @@ impl PriceCatalog {
                         input: p.rate(&format!("regions.{region}.input"), &rr.input),
                         output: p.rate(&format!("regions.{region}.output"), &rr.output),
                         cache_write_5m: match &rr.cache_write_5m {
-                            Some(v) => p.rate(&format!("regions.{region}.cache_write_5m"), v),
+                            Some(v) => Some(p.rate(&format!("regions.{region}.cache_write_5m"), v)),
                             None => base.cache_write_5m,
                         },
                         cache_write_1h: match &rr.cache_write_1h {
@@ -651,7 +675,7 @@ impl PriceCatalog {
                             None => base.cache_write_1h,
                         },
                         cache_read: match &rr.cache_read {
-                            Some(v) => p.rate(&format!("regions.{region}.cache_read"), v),
+                            Some(v) => Some(p.rate(&format!("regions.{region}.cache_read"), v)),
                             None => base.cache_read,
                         },
                     };
@@ -667,12 +691,18 @@ impl PriceCatalog {
                         from_day,
                         input: p.rate("tiers.input", &t.input),
                         output: p.rate("tiers.output", &t.output),
-                        cache_write_5m: p.rate("tiers.cache_write_5m", &t.cache_write_5m),
+                        cache_write_5m: t
+                            .cache_write_5m
+                            .as_deref()
+                            .map(|v| p.rate("tiers.cache_write_5m", v)),
                         cache_write_1h: t
                             .cache_write_1h
                             .as_deref()
                             .map(|v| p.rate("tiers.cache_write_1h", v)),
-                        cache_read: p.rate("tiers.cache_read", &t.cache_read),
+                        cache_read: t
+                            .cache_read
+                            .as_deref()
+                            .map(|v| p.rate("tiers.cache_read", v)),
                     };
                     tiers.push(Tier {
                         above,
@@ -856,7 +886,7 @@ impl PriceCatalog {
         let d = self.decide(model, raw_id, region, day, band)?;
         d.rates
             .cost_pico(tokens)
-            .ok_or(Unpriced::NoOneHourRate(d.key))
+            .map_err(|class| Unpriced::NoClassRate(d.key, class))
     }
 
     /// The cost of one call (or one fact) in nano-dollars, rounded once: the one price every
@@ -1083,7 +1113,7 @@ mod tests {
                 "2026-11-03",
                 cache
             ),
-            Err(Unpriced::NoOneHourRate(_))
+            Err(Unpriced::NoClassRate(_, "1-hour cache-write"))
         ));
         // Sonnet 5 stayed at $2 after 2026-09-01 (the return to $3 was cancelled).
         assert_eq!(

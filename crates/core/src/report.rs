@@ -417,8 +417,11 @@ impl<'a> ReportBuilder<'a> {
                     .map(|d| d.rates)
             });
         let priced = match rates {
-            Ok(r) => r.cost_pico(&fact.tokens).ok_or_else(|| {
-                Unpriced::NoOneHourRate(models[fact.model].name.key.clone().unwrap_or_default())
+            Ok(r) => r.cost_pico(&fact.tokens).map_err(|class| {
+                Unpriced::NoClassRate(
+                    models[fact.model].name.key.clone().unwrap_or_default(),
+                    class,
+                )
             }),
             Err(e) => Err(e.clone()),
         };

@@ -3,11 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
 use crate::context::Context;
 use crate::error::{Error, Result, EXIT_OK};
 use crate::output::Format;
@@ -30,7 +25,9 @@ pub fn run(ctx: &Context, gateway: Option<&str>) -> Result<u8> {
             ))
         })?;
     let url = format!("{}/me", base.trim_end_matches('/'));
-    let (status, body) = get(&url, &key).map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
+    let auth = [("authorization", format!("Bearer {key}"))];
+    let (status, body) = crate::publish::http::get_blocking(&url, &auth, Duration::from_secs(5))
+        .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     if status != 200 {
         let msg = v["message"].as_str().map_or_else(
@@ -83,47 +80,6 @@ fn short(n: u64) -> String {
         10_000..=999_999 => format!("{}k", n / 1000),
         _ => format!("{}.{}M", n / 1_000_000, n / 100_000 % 10),
     }
-}
-
-fn get(url: &str, key: &str) -> std::result::Result<(u16, Bytes), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let req = http::Request::get(url)
-            .header("authorization", format!("Bearer {key}"))
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| "not a valid URL".to_string())?;
-        let send = async {
-            let resp = if url.starts_with("https://") {
-                let c: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-                    .build(crate::publish::http::connector(false)?);
-                c.request(req).await
-            } else {
-                let c: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-                    .build(hyper_util::client::legacy::connect::HttpConnector::new());
-                c.request(req).await
-            }
-            .map_err(|e| {
-                format!(
-                    "cannot reach the gateway: {}",
-                    crate::publish::http::why(&e)
-                )
-            })?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(Duration::from_secs(5), send)
-            .await
-            .unwrap_or_else(|_| Err("no answer within 5s".into()))
-    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod keys;
 pub mod me;
 pub mod pricing;
+pub mod pricing_sources;
 pub mod query;
 pub mod report;
 pub mod store;

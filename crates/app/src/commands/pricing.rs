@@ -15,26 +15,21 @@ use crate::error::{Result, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::invalid;
 use crate::output::{emit, Cell, Format, Records, Table};
 
-/// `3.75` from pico-dollars per token (USD per million tokens, at least two decimals).
-pub fn usd_per_million(pico: i64) -> String {
-    let int = pico / 1_000_000;
-    let frac = pico % 1_000_000;
-    let mut f = format!("{frac:06}");
-    while f.len() > 2 && f.ends_with('0') {
-        f.pop();
-    }
-    format!("{int}.{f}")
-}
+pub use bedrock_usage_core::pricing_sources::usd_per_million;
 
 fn rate_cells(r: &Rates) -> Vec<String> {
     vec![
         usd_per_million(r.input),
         usd_per_million(r.output),
-        usd_per_million(r.cache_write_5m),
+        r.cache_write_5m
+            .map(usd_per_million)
+            .unwrap_or_else(|| "-".into()),
         r.cache_write_1h
             .map(usd_per_million)
             .unwrap_or_else(|| "-".into()),
-        usd_per_million(r.cache_read),
+        r.cache_read
+            .map(usd_per_million)
+            .unwrap_or_else(|| "-".into()),
     ]
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -87,4 +87,45 @@ impl Poster {
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
     }
+}
+
+/// One GET from a command (no runtime of its own yet): the status and the whole body, or what
+/// went wrong. HTTPS through rustls, plain HTTP for loopback servers and tests.
+pub fn get_blocking(
+    url: &str,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut req = http::Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| "not a valid URL".to_string())?;
+        let send = async {
+            let c: Client<_, Empty<Bytes>> =
+                Client::builder(TokioExecutor::new()).build(connector(false)?);
+            let resp = c
+                .request(req)
+                .await
+                .map_err(|e| format!("cannot connect: {}", why(&e)))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, send)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+    })
 }

@@ -33,6 +33,8 @@ mod hardening;
 mod real_logs;
 // pricing and config commands.
 mod pricing_config;
+// The catalog against its sources: golden show, import-aws, diff, LiteLLM check.
+mod pricing_sources;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
 mod queries;
 // The AWS side against moto: sync from CloudWatch Logs and S3, faults, kills, setup, status,
