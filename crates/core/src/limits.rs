@@ -502,13 +502,17 @@ impl Ledger {
                     resets_ms,
                     period,
                 } => {
-                    let b = self.budgets.get(key).cloned().unwrap_or_default();
-                    if b.spent() + b.reserved + cost.0 > amount.0 {
+                    // Read in place: the count's map of unseen calls is not copied per call.
+                    let (spent, reserved) = self
+                        .budgets
+                        .get(key)
+                        .map_or((0, 0), |b| (b.spent(), b.reserved));
+                    if spent + reserved + cost.0 > amount.0 {
                         return Err(Refused::Budget {
                             budget: budget.clone(),
                             period: period.clone(),
-                            spent: NanoUsd(b.spent()),
-                            reserved: NanoUsd(b.reserved),
+                            spent: NanoUsd(spent),
+                            reserved: NanoUsd(reserved),
                             amount: *amount,
                             estimate: cost,
                             resets_ms: *resets_ms,
@@ -648,10 +652,13 @@ impl Ledger {
     }
 
     pub fn budget(&self, key: &str) -> BudgetStanding {
-        let b = self.budgets.get(key).cloned().unwrap_or_default();
+        let (spent, reserved) = self
+            .budgets
+            .get(key)
+            .map_or((0, 0), |b| (b.spent(), b.reserved));
         BudgetStanding {
-            spent: NanoUsd(b.spent()),
-            reserved: NanoUsd(b.reserved),
+            spent: NanoUsd(spent),
+            reserved: NanoUsd(reserved),
         }
     }
 
