@@ -346,21 +346,39 @@ pub enum Command {
         /// CloudTrail and the bill name them too).
         #[arg(long, value_name = "ARN")]
         assume_role_arn: Option<String>,
-        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
-        #[arg(long, value_name = "PEM")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, value_name = "PEM")]
-        tls_key: Option<PathBuf>,
-        /// Allow plain HTTP on an address other than loopback (keys then cross the network in
-        /// clear text: only behind a TLS-terminating load balancer).
-        #[arg(long)]
-        insecure_listen: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// How long a stop waits for open streams (default: `gateway.drain_timeout`, else 30s).
         #[arg(long, value_name = "DURATION")]
         drain_timeout: Option<String>,
     },
 
+    /// The JSON API and Prometheus metrics over the store.
+    ///
+    /// Endpoints (docs/serve.md): /api/v1/report, /api/v1/timeseries, POST /api/v1/query,
+    /// /api/v1/budgets, /api/v1/unpriced, /api/v1/status, /api/v1/openapi.json, /metrics. On
+    /// loopback (the default, 127.0.0.1:8760) no login is needed; elsewhere every request needs
+    /// `Authorization: Bearer TOKEN` (BEDROCK_USAGE_SERVE_TOKENS or `[serve]
+    /// access_token_sha256`), or a developer's gateway key, which sees that developer only.
+    ///
+    /// Example:
+    ///   bedrock-usage serve --sync &
+    ///   curl 'http://127.0.0.1:8760/api/v1/report?by=developer,model&since=7d'
+    Serve {
+        /// Address to listen on (default: `serve.listen`, else 127.0.0.1:8760; port 0 picks a
+        /// free port, printed at start).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Also run `sync --watch` over the configured sources in this process (alerts are
+        /// checked after every round).
+        #[arg(long)]
+        sync: bool,
+        /// Check alerts every minute (with --sync: after every round instead).
+        #[arg(long)]
+        alerts: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
     /// Where you stand at the gateway, in one line: today's spend, your budgets, what is left of
     /// your rate limits. For a shell prompt or Claude Code's status line.
     ///
@@ -558,6 +576,21 @@ pub enum PricingCommand {
         #[arg(long)]
         date: Option<String>,
     },
+}
+
+/// HTTPS for the servers (`gateway`, `serve`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (keys and tokens then cross the
+    /// network in clear text: only behind a TLS-terminating load balancer).
+    #[arg(long)]
+    pub insecure_listen: bool,
 }
 
 /// Where and as whom to call AWS (over the config's settings and the standard chain).

@@ -6,7 +6,7 @@
 //! checkpoints and cursors) -> `pipeline` (the one writer) -> `store/` (the seam and SQLite) ->
 //! `commands/` (reports, queries, pricing, sync, ...) -> `output` (every format, one place);
 //! `publish/` sends metrics out; `gateway/` is the Bedrock endpoint with keys that records every
-//! call through the same writer. `serve/` and `alerts/` are room for what comes next.
+//! call through the same writer. `serve/` is the JSON API and `/metrics`; `alerts/` delivers budget alerts.
 
 pub mod alerts;
 pub mod cli;
@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod private;
 pub mod progress;
 pub mod publish;
+pub mod serve;
 pub mod shutdown;
 pub mod sources;
 pub mod store;
@@ -26,7 +27,7 @@ pub mod store;
 use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
 use crate::commands::{
     aws_setup, aws_status, budget, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
-    pricing, pricing_sources, query, report, store as store_cmd, sync,
+    pricing, pricing_sources, query, report, serve as serve_cmd, store as store_cmd, sync,
 };
 use crate::context::Context;
 use crate::error::{Result, EXIT_OK};
@@ -148,15 +149,29 @@ pub fn run(args: Args) -> Result<u8> {
             StoreCommand::Check { full } => store_cmd::check(&ctx, *full),
             StoreCommand::Backup { path } => store_cmd::backup(&ctx, path),
         },
+        Command::Serve {
+            listen,
+            sync,
+            alerts,
+            tls,
+        } => serve_cmd::run(
+            &ctx,
+            &serve_cmd::ServeArgs {
+                listen: listen.as_deref(),
+                sync: *sync,
+                alerts: *alerts,
+                tls_cert: tls.tls_cert.clone(),
+                tls_key: tls.tls_key.clone(),
+                insecure_listen: tls.insecure_listen,
+            },
+        ),
         Command::Gateway {
             listen,
             upstream,
             region,
             profile,
             assume_role_arn,
-            tls_cert,
-            tls_key,
-            insecure_listen,
+            tls,
             drain_timeout,
         } => gateway_cmd::run(
             &ctx,
@@ -166,9 +181,9 @@ pub fn run(args: Args) -> Result<u8> {
                 region: region.as_deref(),
                 profile: profile.as_deref(),
                 assume_role_arn: assume_role_arn.as_deref(),
-                tls_cert: tls_cert.clone(),
-                tls_key: tls_key.clone(),
-                insecure_listen: *insecure_listen,
+                tls_cert: tls.tls_cert.clone(),
+                tls_key: tls.tls_key.clone(),
+                insecure_listen: tls.insecure_listen,
                 drain_timeout: drain_timeout.as_deref(),
             },
         ),

@@ -62,6 +62,16 @@ pub struct RawServe {
     /// The address people open the dashboard at (`https://usage.example.com`): alerts link to it.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Where `serve` listens (the flag wins; default 127.0.0.1:8760).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// SHA-256 (hex) of each operator access token (never the token itself); more tokens in
+    /// the environment variable `BEDROCK_USAGE_SERVE_TOKENS`.
+    #[serde(default)]
+    pub access_token_sha256: Vec<String>,
+    /// The most (developer, model) series `/metrics` shows (the rest folded into `other`).
+    #[serde(default)]
+    pub metrics_max_series: Option<usize>,
 }
 
 /// A URL path segment: every byte but RFC 3986's unreserved ones as `%XX`.
@@ -78,10 +88,25 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// The checked `[serve]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeSettings {
     /// Without a trailing slash.
     pub public_url: Option<String>,
+    pub listen: Option<String>,
+    /// Lower-case hex, 64 digits each.
+    pub access_token_sha256: Vec<String>,
+    pub metrics_max_series: usize,
+}
+
+impl Default for ServeSettings {
+    fn default() -> ServeSettings {
+        ServeSettings {
+            public_url: None,
+            listen: None,
+            access_token_sha256: Vec::new(),
+            metrics_max_series: 1000,
+        }
+    }
 }
 
 impl ServeSettings {
@@ -627,6 +652,20 @@ impl Config {
                     "`serve.public_url` = `{u}`: not an http:// or https:// URL"
                 ));
             }
+        }
+        serve.listen = raw.serve.listen.clone();
+        for (i, h) in raw.serve.access_token_sha256.iter().enumerate() {
+            let t = h.trim().to_ascii_lowercase();
+            if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                serve.access_token_sha256.push(t);
+            } else {
+                problems.push(format!("`serve.access_token_sha256[{i}]`: not a SHA-256 in hex (64 digits; `printf %s TOKEN | sha256sum`)"));
+            }
+        }
+        match raw.serve.metrics_max_series {
+            Some(0) => problems.push("`serve.metrics_max_series` = 0: give at least 1".into()),
+            Some(n) => serve.metrics_max_series = n,
+            None => {}
         }
         let limits = crate::limits::check_limits(raw.limits, &mut problems);
         if !problems.is_empty() {

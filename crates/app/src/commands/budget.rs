@@ -134,14 +134,8 @@ pub fn evaluate_all<'a>(ctx: &'a Context, store: &dyn FactReader) -> Result<Vec<
 }
 
 /// `budget status`.
-pub fn status(ctx: &Context) -> Result<u8> {
-    if ctx.config.budgets.is_empty() {
-        invalid!(
-            "no budgets are configured: add [[budgets]] to the config file (see docs/budgets.md)"
-        );
-    }
-    let store = ctx.existing_store()?;
-    let all = evaluate_all(ctx, &*store)?;
+/// `budget status` as records: one row per budget (per person for `each_developer`).
+pub fn records(all: &[Evaluated]) -> Records {
     let usd = |n: NanoUsd| Cell::Number(n.to_decimal_micros());
     let rows = all
         .iter()
@@ -181,7 +175,17 @@ pub fn status(ctx: &Context) -> Result<u8> {
         .to_vec(),
         rows,
     }
-    .print(ctx.format)?;
+}
+
+pub fn status(ctx: &Context) -> Result<u8> {
+    if ctx.config.budgets.is_empty() {
+        invalid!(
+            "no budgets are configured: add [[budgets]] to the config file (see docs/budgets.md)"
+        );
+    }
+    let store = ctx.existing_store()?;
+    let all = evaluate_all(ctx, &*store)?;
+    records(&all).print(ctx.format)?;
     for e in all.iter().filter(|e| e.unpriced_calls > 0) {
         eprintln!(
             "warning: budget `{}` ({}): {} call(s) of unpriced models are not in its spend (see `bedrock-usage report --by model`)",

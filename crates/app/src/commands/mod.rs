@@ -15,5 +15,6 @@ pub mod pricing;
 pub mod pricing_sources;
 pub mod query;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod sync;

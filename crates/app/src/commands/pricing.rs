@@ -452,13 +452,9 @@ pub fn show(ctx: &Context, args: &ShowArgs) -> Result<u8> {
     Ok(if priced { EXIT_OK } else { EXIT_CHECK_FAILED })
 }
 
-/// `pricing unpriced`.
-pub fn unpriced(ctx: &Context) -> Result<u8> {
-    let store = ctx.existing_store()?;
-    let format = ctx.format;
-    let req = report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
-    let r = report::build(&*store, &ctx.config, &ctx.catalog, &req)?;
-    let rec = Records {
+/// The models of a report that have no price, as records (model id, calls, why).
+pub fn unpriced_records(r: &bedrock_usage_core::report::UsageReport) -> Records {
+    Records {
         fields: ["model_id", "calls", "reason"].map(String::from).to_vec(),
         rows: r
             .unpriced
@@ -471,7 +467,16 @@ pub fn unpriced(ctx: &Context) -> Result<u8> {
                 ]
             })
             .collect(),
-    };
+    }
+}
+
+/// `pricing unpriced`.
+pub fn unpriced(ctx: &Context) -> Result<u8> {
+    let store = ctx.existing_store()?;
+    let format = ctx.format;
+    let req = report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
+    let r = report::build(&*store, &ctx.config, &ctx.catalog, &req)?;
+    let rec = unpriced_records(&r);
     match format {
         Format::Json | Format::Aws | Format::Csv => rec.print(format)?,
         Format::Table | Format::Markdown => {

@@ -38,8 +38,34 @@ pub struct QueryArgs<'a> {
     pub max_record: usize,
 }
 
+/// A query's answer, with what was read and what to warn about.
+pub struct Executed {
+    pub table: Table,
+    pub scanned: u64,
+    pub bytes: u64,
+    pub warnings: Vec<String>,
+}
+
 /// Runs the query and prints it. Exit 2 (an error) for a query that does not parse.
 pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
+    match execute(ctx, a)? {
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(EXIT_ERROR)
+        }
+        Ok(x) => {
+            print(&x.table, ctx.format, x.scanned, x.bytes)?;
+            // The results stay faithful (nulls); hints go to stderr.
+            for w in &x.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Runs the query: `Ok(Err(message))` when it does not parse or plan (the message shows where).
+pub fn execute(ctx: &Context, a: &QueryArgs) -> Result<std::result::Result<Executed, String>> {
     let (since, until) = parse_range(a.since, a.until, &Zone::utc(), ctx.clock.now_ms())?;
     if let (Some(a), Some(b)) = (since, until) {
         if a >= b {
@@ -53,17 +79,11 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
     };
     let parsed = match parse_query(a.query) {
         Ok(q) => q,
-        Err(e) => {
-            eprintln!("error: {}", e.render(a.query));
-            return Ok(EXIT_ERROR);
-        }
+        Err(e) => return Ok(Err(e.render(a.query))),
     };
     let plan = match Plan::new(parsed, a.limit) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            return Ok(EXIT_ERROR);
-        }
+        Err(e) => return Ok(Err(e.message)),
     };
     let wanted = plan.input_fields();
     let mut seen: HashSet<String> = HashSet::new();
@@ -180,8 +200,7 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
         }
     }
     let table = exec.finish();
-    print(&table, ctx.format, scanned, bytes)?;
-    // The results stay faithful (nulls); hints go to stderr.
+    let mut warnings = Vec::new();
     if scanned > 0 {
         for w in wanted.iter().filter(|w| !seen.contains(*w)) {
             let hint = HINTS
@@ -199,27 +218,35 @@ pub fn run(ctx: &Context, a: &QueryArgs) -> Result<u8> {
                             .filter(|n| *n != w.as_str()),
                     )
                 });
-            match hint {
-                Some(h) => eprintln!(
-                    "warning: no event has the field `{w}`: it reads as null; did you mean `{h}`?"
-                ),
-                None => eprintln!("warning: no event has the field `{w}`: it reads as null"),
-            }
+            warnings.push(match hint {
+                Some(h) => {
+                    format!("no event has the field `{w}`: it reads as null; did you mean `{h}`?")
+                }
+                None => format!("no event has the field `{w}`: it reads as null"),
+            });
         }
     }
     if table.truncated {
-        eprintln!("warning: only the first {} rows are shown (add `| limit N` to the query, or --limit N)", table.rows.len());
+        warnings.push(format!(
+            "only the first {} rows are shown (add `| limit N` to the query, or --limit N)",
+            table.rows.len()
+        ));
     }
     for b in bad.iter().take(5) {
-        eprintln!("warning: skipped: {b}");
+        warnings.push(format!("skipped: {b}"));
     }
     if !bad.is_empty() {
-        eprintln!(
-            "warning: {} lines were not JSON events and were skipped",
+        warnings.push(format!(
+            "{} lines were not JSON events and were skipped",
             bad.len()
-        );
+        ));
     }
-    Ok(EXIT_OK)
+    Ok(Ok(Executed {
+        table,
+        scanned,
+        bytes,
+        warnings,
+    }))
 }
 
 /// Events read with every field flattened, for hints about unknown fields.
@@ -275,25 +302,28 @@ fn json_value(v: &Value) -> String {
     }
 }
 
+/// The rows as `query --format json` prints them (nulls left out).
+pub fn json_rows(t: &Table) -> String {
+    let mut out = String::from("[");
+    for (i, row) in t.rows.iter().enumerate() {
+        out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+        let fields: Vec<String> = t
+            .columns
+            .iter()
+            .zip(row)
+            .filter(|(_, v)| !v.is_null())
+            .map(|(c, v)| format!("{}: {}", json_string(c), json_value(v)))
+            .collect();
+        out.push_str(&fields.join(", "));
+        out.push('}');
+    }
+    out.push_str(if t.rows.is_empty() { "]\n" } else { "\n]\n" });
+    out
+}
+
 pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> {
     match format {
-        Format::Json => {
-            let mut out = String::from("[");
-            for (i, row) in t.rows.iter().enumerate() {
-                out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
-                let fields: Vec<String> = t
-                    .columns
-                    .iter()
-                    .zip(row)
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(c, v)| format!("{}: {}", json_string(c), json_value(v)))
-                    .collect();
-                out.push_str(&fields.join(", "));
-                out.push('}');
-            }
-            out.push_str(if t.rows.is_empty() { "]\n" } else { "\n]\n" });
-            emit(&out)?;
-        }
+        Format::Json => emit(&json_rows(t))?,
         Format::Aws => {
             let results: Vec<serde_json::Value> = t
                 .rows

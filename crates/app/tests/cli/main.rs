@@ -35,6 +35,8 @@ mod real_logs;
 mod pricing_config;
 // The catalog against its sources: golden show, import-aws, diff, LiteLLM check.
 mod pricing_sources;
+// serve: the JSON API, auth, /metrics, the server binary.
+mod serve;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
 mod queries;
 // The AWS side against moto: sync from CloudWatch Logs and S3, faults, kills, setup, status,

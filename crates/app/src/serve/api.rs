@@ -1,0 +1,360 @@
+//! The JSON API: each endpoint answers what the matching command prints with `--format json`,
+//! from the same functions. Query strings take the command's options by name
+//! (`?by=developer,model&since=7d&tz=Europe/Berlin`); an unknown or bad parameter is a 400 that
+//! names it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{viewer, ApiError, ServeState, Viewer};
+use crate::commands::{budget, query as query_cmd, report};
+use crate::context::Context;
+
+type Params = Query<HashMap<String, String>>;
+
+/// A JSON answer from text already rendered (the commands' own JSON).
+fn json_text(text: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
+}
+
+/// Runs `f` on the blocking pool (the store is read synchronously).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request's worker stopped",
+        ))
+    })
+}
+
+/// Refuses parameters the endpoint does not take, naming the first.
+fn only(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    let mut names: Vec<&String> = params.keys().collect();
+    names.sort();
+    match names.into_iter().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::parameter(
+            k,
+            format!(
+                "unknown parameter `{k}`; this endpoint takes {}",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn list(params: &HashMap<String, String>, name: &str) -> Vec<String> {
+    params
+        .get(name)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const REPORT_PARAMS: [&str; 8] = [
+    "by",
+    "since",
+    "until",
+    "tz",
+    "developer",
+    "team",
+    "model",
+    "top",
+];
+
+/// Builds and runs a report from query parameters; a developer's view sees only that developer.
+fn run_report(
+    ctx: &Context,
+    db: &std::path::Path,
+    params: &HashMap<String, String>,
+    keys: Vec<String>,
+    who: &Viewer,
+) -> Result<bedrock_usage_core::report::UsageReport, ApiError> {
+    let mut developers = list(params, "developer");
+    if let Viewer::Developer(d) = who {
+        if developers.iter().any(|x| x != d) {
+            return Err(ApiError::parameter(
+                "developer",
+                format!("this key sees developer `{d}` only"),
+            ));
+        }
+        developers = vec![d.clone()];
+    }
+    let (teams, models) = (list(params, "team"), list(params, "model"));
+    let top = match params.get("top") {
+        Some(t) => Some(
+            t.parse::<usize>()
+                .map_err(|_| ApiError::parameter("top", format!("`{t}` is not a whole number")))?,
+        ),
+        None => None,
+    };
+    let args = report::ReportArgs {
+        by: &keys,
+        since: params.get("since").map(String::as_str),
+        until: params.get("until").map(String::as_str),
+        tz: params.get("tz").map_or("UTC", String::as_str),
+        developers: &developers,
+        teams: &teams,
+        models: &models,
+        top,
+        send: None,
+    };
+    let req = report::ReportRequest::from_args(ctx, &args).map_err(ApiError::from_command)?;
+    let store = open(db)?;
+    let mut r =
+        report::build(&*store, &ctx.config, &ctx.catalog, &req).map_err(ApiError::from_command)?;
+    if let Some(n) = top {
+        r.keep_top(n);
+    }
+    Ok(r)
+}
+
+fn open(db: &std::path::Path) -> Result<Box<dyn crate::store::Store>, ApiError> {
+    if !db.exists() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_store",
+            "the store does not exist yet: run `bedrock-usage ingest` or `sync` first",
+        ));
+    }
+    crate::store::open_read_only(db)
+        .map_err(|e| ApiError::from_command(crate::error::Error::from(e)))
+}
+
+/// `GET /api/v1/report`: `report --format json` (`by` defaults to developer).
+pub async fn report(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let who = viewer(&s, &headers)?;
+    only(&params, &REPORT_PARAMS)?;
+    blocking(move || {
+        let mut keys = list(&params, "by");
+        if keys.is_empty() {
+            keys.push("developer".into());
+        }
+        let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
+        Ok(json_text(report::records(&r).to_json()))
+    })
+    .await
+}
+
+/// `GET /api/v1/timeseries?bin=day&by=model`: the report by period (`bin`: day, week or month,
+/// in `tz`) and any other keys.
+pub async fn timeseries(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let who = viewer(&s, &headers)?;
+    let mut known = REPORT_PARAMS.to_vec();
+    known.push("bin");
+    only(&params, &known)?;
+    let bin = params.get("bin").map_or("day", String::as_str).to_string();
+    if !["day", "week", "month"].contains(&bin.as_str()) {
+        return Err(ApiError::parameter(
+            "bin",
+            format!("`{bin}` is not a bin: day, week or month"),
+        ));
+    }
+    blocking(move || {
+        let mut keys = vec![bin.clone()];
+        for k in list(&params, "by") {
+            if ["day", "week", "month"].contains(&k.as_str()) {
+                return Err(ApiError::parameter(
+                    "by",
+                    format!("`{k}` is a period: give it as `bin`"),
+                ));
+            }
+            keys.push(k);
+        }
+        let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
+        Ok(json_text(report::records(&r).to_json()))
+    })
+    .await
+}
+
+/// The body of `POST /api/v1/query`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    pub query: String,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub until: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/v1/query`: `query --format json` over the store; warnings in
+/// `X-Bedrock-Usage-Warnings` (JSON list).
+pub async fn query(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if let Viewer::Developer(_) = viewer(&s, &headers)? {
+        return Err(ApiError::forbidden("a query over every call"));
+    }
+    let body: QueryBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body must be JSON {{\"query\": \"...\", \"since\": \"7d\", \"until\": ..., \"limit\": N}}: {e}"),
+        )
+    })?;
+    blocking(move || {
+        if !s.db.exists() {
+            open(&s.db)?;
+        }
+        let mut ctx = s.ctx.clone();
+        ctx.db = Some(s.db.clone());
+        let args = query_cmd::QueryArgs {
+            query: &body.query,
+            since: body.since.as_deref(),
+            until: body.until.as_deref(),
+            from: &[],
+            limit: body.limit.unwrap_or(10_000),
+            max_record: 1 << 20,
+        };
+        match query_cmd::execute(&ctx, &args).map_err(ApiError::from_command)? {
+            Err(message) => Err(ApiError::parameter("query", message)),
+            Ok(x) => {
+                let mut r = json_text(query_cmd::json_rows(&x.table));
+                if let Ok(v) = serde_json::to_string(&x.warnings)?.parse() {
+                    r.headers_mut().insert("x-bedrock-usage-warnings", v);
+                }
+                Ok(r)
+            }
+        }
+    })
+    .await
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+/// `GET /api/v1/budgets`: `budget status --format json` (a developer's key: their rows).
+pub async fn budgets(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let who = viewer(&s, &headers)?;
+    only(&params, &[])?;
+    blocking(move || {
+        let store = open(&s.db)?;
+        let all = budget::evaluate_all(&s.ctx, &*store).map_err(ApiError::from_command)?;
+        let mine: Vec<_> = all
+            .into_iter()
+            .filter(|e| match &who {
+                Viewer::Operator => true,
+                Viewer::Developer(d) => e.budget.scope.each_developer && &e.scope_value == d,
+            })
+            .collect();
+        Ok(json_text(budget::records(&mine).to_json()))
+    })
+    .await
+}
+
+/// `GET /api/v1/unpriced`: `pricing unpriced --format json`.
+pub async fn unpriced(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    if let Viewer::Developer(_) = viewer(&s, &headers)? {
+        return Err(ApiError::forbidden("the list of unpriced models"));
+    }
+    only(&params, &[])?;
+    blocking(move || {
+        let store = open(&s.db)?;
+        let req = report::ReportRequest::all_by(vec![bedrock_usage_core::report::GroupKey::Model]);
+        let r = report::build(&*store, &s.ctx.config, &s.ctx.catalog, &req)
+            .map_err(ApiError::from_command)?;
+        Ok(json_text(
+            crate::commands::pricing::unpriced_records(&r).to_json(),
+        ))
+    })
+    .await
+}
+
+/// `GET /api/v1/status`: the version, the store, and how far each source is synced.
+pub async fn status(
+    State(s): State<Arc<ServeState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    if let Viewer::Developer(_) = viewer(&s, &headers)? {
+        return Err(ApiError::forbidden("the server's status"));
+    }
+    only(&params, &[])?;
+    blocking(move || {
+        let store = open(&s.db)?;
+        let err = |e| ApiError::from_command(crate::error::Error::from(e));
+        let now = s.ctx.clock.now_ms();
+        let bytes: u64 = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut p = s.db.clone().into_os_string();
+                p.push(suffix);
+                std::fs::metadata(p).ok().map(|m| m.len())
+            })
+            .sum();
+        let range = store.time_range().map_err(err)?;
+        let sources: Vec<serde_json::Value> = store
+            .cursors()
+            .map_err(err)?
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "source": c.source.to_string(),
+                    "position": c.position.to_string(),
+                    "synced": bedrock_usage_core::time::format_utc(c.updated_ms),
+                    "seconds_since_sync": (now - c.updated_ms).max(0) / 1000,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": {
+                "path": s.db.display().to_string(),
+                "bytes": bytes,
+                "invocations": store.invocation_count().map_err(err)?,
+                "first": range.map(|r| bedrock_usage_core::time::format_utc(r.0)),
+                "last": store.newest_ms().map_err(err)?.map(bedrock_usage_core::time::format_utc),
+            },
+            "sources": sources,
+        });
+        Ok(json_text(serde_json::to_string_pretty(&body)? + "\n"))
+    })
+    .await
+}
+
+/// `GET /api/v1/openapi.json`: the API described (OpenAPI 3.1).
+pub async fn openapi() -> Response {
+    json_text(OPENAPI.to_string())
+}
+
+const OPENAPI: &str = include_str!("openapi.json");
