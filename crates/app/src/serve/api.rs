@@ -67,7 +67,7 @@ fn list(params: &HashMap<String, String>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const REPORT_PARAMS: [&str; 8] = [
+const REPORT_PARAMS: [&str; 9] = [
     "by",
     "since",
     "until",
@@ -76,7 +76,35 @@ const REPORT_PARAMS: [&str; 8] = [
     "team",
     "model",
     "top",
+    "format",
 ];
+
+/// The records as JSON, or as CSV (a download) with `format=csv`.
+fn records_answer(
+    rec: &crate::output::Records,
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Response, ApiError> {
+    match params.get("format").map(String::as_str) {
+        None | Some("json") => Ok(json_text(rec.to_json())),
+        Some("csv") => Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+            ],
+            rec.to_csv(),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::parameter(
+            "format",
+            format!("`{other}` is not a format: json or csv"),
+        )),
+    }
+}
 
 /// Builds and runs a report from query parameters; a developer's view sees only that developer.
 fn run_report(
@@ -151,7 +179,7 @@ pub async fn report(
             keys.push("developer".into());
         }
         let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
-        Ok(json_text(report::records(&r).to_json()))
+        records_answer(&report::records(&r), &params, "report")
     })
     .await
 }
@@ -186,7 +214,7 @@ pub async fn timeseries(
             keys.push(k);
         }
         let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
-        Ok(json_text(report::records(&r).to_json()))
+        records_answer(&report::records(&r), &params, "timeseries")
     })
     .await
 }
@@ -262,7 +290,7 @@ pub async fn budgets(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let who = viewer(&s, &headers)?;
-    only(&params, &[])?;
+    only(&params, &["format"])?;
     blocking(move || {
         let store = open(&s.db)?;
         let all = budget::evaluate_all(&s.ctx, &*store).map_err(ApiError::from_command)?;
@@ -273,7 +301,7 @@ pub async fn budgets(
                 Viewer::Developer(d) => e.budget.scope.each_developer && &e.scope_value == d,
             })
             .collect();
-        Ok(json_text(budget::records(&mine).to_json()))
+        records_answer(&budget::records(&mine), &params, "budgets")
     })
     .await
 }
@@ -358,3 +386,35 @@ pub async fn openapi() -> Response {
 }
 
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// The dashboard's files, inside the binary (no CDN: it works on an offline network).
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// `GET /` and `GET /developers/NAME`: the dashboard page (its data comes from the API, with
+/// the API's access rules).
+pub async fn dashboard() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+pub async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// A file of the dashboard.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The tab's icon (an SVG: a bar chart).
+pub async fn icon() -> Response {
+    asset(
+        "image/svg+xml",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#1d2330\"/><rect x=\"3\" y=\"8\" width=\"2\" height=\"5\" fill=\"#3b6fd4\"/><rect x=\"7\" y=\"4\" width=\"2\" height=\"9\" fill=\"#e0803c\"/><rect x=\"11\" y=\"6\" width=\"2\" height=\"7\" fill=\"#3aa57a\"/></svg>",
+    )
+}

@@ -37,6 +37,8 @@ mod pricing_config;
 mod pricing_sources;
 // serve: the JSON API, auth, /metrics, the server binary.
 mod serve;
+// The dashboard in headless Chromium over WebDriver.
+mod dashboard;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.
 mod queries;
 // The AWS side against moto: sync from CloudWatch Logs and S3, faults, kills, setup, status,

@@ -498,31 +498,9 @@ fn the_server_listens_on_loopback_refuses_the_open_network_without_tokens_and_st
         2,
     );
     assert!(stderr(&e).contains("access token"), "{}", stderr(&e));
-    let mut child = bin()
-        .args([
-            "--db",
-            s(&t.db()),
-            "--config",
-            s(&cfg),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BEDROCK_USAGE_SERVE_TOKENS")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).expect("first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in: {line}"))
-        .to_string();
+    let (mut child, base) = start_serve(&t.db(), &cfg);
     let (status, body) = bedrock_usage::publish::http::get_blocking(
-        &format!("http://{addr}/api/v1/report?by=model"),
+        &format!("{base}/api/v1/report?by=model"),
         &[],
         std::time::Duration::from_secs(10),
     )

@@ -206,3 +206,32 @@ pub fn demo_config(t: &TempDir) -> PathBuf {
 pub fn rng(seed: u64) -> bedrock_usage::sources::demo::Rng {
     bedrock_usage::sources::demo::Rng::new(seed)
 }
+
+/// `serve` on a free loopback port over `db` and `config`: the child and its `http://ADDR`.
+pub fn start_serve(db: &Path, config: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args([
+            "--db",
+            s(db),
+            "--config",
+            s(config),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("BEDROCK_USAGE_SERVE_TOKENS")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in: {line}"))
+        .to_string();
+    (child, format!("http://{addr}"))
+}
