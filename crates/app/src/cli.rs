@@ -169,7 +169,7 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Report {
         /// Group by these keys, comma-separated: developer, team, cost-center, model, principal,
-        /// operation, region, day, week, month.
+        /// operation, region, hour, day, week, month.
         #[arg(
             long,
             value_delimiter = ',',
@@ -185,7 +185,7 @@ pub enum Command {
         /// duration back from now.
         #[arg(long, value_name = "WHEN")]
         until: Option<String>,
-        /// Time zone for day, week and month boundaries and for dates in --since/--until (IANA
+        /// Time zone for hour, day, week and month boundaries and for dates in --since/--until (IANA
         /// name).
         #[arg(long, default_value = "UTC", value_name = "ZONE")]
         tz: String,

@@ -84,6 +84,9 @@ impl Context {
         if args.format == Format::Aws && !matches!(args.command, Command::Query { .. }) {
             return Err(Error::Invalid("--format aws is the output of `query` only (the shape `aws logs get-query-results` prints)".into()));
         }
+        if args.format == Format::Html && !matches!(args.command, Command::Report { .. }) {
+            return Err(Error::Invalid("--format html is the output of `report` only (one self-contained document: `bedrock-usage report --format html --since 2026-11-01 --until 2026-11-30 > november.html`)".into()));
+        }
         let loaded = load_config(args.config.as_deref())?;
         let catalog_override = match &args.command {
             Command::Pricing { catalog, .. } => catalog.as_deref(),

@@ -35,6 +35,9 @@ pub enum Format {
     Markdown,
     /// `query` only: the JSON `aws logs get-query-results` prints.
     Aws,
+    /// `report` only: one self-contained HTML document for finance (inline SVG charts, no
+    /// scripts; prints to PDF).
+    Html,
 }
 
 /// A value: text, or a number given as its exact decimal text.
@@ -149,13 +152,47 @@ impl Table {
         out
     }
 
-    /// Prints as a table, or as Markdown with `--format markdown`.
+    /// Prints as a table, as Markdown with `--format markdown`, or as an HTML table.
     pub fn print(&self, format: Format) -> std::io::Result<()> {
-        emit(&if format == Format::Markdown {
-            self.render_markdown()
-        } else {
-            self.render()
+        emit(&match format {
+            Format::Markdown => self.render_markdown(),
+            Format::Html => self.render_html(""),
+            _ => self.render(),
         })
+    }
+
+    /// An HTML `<table>` (the footer as `<tfoot>`), every cell escaped; `class` names it.
+    pub fn render_html(&self, class: &str) -> String {
+        let cells = |tag: &str, row: &[String]| -> String {
+            let mut s = String::from("<tr>");
+            for (i, c) in row.iter().enumerate() {
+                let num = self.right.get(i).copied().unwrap_or(false);
+                s.push_str(&format!(
+                    "<{tag}{}>{}</{tag}>",
+                    if num { " class=\"num\"" } else { "" },
+                    html_escape(c)
+                ));
+            }
+            s + "</tr>\n"
+        };
+        let mut out = if class.is_empty() {
+            "<table>\n".to_string()
+        } else {
+            format!("<table class=\"{}\">\n", html_escape(class))
+        };
+        out.push_str("<thead>");
+        out.push_str(&cells("th", &self.headers));
+        out.push_str("</thead>\n<tbody>\n");
+        for r in &self.rows {
+            out.push_str(&cells("td", r));
+        }
+        out.push_str("</tbody>\n");
+        if let Some(f) = &self.footer {
+            out.push_str("<tfoot>");
+            out.push_str(&cells("td", f));
+            out.push_str("</tfoot>\n");
+        }
+        out + "</table>\n"
     }
 
     pub fn render_markdown(&self) -> String {
@@ -186,6 +223,23 @@ impl Table {
     }
 }
 
+/// Text made safe inside HTML elements and quoted attributes; control characters are shown as
+/// escapes (as [`clean`] does for terminals).
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in clean(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
@@ -196,7 +250,7 @@ impl Records {
         match format {
             Format::Json | Format::Aws => emit(&self.to_json()),
             Format::Csv => emit(&self.to_csv()),
-            Format::Table | Format::Markdown => {
+            Format::Table | Format::Markdown | Format::Html => {
                 let right = (0..self.fields.len())
                     .map(|i| {
                         self.rows
@@ -289,5 +343,30 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_markup_quotes_and_control_characters() {
+        assert_eq!(
+            html_escape("<b>\"x\" & 'y'\u{1b}[2J"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;\\u{1b}[2J"
+        );
+        let t = Table {
+            headers: vec!["developer".into(), "cost".into()],
+            right: vec![false, true],
+            rows: vec![vec!["<script>".into(), "$1.00".into()]],
+            footer: Some(vec!["total".into(), "$1.00".into()]),
+        };
+        let h = t.render_html("figures");
+        assert!(
+            h.contains("<td>&lt;script&gt;</td><td class=\"num\">$1.00</td>"),
+            "{h}"
+        );
+        assert!(h.contains("<tfoot><tr><td>total</td>"), "{h}");
     }
 }

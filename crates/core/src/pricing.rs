@@ -288,6 +288,18 @@ impl Rates {
             + class(t.cache_write_1h, self.cache_write_1h, "1-hour cache-write")?)
     }
 
+    /// What the cache tokens of `t` would have cost as plain input, less what they cost at
+    /// these rates, in pico-dollars: the dollars prompt caching saved (negative when writes
+    /// cost more than the reads saved). Classes without a rate count as plain input.
+    pub fn cache_saving_pico(&self, t: &Tokens) -> i128 {
+        let class = |n: u64, rate: Option<i64>| {
+            n as i128 * (self.input as i128 - rate.unwrap_or(self.input) as i128)
+        };
+        class(t.cache_read, self.cache_read)
+            + class(t.cache_write_5m, self.cache_write_5m)
+            + class(t.cache_write_1h, self.cache_write_1h)
+    }
+
     /// The dearest input-side rate (a bound for any mix of input and cache classes).
     pub fn dearest_input_side(&self) -> i64 {
         self.input

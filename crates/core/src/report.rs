@@ -22,13 +22,14 @@ pub enum GroupKey {
     Principal,
     Operation,
     Region,
+    Hour,
     Day,
     Week,
     Month,
 }
 
 impl GroupKey {
-    pub const ALL: [GroupKey; 10] = [
+    pub const ALL: [GroupKey; 11] = [
         GroupKey::Developer,
         GroupKey::Team,
         GroupKey::CostCenter,
@@ -36,6 +37,7 @@ impl GroupKey {
         GroupKey::Principal,
         GroupKey::Operation,
         GroupKey::Region,
+        GroupKey::Hour,
         GroupKey::Day,
         GroupKey::Week,
         GroupKey::Month,
@@ -65,14 +67,18 @@ impl GroupKey {
             GroupKey::Principal => "principal",
             GroupKey::Operation => "operation",
             GroupKey::Region => "region",
+            GroupKey::Hour => "hour",
             GroupKey::Day => "day",
             GroupKey::Week => "week",
             GroupKey::Month => "month",
         }
     }
 
-    fn is_time(self) -> bool {
-        matches!(self, GroupKey::Day | GroupKey::Week | GroupKey::Month)
+    pub fn is_time(self) -> bool {
+        matches!(
+            self,
+            GroupKey::Hour | GroupKey::Day | GroupKey::Week | GroupKey::Month
+        )
     }
 }
 
@@ -122,6 +128,9 @@ pub struct Figures {
     pub tokens: Tokens,
     /// Cost of the priced calls.
     pub cost: NanoUsd,
+    /// What prompt caching saved on the priced calls: their cache tokens at the plain input
+    /// rate, less what those tokens cost (negative when cache writes cost more than reads saved).
+    pub cache_saved: NanoUsd,
     pub unpriced_calls: u64,
     /// Calls with tokens that were priced (when 0 with unpriced calls, the cost is unknown, not
     /// zero).
@@ -142,6 +151,7 @@ struct Acc {
     errors: u64,
     tokens: Tokens,
     pico: i128,
+    saved_pico: i128,
     unpriced_calls: u64,
     priced_calls: u64,
 }
@@ -153,6 +163,7 @@ impl Acc {
             errors: self.errors,
             tokens: self.tokens,
             cost: NanoUsd::from_pico(self.pico),
+            cache_saved: NanoUsd::from_pico(self.saved_pico),
             unpriced_calls: self.unpriced_calls,
             priced_calls: self.priced_calls,
         }
@@ -417,27 +428,30 @@ impl<'a> ReportBuilder<'a> {
                     .map(|d| d.rates)
             });
         let priced = match rates {
-            Ok(r) => r.cost_pico(&fact.tokens).map_err(|class| {
-                Unpriced::NoClassRate(
-                    models[fact.model].name.key.clone().unwrap_or_default(),
-                    class,
-                )
-            }),
+            Ok(r) => r
+                .cost_pico(&fact.tokens)
+                .map(|p| (p, r.cache_saving_pico(&fact.tokens)))
+                .map_err(|class| {
+                    Unpriced::NoClassRate(
+                        models[fact.model].name.key.clone().unwrap_or_default(),
+                        class,
+                    )
+                }),
             Err(e) => Err(e.clone()),
         };
         // Calls that failed with no tokens cost nothing whatever the model: they are never
         // "unpriced", whatever the grain the fact was read at.
         let with_tokens = fact.calls.saturating_sub(fact.empty_calls);
-        let (pico, unpriced_calls, priced_calls) = match priced {
+        let ((pico, saved_pico), unpriced_calls, priced_calls) = match priced {
             Ok(p) => (p, 0, with_tokens),
-            Err(_) if with_tokens == 0 || fact.tokens.total() == 0 => (0, 0, 0),
+            Err(_) if with_tokens == 0 || fact.tokens.total() == 0 => ((0, 0), 0, 0),
             Err(why) => {
                 let e = self
                     .unpriced
                     .entry(model_ids[fact.model].clone())
                     .or_insert_with(|| (why.to_string(), 0));
                 e.1 += with_tokens;
-                (0, with_tokens, 0)
+                ((0, 0), with_tokens, 0)
             }
         };
         let who = &self.who[fact.identity];
@@ -469,7 +483,9 @@ impl<'a> ReportBuilder<'a> {
                 GroupKey::Operation => self.strings.id(fact.operation) as u64,
                 GroupKey::Region if fact.region.is_empty() => NONE,
                 GroupKey::Region => self.strings.id(fact.region) as u64,
-                // Calendar keys hold the local day number; labels are made at the end.
+                // An hour holds the instant its local hour starts at; calendar keys hold the
+                // local day number. Labels are made at the end.
+                GroupKey::Hour => self.zone.hour_start_ms(fact.bucket_ms) as u64,
                 GroupKey::Day | GroupKey::Week | GroupKey::Month => {
                     let zone = &self.zone;
                     *self
@@ -499,16 +515,18 @@ impl<'a> ReportBuilder<'a> {
             acc.errors += fact.errors;
             acc.tokens.add(&fact.tokens);
             acc.pico += pico;
+            acc.saved_pico += saved_pico;
             acc.unpriced_calls += unpriced_calls;
             acc.priced_calls += priced_calls;
         }
     }
 
     fn label(&self, k: GroupKey, v: u64) -> Option<String> {
-        if v == NONE && !matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month) {
+        if v == NONE && !k.is_time() {
             return None;
         }
         Some(match k {
+            GroupKey::Hour => self.zone.format_local_minute(v as i64),
             GroupKey::Day => day_label(v as i64),
             GroupKey::Week => week_label(v as i64),
             GroupKey::Month => month_label(v as i64),

@@ -77,10 +77,14 @@ pub fn report_grain(
     since: Option<i64>,
     until: Option<i64>,
 ) -> Grain {
+    let hours = keys.contains(&GroupKey::Hour);
     let local_periods = keys
         .iter()
         .any(|k| matches!(k, GroupKey::Day | GroupKey::Week | GroupKey::Month));
-    if !local_periods || zone.name() == "UTC" {
+    if hours && zone.name() == "UTC" {
+        return Grain::Hour;
+    }
+    if !hours && (!local_periods || zone.name() == "UTC") {
         return Grain::Day;
     }
     match data {
@@ -155,7 +159,21 @@ mod tests {
             report_grain(&[GroupKey::Day], &utc, None, None, None),
             Grain::Day
         );
+        assert_eq!(
+            report_grain(&[GroupKey::Hour, GroupKey::Model], &utc, None, None, None),
+            Grain::Hour
+        );
         let kolkata = Zone::named("Asia/Kolkata").unwrap();
+        assert_eq!(
+            report_grain(
+                &[GroupKey::Hour],
+                &kolkata,
+                Some((0, MS_PER_DAY)),
+                None,
+                None
+            ),
+            Grain::Quarter
+        );
         assert_eq!(
             report_grain(
                 &[GroupKey::Day],

@@ -287,12 +287,41 @@ impl Zone {
     }
     /// The civil date (as a day number) of an instant in this zone.
     pub fn local_day(&self, ms: i64) -> i64 {
-        let offset_secs = match Timestamp::from_millisecond(ms) {
+        (ms + self.offset_secs(ms) * 1000).div_euclid(MS_PER_DAY)
+    }
+    /// The zone's UTC offset at an instant, in seconds.
+    pub fn offset_secs(&self, ms: i64) -> i64 {
+        match Timestamp::from_millisecond(ms) {
             Ok(ts) => self.tz.to_offset(ts).seconds() as i64,
             Err(_) => 0,
-        };
-        (ms + offset_secs * 1000).div_euclid(MS_PER_DAY)
+        }
     }
+
+    /// The instant the local hour holding `ms` starts at (hours of a zone with a half-hour
+    /// offset start at :30 UTC). Each real hour has its own start, also where a change of
+    /// offset shows a local hour twice.
+    pub fn hour_start_ms(&self, ms: i64) -> i64 {
+        let local = ms + self.offset_secs(ms) * 1000;
+        ms - local.rem_euclid(3_600_000)
+    }
+
+    /// An instant as local time with its offset, to the minute: `2026-11-03T14:00+01:00`.
+    pub fn format_local_minute(&self, ms: i64) -> String {
+        let off = self.offset_secs(ms);
+        let local = ms + off * 1000;
+        let day = local.div_euclid(MS_PER_DAY);
+        let mins = local.rem_euclid(MS_PER_DAY) / 60_000;
+        let (sign, a) = if off < 0 { ('-', -off) } else { ('+', off) };
+        format!(
+            "{}T{:02}:{:02}{sign}{:02}:{:02}",
+            format_date(day),
+            mins / 60,
+            mins % 60,
+            a / 3600,
+            a % 3600 / 60
+        )
+    }
+
     /// Whether this zone's UTC offset is a whole number of hours at every instant in
     /// `[from, to]` (checked at each transition; zones change offset at most a few times a year).
     pub fn whole_hour_offsets(&self, from: i64, to: i64) -> bool {
@@ -353,6 +382,33 @@ pub fn month_label(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_hours_have_one_start_each_also_when_the_clock_goes_back() {
+        let z = Zone::named("America/New_York").expect("zone");
+        // 2026-11-01: 01:00-04:00 (05:00Z), then 01:00-05:00 (06:00Z).
+        let first = parse_timestamp_ms("2026-11-01T05:20:00Z").expect("ts");
+        let second = parse_timestamp_ms("2026-11-01T06:20:00Z").expect("ts");
+        assert_ne!(z.hour_start_ms(first), z.hour_start_ms(second));
+        assert_eq!(
+            z.format_local_minute(z.hour_start_ms(first)),
+            "2026-11-01T01:00-04:00"
+        );
+        assert_eq!(
+            z.format_local_minute(z.hour_start_ms(second)),
+            "2026-11-01T01:00-05:00"
+        );
+        let india = Zone::named("Asia/Kolkata").expect("zone");
+        let t = parse_timestamp_ms("2026-11-03T08:10:00Z").expect("ts"); // 13:40 local
+        assert_eq!(
+            india.format_local_minute(india.hour_start_ms(t)),
+            "2026-11-03T13:00+05:30"
+        );
+        assert_eq!(
+            Zone::utc().format_local_minute(t - t % 3_600_000),
+            "2026-11-03T08:00+00:00"
+        );
+    }
 
     #[test]
     fn record_timestamps_without_a_zone_are_utc() {

@@ -86,7 +86,7 @@ pub fn print_summary(s: &IngestSummary, format: Format) -> Result<()> {
             };
             rec.print(format)?;
         }
-        Format::Table | Format::Markdown => {
+        Format::Table | Format::Markdown | Format::Html => {
             let g = bedrock_usage_core::money::group_thousands;
             let mut text = if t.inserted == 0 && t.bad == 0 {
                 format!(

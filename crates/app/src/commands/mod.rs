@@ -15,6 +15,7 @@ pub mod pricing;
 pub mod pricing_sources;
 pub mod query;
 pub mod report;
+pub mod report_html;
 pub mod serve;
 pub mod store;
 pub mod sync;

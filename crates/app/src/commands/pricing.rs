@@ -142,7 +142,7 @@ pub fn list(ctx: &Context, history: bool) -> Result<u8> {
         }
     }
     match format {
-        Format::Table | Format::Markdown => {
+        Format::Table | Format::Markdown | Format::Html => {
             // The source is long: listed under the table; GovCloud and regions in the notes.
             let keep = [0usize, 2, 3, 4, 5, 6, 7, 8, 9, 11, 14];
             let t = Table {
@@ -479,7 +479,7 @@ pub fn unpriced(ctx: &Context) -> Result<u8> {
     let rec = unpriced_records(&r);
     match format {
         Format::Json | Format::Aws | Format::Csv => rec.print(format)?,
-        Format::Table | Format::Markdown => {
+        Format::Table | Format::Markdown | Format::Html => {
             if rec.rows.is_empty() {
                 emit("every model in the store is priced\n")?;
             } else {

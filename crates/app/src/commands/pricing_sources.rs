@@ -35,7 +35,7 @@ fn read_json(path: &Path, what: &str) -> Result<serde_json::Value> {
 fn print_records(format: Format, rec: &Records, right: &[bool]) -> Result<()> {
     match format {
         Format::Json | Format::Csv | Format::Aws => rec.print(format)?,
-        Format::Table | Format::Markdown => {
+        Format::Table | Format::Markdown | Format::Html => {
             let t = Table {
                 headers: rec.fields.clone(),
                 right: right.to_vec(),

@@ -364,7 +364,7 @@ pub fn print(t: &Table, format: Format, scanned: u64, bytes: u64) -> Result<()> 
             };
             rec.print(format)?;
         }
-        Format::Table | Format::Markdown => {
+        Format::Table | Format::Markdown | Format::Html => {
             let right: Vec<bool> = (0..t.columns.len())
                 .map(|i| {
                     !t.rows.is_empty()

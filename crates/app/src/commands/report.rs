@@ -30,6 +30,15 @@ pub struct ReportArgs<'a> {
 pub fn run(ctx: &Context, a: &ReportArgs) -> Result<u8> {
     let store = ctx.existing_store()?;
     let req = ReportRequest::from_args(ctx, a)?;
+    if ctx.format == Format::Html {
+        if a.send.is_some() {
+            invalid!("--send sends the report's table: give it without --format html");
+        }
+        crate::output::emit(&crate::commands::report_html::render(
+            ctx, &*store, &req, a.top,
+        )?)?;
+        return Ok(EXIT_OK);
+    }
     let mut r = build(&*store, &ctx.config, &ctx.catalog, &req)?;
     if let Some(n) = a.top {
         r.keep_top(n);
@@ -229,7 +238,7 @@ pub fn build(
     Ok(b.finish())
 }
 
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 12] = [
     "calls",
     "errors",
     "input_tokens",
@@ -240,6 +249,7 @@ const FIGURES: [&str; 11] = [
     "cache_write_1h_tokens",
     "total_tokens",
     "cost_usd",
+    "cache_saved_usd",
     "unpriced_calls",
 ];
 
@@ -271,6 +281,9 @@ pub fn records(r: &UsageReport) -> Records {
                 // Unknown (every call with tokens unpriced) is null, never 0.
                 f.known_cost()
                     .map_or(Cell::Null, |c| Cell::Number(c.to_decimal_micros())),
+                f.known_cost().map_or(Cell::Null, |_| {
+                    Cell::Number(f.cache_saved.to_decimal_micros())
+                }),
                 Cell::int(f.unpriced_calls),
             ]);
             cells
@@ -362,7 +375,7 @@ pub fn table(r: &UsageReport) -> Table {
 pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
     match format {
         Format::Json | Format::Csv | Format::Aws => records(r).print(format)?,
-        Format::Table | Format::Markdown => table(r).print(format)?,
+        Format::Table | Format::Markdown | Format::Html => table(r).print(format)?,
     }
     if warn {
         print_warnings(r);

@@ -184,7 +184,7 @@ pub async fn report(
     .await
 }
 
-/// `GET /api/v1/timeseries?bin=day&by=model`: the report by period (`bin`: day, week or month,
+/// `GET /api/v1/timeseries?bin=day&by=model`: the report by period (`bin`: hour, day, week or month,
 /// in `tz`) and any other keys.
 pub async fn timeseries(
     State(s): State<Arc<ServeState>>,
@@ -196,16 +196,16 @@ pub async fn timeseries(
     known.push("bin");
     only(&params, &known)?;
     let bin = params.get("bin").map_or("day", String::as_str).to_string();
-    if !["day", "week", "month"].contains(&bin.as_str()) {
+    if !["hour", "day", "week", "month"].contains(&bin.as_str()) {
         return Err(ApiError::parameter(
             "bin",
-            format!("`{bin}` is not a bin: day, week or month"),
+            format!("`{bin}` is not a bin: hour, day, week or month"),
         ));
     }
     blocking(move || {
         let mut keys = vec![bin.clone()];
         for k in list(&params, "by") {
-            if ["day", "week", "month"].contains(&k.as_str()) {
+            if ["hour", "day", "week", "month"].contains(&k.as_str()) {
                 return Err(ApiError::parameter(
                     "by",
                     format!("`{k}` is a period: give it as `bin`"),

@@ -37,6 +37,8 @@ mod pricing_config;
 mod pricing_sources;
 // serve: the JSON API, auth, /metrics, the server binary.
 mod serve;
+// report --format html: totals equal the JSON to the cent, printed to PDF by Chromium.
+mod report_html;
 // The dashboard in headless Chromium over WebDriver.
 mod dashboard;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.

@@ -75,6 +75,23 @@ fn local_days_and_dates_in_a_time_zone() {
             .collect();
         assert_eq!(got, want, "{tz}");
     }
+    // Hours: each real local hour once, labelled with its offset (Kolkata's start at :30 UTC).
+    for tz in ["Asia/Kolkata", "Europe/Berlin", "UTC"] {
+        let zone = Zone::named(tz).expect("zone");
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        for e in &ledger {
+            *want
+                .entry(zone.format_local_minute(zone.hour_start_ms(e.timestamp_ms)))
+                .or_default() += 1;
+        }
+        let rows = report_csv(&t.db(), None, &["--by", "hour", "--tz", tz]);
+        let got: BTreeMap<String, u64> = rows
+            .iter()
+            .map(|r| (r["hour"].clone(), r["calls"].parse().expect("n")))
+            .collect();
+        assert!(got.len() > 24, "{tz}: {} hours", got.len());
+        assert_eq!(got, want, "{tz}");
+    }
     // Dates in --since/--until are local midnights; a date --until includes that whole day.
     let zone = Zone::named("Asia/Kolkata").expect("zone");
     let lo = zone.day_start_ms(bedrock_usage_core::time::parse_date("2026-11-10").expect("d"));

@@ -156,6 +156,24 @@ fn every_endpoint_answers_what_its_command_prints() {
         )
     );
     assert!(r.json()[0].get("week").is_some(), "{}", r.body);
+    let r = get("/api/v1/timeseries?bin=hour&tz=Asia/Kolkata");
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        command_json(
+            &t,
+            &cfg,
+            &["report", "--by", "hour", "--tz", "Asia/Kolkata"],
+            0
+        )
+    );
+    assert!(
+        r.json()[0]["hour"]
+            .as_str()
+            .is_some_and(|h| h.ends_with(":00+05:30")),
+        "{}",
+        r.body
+    );
 
     let q =
         "stats count(*) as calls, sum(input.inputTokenCount) as input by modelId | sort calls desc";
