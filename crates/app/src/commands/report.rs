@@ -384,29 +384,39 @@ pub fn print(r: &UsageReport, format: Format, warn: bool) -> Result<()> {
 }
 
 pub fn print_warnings(r: &UsageReport) {
+    for w in warnings(r) {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// What a report warns of (conflicting metadata, unpriced models, shared principals), one
+/// sentence each: stderr for the command, a header for the API.
+pub fn warnings(r: &UsageReport) -> Vec<String> {
+    let mut out = Vec::new();
     for c in &r.conflicts {
-        eprintln!(
-            "warning: {} calls of `{}` say `developer = {}` in request metadata; counted as {} (metadata is believed only from shared principals: see `report --by developer,principal`)",
+        out.push(format!(
+            "{} calls of `{}` say `developer = {}` in request metadata; counted as {} (metadata is believed only from shared principals: see `report --by developer,principal`)",
             group_thousands(c.calls),
             clean(&c.principal),
             clean(&c.claimed),
             clean(&c.developer)
-        );
+        ));
     }
     for u in &r.unpriced {
-        eprintln!(
-            "warning: {} calls of `{}` are unpriced (not counted in cost): {}",
+        out.push(format!(
+            "{} calls of `{}` are unpriced (not counted in cost): {}",
             group_thousands(u.calls),
             clean(&u.model_id),
             clean(&u.reason)
-        );
+        ));
     }
     for s in &r.shared {
-        eprintln!(
-            "warning: {} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, give each developer an AWS session of their own (`bedrock-usage credentials`, docs/developers.md), or alias it in the config",
+        out.push(format!(
+            "{} calls came from the shared principal `{}` without a developer in request metadata; {}. Set requestMetadata `developer` in each container, give each developer an AWS session of their own (`bedrock-usage credentials`, docs/developers.md), or alias it in the config",
             group_thousands(s.calls),
             clean(&s.principal),
             clean(&s.reason)
-        );
+        ));
     }
+    out
 }

@@ -179,7 +179,10 @@ pub async fn report(
             keys.push("developer".into());
         }
         let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
-        records_answer(&report::records(&r), &params, "report")
+        Ok(with_warnings(
+            records_answer(&report::records(&r), &params, "report")?,
+            &report::warnings(&r),
+        ))
     })
     .await
 }
@@ -217,6 +220,32 @@ pub async fn timeseries(
         records_answer(&report::records(&r), &params, "timeseries")
     })
     .await
+}
+
+/// Adds `X-Bedrock-Usage-Warnings`: the warnings as a JSON list of strings, in ASCII (other
+/// characters as `\u` escapes, so any name fits a header).
+fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    if warnings.is_empty() {
+        return r;
+    }
+    let mut text = String::new();
+    for c in serde_json::Value::from(warnings.to_vec())
+        .to_string()
+        .chars()
+    {
+        if c.is_ascii() && !c.is_ascii_control() {
+            text.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                text.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    if let Ok(v) = text.parse() {
+        r.headers_mut().insert("x-bedrock-usage-warnings", v);
+    }
+    r
 }
 
 /// The body of `POST /api/v1/query`.
@@ -265,13 +294,10 @@ pub async fn query(
         };
         match query_cmd::execute(&ctx, &args).map_err(ApiError::from_command)? {
             Err(message) => Err(ApiError::parameter("query", message)),
-            Ok(x) => {
-                let mut r = json_text(query_cmd::json_rows(&x.table));
-                if let Ok(v) = serde_json::to_string(&x.warnings)?.parse() {
-                    r.headers_mut().insert("x-bedrock-usage-warnings", v);
-                }
-                Ok(r)
-            }
+            Ok(x) => Ok(with_warnings(
+                json_text(query_cmd::json_rows(&x.table)),
+                &x.warnings,
+            )),
         }
     })
     .await

@@ -292,7 +292,7 @@ fn the_dashboard_in_chromium_shows_the_api_figures_and_navigates() {
         shown.as_str().and_then(|s| s.parse::<i64>().ok()),
         Some(want)
     );
-    let rows = d.js("return [...document.querySelectorAll('#developers tbody tr')].map(tr => [tr.cells[0].textContent, tr.cells[3].textContent])");
+    let rows = d.js("return [...document.querySelectorAll('#developers tbody tr')].map(tr => [tr.cells[0].textContent, tr.cells[4].textContent])");
     let (_, body) = api(&base, "/api/v1/report?by=developer");
     let by_dev: Value = serde_json::from_str(&body).expect("json");
     let rows = rows.as_array().expect("rows");
@@ -317,6 +317,34 @@ fn the_dashboard_in_chromium_shows_the_api_figures_and_navigates() {
             "{name}"
         );
     }
+    // What caching saved: the API's cache_saved_usd summed over the models.
+    let (_, body) = api(&base, "/api/v1/report?by=model");
+    let saved: i64 = serde_json::from_str::<Value>(&body)
+        .expect("json")
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| !r["cache_saved_usd"].is_null())
+        .map(|r| micros(&r["cache_saved_usd"].to_string()))
+        .sum();
+    assert!(saved > 0, "the demo caches");
+    assert_eq!(
+        d.js("return document.querySelector('#cache-saved').dataset.micros")
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok()),
+        Some(saved)
+    );
+    // Each top developer has a trend line; the warnings name the shared principal.
+    assert_eq!(
+        d.js("return document.querySelectorAll('#developers svg.spark polyline').length")
+            .as_u64(),
+        Some(rows.len() as u64)
+    );
+    let warnings = d.js("return document.querySelector('#warnings').textContent");
+    assert!(
+        warnings.as_str().unwrap_or("").contains("shared principal"),
+        "{warnings}"
+    );
     assert!(
         d.js("return document.querySelectorAll('#chart rect').length")
             .as_u64()

@@ -35,11 +35,27 @@ function apiUrl(path, p, extra) {
   return path + "?" + q.toString();
 }
 
-async function get(url) {
+async function answer(url) {
   const r = await fetch(url, { credentials: "same-origin" });
   const body = await r.json();
   if (!r.ok) throw new Error((body.error && body.error.message) || ("HTTP " + r.status));
-  return body;
+  const w = r.headers.get("x-bedrock-usage-warnings");
+  return { body, warnings: w ? JSON.parse(w) : [] };
+}
+async function get(url) { return (await answer(url)).body; }
+
+// A developer's spend per day as a small line (the trend beside their total).
+function sparkline(points) {
+  const ns = "http://www.w3.org/2000/svg", W = 90, H = 18;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("width", W); svg.setAttribute("height", H);
+  svg.setAttribute("class", "spark");
+  let max = 1n; for (const v of points) if (v > max) max = v;
+  const step = points.length > 1 ? W / (points.length - 1) : 0;
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points.map((v, i) => `${(i * step).toFixed(1)},${(H - 1 - Number((v * BigInt(H - 2)) / max)).toFixed(1)}`).join(" "));
+  svg.appendChild(line);
+  return svg;
 }
 
 function cell(tr, text, cls) {
@@ -115,24 +131,36 @@ async function load() {
   document.querySelectorAll(".by-name").forEach((e) => { e.textContent = "by " + p.by; });
   $("#error").hidden = true;
   try {
-    const [devs, models, series] = await Promise.all([
-      get(apiUrl("/api/v1/report", p, { by: "developer" })),
+    const [devAnswer, models, series, perDev] = await Promise.all([
+      answer(apiUrl("/api/v1/report", p, { by: "developer" })),
       get(apiUrl("/api/v1/report", p, { by: "model" })),
       get(apiUrl("/api/v1/timeseries", p, { bin: "day", by: p.by })),
+      p.by === "developer" ? null : get(apiUrl("/api/v1/timeseries", p, { bin: "day", by: "developer" })),
     ]);
-    let cost = 0n, calls = 0, tokens = 0, input = 0, cached = 0;
+    const devs = devAnswer.body;
+    let cost = 0n, saved = 0n, calls = 0, tokens = 0, input = 0, cached = 0;
     for (const r of devs) { cost += micros(r.cost_usd); calls += r.calls; tokens += r.total_tokens; }
-    for (const r of models) { input += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens; cached += r.cache_read_tokens; }
+    for (const r of models) { input += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens; cached += r.cache_read_tokens; saved += micros(r.cache_saved_usd); }
     $("#total-cost").textContent = usd(cost); $("#total-cost").dataset.micros = cost.toString();
     $("#total-calls").textContent = num(calls);
     $("#total-tokens").textContent = num(tokens);
     $("#cache-share").textContent = input ? (100 * cached / input).toFixed(1) + "%" : "-";
+    $("#cache-saved").textContent = (saved < 0n ? "-" + usd(-saved) : usd(saved)); $("#cache-saved").dataset.micros = saved.toString();
+    const daily = perDev || series, allDays = [...new Set(daily.map((r) => r.day))].sort();
+    const trend = new Map();
+    for (const r of daily) {
+      const name = r.developer || "(none)";
+      if (!trend.has(name)) trend.set(name, new Map());
+      trend.get(name).set(r.day, (trend.get(name).get(r.day) || 0n) + micros(r.cost_usd));
+    }
     const byCost = (a, b) => (micros(b.cost_usd) > micros(a.cost_usd) ? 1 : micros(b.cost_usd) < micros(a.cost_usd) ? -1 : 0);
     fill("#developers", devs.slice().sort(byCost), (tr, r) => {
       const td = document.createElement("td"); const a = document.createElement("a");
       a.href = "/developers/" + encodeURIComponent(r.developer) + location.search; a.textContent = r.developer;
       td.appendChild(a); tr.appendChild(td);
       cell(tr, num(r.calls), "num"); cell(tr, num(r.total_tokens), "num");
+      const t = trend.get(r.developer || "(none)") || new Map();
+      cell(tr, "", "trend").appendChild(sparkline(allDays.map((d) => t.get(d) || 0n)));
       cell(tr, r.cost_usd === null ? "unpriced" : "$" + r.cost_usd, "num cost");
     });
     fill("#models", models.slice().sort(byCost), (tr, r) => {
@@ -140,6 +168,8 @@ async function load() {
       cell(tr, num(r.calls), "num");
       const side = r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
       cell(tr, side ? (100 * r.cache_read_tokens / side).toFixed(1) + "%" : "-", "num");
+      const sv = micros(r.cache_saved_usd);
+      cell(tr, r.cache_saved_usd === null ? "-" : (sv < 0n ? "-" + usd(-sv) : usd(sv)), "num");
       cell(tr, r.cost_usd === null ? "unpriced" : "$" + r.cost_usd, "num cost");
     });
     $("#csv-developers").href = apiUrl("/api/v1/report", p, { by: "developer", format: "csv" });
@@ -154,10 +184,14 @@ async function load() {
       cell(tr, b.state, "state-" + b.state);
     });
     const warnings = $("#warnings"); warnings.replaceChildren();
+    const warn = (text) => { const li = document.createElement("li"); li.textContent = text; warnings.appendChild(li); };
+    // Unpriced models, shared principals and conflicting metadata: the report's own warnings.
+    for (const w of devAnswer.warnings) warn(w);
     if (!p.developer) {
       try {
-        for (const u of await get("/api/v1/unpriced")) {
-          const li = document.createElement("li"); li.textContent = `${u.model_id}: ${u.calls} calls unpriced (${u.reason})`; warnings.appendChild(li);
+        const st = await get("/api/v1/status");
+        for (const src of st.sources) {
+          if (src.seconds_since_sync > 7200) warn(`source ${src.source} is behind: last synced ${src.synced} (${Math.round(src.seconds_since_sync / 3600)} h ago)`);
         }
       } catch (e) { /* a developer's key may not read it */ }
     }
