@@ -376,6 +376,10 @@ pub enum Command {
         /// Check alerts every minute (with --sync: after every round instead).
         #[arg(long)]
         alerts: bool,
+        /// Ask for an access token (or the login form) on loopback too: for a host that others
+        /// log in to, where loopback is not private.
+        #[arg(long)]
+        require_login: bool,
         #[command(flatten)]
         tls: TlsArgs,
     },

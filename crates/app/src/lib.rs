@@ -153,6 +153,7 @@ pub fn run(args: Args) -> Result<u8> {
             listen,
             sync,
             alerts,
+            require_login,
             tls,
         } => serve_cmd::run(
             &ctx,
@@ -160,6 +161,7 @@ pub fn run(args: Args) -> Result<u8> {
                 listen: listen.as_deref(),
                 sync: *sync,
                 alerts: *alerts,
+                require_login: *require_login,
                 tls_cert: tls.tls_cert.clone(),
                 tls_key: tls.tls_key.clone(),
                 insecure_listen: tls.insecure_listen,

@@ -20,6 +20,7 @@ pub struct ServeArgs<'a> {
     pub listen: Option<&'a str>,
     pub sync: bool,
     pub alerts: bool,
+    pub require_login: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub insecure_listen: bool,
@@ -40,13 +41,17 @@ pub fn run(ctx: &Context, a: &ServeArgs) -> Result<u8> {
         (None, None) => None,
         _ => invalid!("--tls-cert and --tls-key: give both or neither"),
     };
-    let open = server::is_loopback(&listen);
+    let loopback = server::is_loopback(&listen);
+    let open = loopback && !a.require_login;
     let state = ServeState::new(ctx.clone(), open)?;
     if !open {
         if state.token_hashes.is_empty() {
+            if loopback {
+                invalid!("--require-login: every request needs an access token; set {TOKENS_ENV} (comma-separated tokens) or `[serve] access_token_sha256` in the config");
+            }
             invalid!("--listen {listen}: beyond loopback every request needs an access token; set {TOKENS_ENV} (comma-separated tokens) or `[serve] access_token_sha256` in the config");
         }
-        if tls.is_none() && !a.insecure_listen {
+        if !loopback && tls.is_none() && !a.insecure_listen {
             invalid!("--listen {listen}: plain HTTP beyond loopback would send tokens in clear text; give --tls-cert and --tls-key, or --insecure-listen behind a TLS-terminating load balancer");
         }
     }
@@ -92,7 +97,7 @@ pub fn run(ctx: &Context, a: &ServeArgs) -> Result<u8> {
         eprintln!(
             "bedrock-usage serve listening on {}://{bound} (API under /api/v1/, /metrics; {}); Ctrl-C stops",
             if tls.is_some() { "https" } else { "http" },
-            if open { "loopback: no login" } else { "access tokens required" }
+            if open { "loopback: no login" } else { "access tokens required: bearer, or log in at /login" }
         );
         tracing::info!(listen = %bound, "Server started");
         server::serve(

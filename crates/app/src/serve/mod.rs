@@ -5,10 +5,12 @@
 //!
 //! Who may see what: on loopback no login is needed; listening anywhere else needs an access
 //! token (`Authorization: Bearer TOKEN`, matched by its SHA-256 against
-//! `BEDROCK_USAGE_SERVE_TOKENS` and `[serve] access_token_sha256`). A developer's gateway key
-//! opens that developer's own usage only. Tokens are never logged or echoed.
+//! `BEDROCK_USAGE_SERVE_TOKENS` and `[serve] access_token_sha256`), or a session cookie from the
+//! login form ([`login`]). A developer's gateway key opens that developer's own usage only.
+//! Tokens are never logged or echoed.
 
 pub mod api;
+pub mod login;
 pub mod metrics;
 
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ pub struct ServeState {
     pub token_hashes: Vec<[u8; 32]>,
     /// No login needed (listening on loopback).
     pub open: bool,
+    /// Browser sessions from the login form.
+    pub sessions: login::Sessions,
 }
 
 impl ServeState {
@@ -63,6 +67,7 @@ impl ServeState {
             db,
             token_hashes,
             open,
+            sessions: login::Sessions::default(),
         })
     }
 }
@@ -180,13 +185,19 @@ pub fn viewer(state: &ServeState, headers: &HeaderMap) -> Result<Viewer, ApiErro
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let Some(auth) = auth else {
+        // A browser logged in through the form.
+        if let Some(who) = login::session_id(headers)
+            .and_then(|id| state.sessions.get(&id, state.ctx.clock.now_ms()))
+        {
+            return Ok(who);
+        }
         return if state.open {
             Ok(Viewer::Operator)
         } else {
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "an access token is needed: send `Authorization: Bearer TOKEN` (an operator's token, or a developer's gateway key)",
+                "an access token is needed: send `Authorization: Bearer TOKEN` (an operator's token, or a developer's gateway key), or log in at /login",
             ))
         };
     };
@@ -201,6 +212,11 @@ pub fn viewer(state: &ServeState, headers: &HeaderMap) -> Result<Viewer, ApiErro
                 "the Authorization header must be `Bearer TOKEN`",
             )
         })?;
+    token_viewer(state, token)
+}
+
+/// Who an operator's access token or a developer's gateway key is.
+pub fn token_viewer(state: &ServeState, token: &str) -> Result<Viewer, ApiError> {
     let presented = sha256(token.as_bytes());
     if state
         .token_hashes
@@ -216,7 +232,7 @@ pub fn viewer(state: &ServeState, headers: &HeaderMap) -> Result<Viewer, ApiErro
         .keys()
         .map_err(|e| ApiError::from_command(crate::error::Error::from(e)))?;
     let ring = crate::gateway::keys::KeyRing::new(keys);
-    match ring.check(Some(auth), state.ctx.clock.now_ms()) {
+    match ring.check(Some(&format!("Bearer {token}")), state.ctx.clock.now_ms()) {
         Ok(caller) => Ok(Viewer::Developer(caller.developer)),
         Err(why) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -280,6 +296,8 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route("/assets/app.js", get(api::app_js))
         .route("/assets/app.css", get(api::app_css))
         .route("/favicon.ico", get(api::icon))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))

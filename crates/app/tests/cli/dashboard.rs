@@ -176,6 +176,11 @@ impl Driver {
     /// Clicks the element `css` matches, as a user would, then waits for the page to settle.
     fn click(&self, css: &str) {
         self.js("document.body.dataset.loaded = ''");
+        self.click_and_go(css);
+        self.wait_loaded();
+    }
+    /// Clicks the element `css` matches where the click leaves the page (a form's submit).
+    fn click_and_go(&self, css: &str) {
         let e = self.cmd(
             "POST",
             "element",
@@ -188,7 +193,6 @@ impl Driver {
             .unwrap_or_else(|| panic!("no element {css}"))
             .to_string();
         self.cmd("POST", &format!("element/{id}/click"), Some(json!({})));
-        self.wait_loaded();
     }
     fn screenshot(&self, name: &str, t: &TempDir) {
         let b64 = self.cmd("GET", "screenshot", None);
@@ -421,6 +425,121 @@ fn the_dashboard_in_chromium_shows_the_api_figures_and_navigates() {
     assert_eq!(csv, cli);
 
     let errors = d.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    drop(d);
+    // SAFETY: a plain kill(2) of the child we started.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
+
+#[test]
+fn with_login_required_the_browser_logs_in_through_the_form_and_out() {
+    let t = TempDir::new("dashboard-login");
+    run_ok(&["--db", s(&t.db()), "demo"]);
+    let cfg = demo_config(&t);
+    let token = "operator-token-for-the-login-test";
+    let (mut server, base) = start_serve_with(&t.db(), &cfg, Some(token));
+    let (st, _) = api(&base, "/api/v1/report");
+    assert_eq!(st, 401, "no token, no figures");
+    let d = Driver::start();
+
+    // The dashboard sends a browser without a session to the form, and back after it.
+    d.cmd(
+        "POST",
+        "url",
+        Some(json!({"url": format!("{base}/?by=model")})),
+    );
+    let start = Instant::now();
+    while !d
+        .js("return location.pathname")
+        .as_str()
+        .unwrap_or("")
+        .eq("/login")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no redirect to /login"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A wrong token: the form again, saying so, and never echoing it.
+    d.js("document.querySelector('#token').value = 'wrong-token'; document.querySelector('form').submit()");
+    let start = Instant::now();
+    while d.js("return document.querySelector('#message') ? document.querySelector('#message').textContent : ''").as_str().unwrap_or("").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no message for a wrong token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!d
+        .js("return document.documentElement.outerHTML")
+        .as_str()
+        .unwrap_or("")
+        .contains("wrong-token"));
+    d.js(&format!("document.querySelector('#token').value = '{token}'; document.querySelector('form').submit()"));
+    let start = Instant::now();
+    while d.js("return location.pathname").as_str().unwrap_or("") != "/" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not back at the dashboard"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.wait_loaded();
+    assert!(d
+        .js("return location.search")
+        .as_str()
+        .unwrap_or("")
+        .contains("by=model"));
+    let shown = d.js("return document.querySelector('#total-cost').dataset.micros");
+    let (_, body) = bedrock_usage::publish::http::get_blocking(
+        &format!("{base}/api/v1/report?by=developer"),
+        &[("authorization", format!("Bearer {token}"))],
+        Duration::from_secs(20),
+    )
+    .expect("get");
+    let want: i64 = serde_json::from_slice::<Value>(&body)
+        .expect("json")
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| !r["cost_usd"].is_null())
+        .map(|r| micros(&r["cost_usd"].to_string()))
+        .sum();
+    assert_eq!(
+        shown.as_str().and_then(|s| s.parse::<i64>().ok()),
+        Some(want)
+    );
+    // The session cookie: HttpOnly, Secure, SameSite=Strict, and not the token.
+    let cookies = d.cmd("GET", "cookie", None);
+    let c = cookies
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "bedrock_usage_session"))
+        .unwrap_or_else(|| panic!("no session cookie: {cookies}"))
+        .clone();
+    assert_eq!(c["httpOnly"], true, "{c}");
+    assert_eq!(c["secure"], true, "{c}");
+    assert_eq!(c["sameSite"], "Strict", "{c}");
+    assert!(!c["value"].as_str().unwrap_or("").contains(token));
+    d.screenshot("login-dashboard.png", &t);
+
+    // Log out: the session ends; the dashboard asks for the form again.
+    d.click_and_go("#logout");
+    assert_eq!(d.js("return location.pathname"), json!("/login"));
+    d.cmd("POST", "url", Some(json!({"url": format!("{base}/")})));
+    let start = Instant::now();
+    while d.js("return location.pathname").as_str().unwrap_or("") != "/login" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still in after logging out"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let errors: Vec<String> = d
+        .console_errors()
+        .into_iter()
+        .filter(|e| !e.contains("401"))
+        .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     drop(d);
     // SAFETY: a plain kill(2) of the child we started.

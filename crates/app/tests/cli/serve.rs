@@ -56,20 +56,23 @@ impl Answer {
 }
 
 fn call(app: &axum::Router, method: &str, uri: &str, auth: Option<&str>, body: &str) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(a) = auth {
+        req = req.header("authorization", format!("Bearer {a}"));
+    }
+    send(
+        app,
+        req.body(Body::from(body.to_string())).expect("request"),
+    )
+}
+
+fn send(app: &axum::Router, req: Request<Body>) -> Answer {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(a) = auth {
-            req = req.header("authorization", format!("Bearer {a}"));
-        }
-        let resp = app
-            .clone()
-            .oneshot(req.body(Body::from(body.to_string())).expect("request"))
-            .await
-            .expect("answer");
+        let resp = app.clone().oneshot(req).await.expect("answer");
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = http_body_util::BodyExt::collect(resp.into_body())
@@ -530,4 +533,120 @@ fn the_server_listens_on_loopback_refuses_the_open_network_without_tokens_and_st
     }
     let st = child.wait().expect("wait");
     assert_eq!(st.code(), Some(0), "a SIGTERM is a clean stop");
+}
+
+#[test]
+fn the_login_form_gives_a_session_cookie_that_sees_what_its_token_sees() {
+    let t = TempDir::new("serve-login");
+    let cfg = demo_store(&t, 400, "");
+    let (key, stored) =
+        bedrock_usage::gateway::keys::generate("alice", None, None, 0, None).expect("key");
+    {
+        let mut store = bedrock_usage::store::open(&t.db()).expect("store");
+        store.add_key(&stored).expect("add key");
+    }
+    let app = router(state(&t, &cfg, false, &["operator-token-1"]));
+    let form = |body: String| {
+        send(
+            &app,
+            Request::builder()
+                .method("POST")
+                .uri("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+    };
+    let with_cookie = |uri: &str, cookie: &str| {
+        send(
+            &app,
+            Request::builder()
+                .uri(uri)
+                .header("cookie", format!("theme=dark; {cookie}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+    };
+    let page = call(&app, "GET", "/login?next=%2Fdevelopers%2Fbob", None, "");
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("value=\"/developers/bob\""),
+        "{}",
+        page.body
+    );
+    assert!(page.headers["content-security-policy"]
+        .to_str()
+        .unwrap_or("")
+        .contains("form-action 'self'"));
+    // A wrong token: the form again (401), the token not echoed, no cookie.
+    let r = form("token=guess-123&next=%2F".into());
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!r.body.contains("guess-123") && r.headers.get("set-cookie").is_none());
+    // An operator's token: a cookie, back where they were going (never to another host).
+    let r = form("token=operator-token-1&next=%2F%2Fevil.example%2F".into());
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/");
+    let set = r.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let op_cookie = set.split(';').next().expect("pair").to_string();
+    assert!(!op_cookie.contains("operator-token-1"));
+    let everyone = with_cookie("/api/v1/report?by=developer", &op_cookie);
+    assert_eq!(everyone.status, StatusCode::OK, "{}", everyone.body);
+    assert!(everyone.json().as_array().map_or(0, Vec::len) > 1);
+    assert_eq!(
+        with_cookie("/api/v1/status", &op_cookie).status,
+        StatusCode::OK
+    );
+    // A developer's gateway key: their own page and their own figures only.
+    let r = form(format!("token={}", key.replace('+', "%2B")));
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.headers["location"], "/developers/alice");
+    let dev_cookie = r.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    let mine = with_cookie("/api/v1/report?by=developer", &dev_cookie);
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let rows = mine.json();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["developer"], "alice");
+    assert_eq!(
+        with_cookie("/api/v1/status", &dev_cookie).status,
+        StatusCode::FORBIDDEN
+    );
+    // Logging out ends the session; a made-up cookie is nobody.
+    let r = send(
+        &app,
+        Request::builder()
+            .method("POST")
+            .uri("/logout")
+            .header("cookie", dev_cookie.clone())
+            .body(Body::empty())
+            .expect("request"),
+    );
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.headers["set-cookie"]
+        .to_str()
+        .unwrap_or("")
+        .contains("Max-Age=0"));
+    assert_eq!(
+        with_cookie("/api/v1/report", &dev_cookie).status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_cookie("/api/v1/report", "bedrock_usage_session=00ff").status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_cookie("/api/v1/report", &op_cookie).status,
+        StatusCode::OK
+    );
 }

@@ -209,21 +209,32 @@ pub fn rng(seed: u64) -> bedrock_usage::sources::demo::Rng {
 
 /// `serve` on a free loopback port over `db` and `config`: the child and its `http://ADDR`.
 pub fn start_serve(db: &Path, config: &Path) -> (std::process::Child, String) {
+    start_serve_with(db, config, None)
+}
+
+/// [`start_serve`]; with `login_token`, `--require-login` with that operator token.
+pub fn start_serve_with(
+    db: &Path,
+    config: &Path,
+    login_token: Option<&str>,
+) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = bin()
-        .args([
-            "--db",
-            s(db),
-            "--config",
-            s(config),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BEDROCK_USAGE_SERVE_TOKENS")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
+    let mut cmd = bin();
+    cmd.args([
+        "--db",
+        s(db),
+        "--config",
+        s(config),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env_remove("BEDROCK_USAGE_SERVE_TOKENS");
+    if let Some(t) = login_token {
+        cmd.arg("--require-login")
+            .env("BEDROCK_USAGE_SERVE_TOKENS", t);
+    }
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("serve");
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
     err.read_line(&mut line).expect("first line");

@@ -37,6 +37,11 @@ function apiUrl(path, p, extra) {
 
 async function answer(url) {
   const r = await fetch(url, { credentials: "same-origin" });
+  if (r.status === 401) {
+    // Off loopback without a session: the login form, then back here.
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    throw new Error("log in first");
+  }
   const body = await r.json();
   if (!r.ok) throw new Error((body.error && body.error.message) || ("HTTP " + r.status));
   const w = r.headers.get("x-bedrock-usage-warnings");
