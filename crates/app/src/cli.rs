@@ -166,6 +166,9 @@ pub enum Command {
     ///   bedrock-usage report --by developer
     ///   bedrock-usage report --by team,model --since 7d
     ///   bedrock-usage report --by day --tz Europe/Berlin --developer alice --format csv
+    ///   bedrock-usage report --by hour --since 1d
+    ///   # the month for finance: one HTML file (by team, cost center, developer, model)
+    ///   bedrock-usage report --format html --since 2026-11-01 --until 2026-11-30 > november.html
     #[command(verbatim_doc_comment)]
     Report {
         /// Group by these keys, comma-separated: developer, team, cost-center, model, principal,
@@ -185,8 +188,8 @@ pub enum Command {
         /// duration back from now.
         #[arg(long, value_name = "WHEN")]
         until: Option<String>,
-        /// Time zone for hour, day, week and month boundaries and for dates in --since/--until (IANA
-        /// name).
+        /// Time zone for hour, day, week and month boundaries and for dates in --since/--until
+        /// (IANA name).
         #[arg(long, default_value = "UTC", value_name = "ZONE")]
         tz: String,
         /// Only these developers (repeat or comma-separate).
