@@ -5,6 +5,7 @@
 //! ```text
 //! loadgen URL --rate 1000 --seconds 10 [--header 'authorization: Bearer KEY']... [--body JSON]
 //! loadgen URL --open 1000 [...]      # N requests at once, held open until they end
+//! loadgen URL --clients 50 --seconds 10 --get   # closed loop: 50 clients, each waits for its answer
 //! ```
 //!
 //! Prints one JSON object: requests sent, answered 200, failed, the rate achieved, and the
@@ -30,6 +31,9 @@ struct Args {
     rate: u64,
     seconds: u64,
     open: u64,
+    /// Closed loop: this many clients, each sending its next request when the last is answered.
+    clients: u64,
+    get: bool,
     headers: Vec<(String, String)>,
     body: Bytes,
 }
@@ -40,6 +44,8 @@ fn args() -> Args {
         rate: 100,
         seconds: 5,
         open: 0,
+        clients: 0,
+        get: false,
         headers: vec![("content-type".into(), "application/json".into())],
         body: Bytes::from_static(b"{}"),
     };
@@ -50,6 +56,8 @@ fn args() -> Args {
             "--rate" => a.rate = val().parse().expect("--rate N"),
             "--seconds" => a.seconds = val().parse().expect("--seconds N"),
             "--open" => a.open = val().parse().expect("--open N"),
+            "--clients" => a.clients = val().parse().expect("--clients N"),
+            "--get" => a.get = true,
             "--body" => a.body = Bytes::from(val()),
             "--header" => {
                 let h = val();
@@ -75,11 +83,16 @@ struct Tally {
 }
 
 async fn one(client: Client, a: Arc<Args>, due: Instant, tally: Arc<Mutex<Tally>>) {
-    let mut req = http::Request::post(&a.url);
+    let mut req = if a.get {
+        http::Request::get(&a.url)
+    } else {
+        http::Request::post(&a.url)
+    };
     for (k, v) in &a.headers {
         req = req.header(k, v);
     }
-    let req = req.body(Full::new(a.body.clone())).unwrap();
+    let body = if a.get { Bytes::new() } else { a.body.clone() };
+    let req = req.body(Full::new(body)).unwrap();
     let result = async {
         let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
         let status = resp.status();
@@ -138,6 +151,10 @@ fn main() {
             .build(conn)
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
+    if a.clients > 0 {
+        closed_loop(&rt, client, a, tally);
+        return;
+    }
     let total = if a.open > 0 {
         a.open
     } else {
@@ -164,7 +181,39 @@ fn main() {
             let _ = t.await;
         }
     });
-    let elapsed = start.elapsed().as_secs_f64();
+    report(&a, total, start.elapsed().as_secs_f64(), &tally);
+}
+
+/// `--clients N`: N clients for `--seconds`, each timing its request from when it is sent.
+fn closed_loop(
+    rt: &tokio::runtime::Runtime,
+    client: Client,
+    a: Arc<Args>,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(a.seconds);
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..a.clients {
+            let (client, a, tally, sent) = (client.clone(), a.clone(), tally.clone(), sent.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    one(client.clone(), a.clone(), Instant::now(), tally.clone()).await;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let total = sent.load(std::sync::atomic::Ordering::Relaxed);
+    report(&a, total, start.elapsed().as_secs_f64(), &tally);
+}
+
+fn report(a: &Args, total: u64, elapsed: f64, tally: &Mutex<Tally>) {
     let t = tally.lock().unwrap();
     let mut lat: Vec<u64> = t.ok.iter().map(|x| x.0).collect();
     let mut ttfb: Vec<u64> = t.ok.iter().map(|x| x.1).collect();
@@ -179,7 +228,7 @@ fn main() {
         serde_json::json!({
             "sent": total, "ok": t.ok.len(), "failed": t.failed,
             "first_error": t.first_error, "body_lengths": t.lengths,
-            "rate": a.rate, "achieved_rps": (t.ok.len() as f64 / elapsed).round(),
+            "rate": a.rate, "clients": a.clients, "achieved_rps": (t.ok.len() as f64 / elapsed).round(),
             "latency_us": summary(&lat), "ttfb_us": summary(&ttfb),
         })
     );

@@ -72,6 +72,9 @@ pub struct RawServe {
     /// The most (developer, model) series `/metrics` shows (the rest folded into `other`).
     #[serde(default)]
     pub metrics_max_series: Option<usize>,
+    /// How long an API answer may be served again while the store has not changed (0: never).
+    #[serde(default)]
+    pub cache_seconds: Option<u64>,
 }
 
 /// A URL path segment: every byte but RFC 3986's unreserved ones as `%XX`.
@@ -96,6 +99,8 @@ pub struct ServeSettings {
     /// Lower-case hex, 64 digits each.
     pub access_token_sha256: Vec<String>,
     pub metrics_max_series: usize,
+    /// Seconds an API answer is kept while the store is unchanged (0: not kept).
+    pub cache_seconds: u64,
 }
 
 impl Default for ServeSettings {
@@ -105,6 +110,7 @@ impl Default for ServeSettings {
             listen: None,
             access_token_sha256: Vec::new(),
             metrics_max_series: 1000,
+            cache_seconds: 5,
         }
     }
 }
@@ -666,6 +672,15 @@ impl Config {
             Some(0) => problems.push("`serve.metrics_max_series` = 0: give at least 1".into()),
             Some(n) => serve.metrics_max_series = n,
             None => {}
+        }
+        if let Some(n) = raw.serve.cache_seconds {
+            if n > 3600 {
+                problems.push(format!(
+                    "`serve.cache_seconds` = {n}: at most 3600 (an hour); 0 turns the cache off"
+                ));
+            } else {
+                serve.cache_seconds = n;
+            }
         }
         let limits = crate::limits::check_limits(raw.limits, &mut problems);
         if !problems.is_empty() {

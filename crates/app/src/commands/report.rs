@@ -1,10 +1,12 @@
 //! `report`: checks the report flags, reads facts from the store, runs the core's report maths
 //! and prints the result. Warnings (unpriced models, shared principals) go to stderr.
 
+use bedrock_usage_core::attribution::IamTags;
 use bedrock_usage_core::money::group_thousands;
 use bedrock_usage_core::report::{Filters, GroupKey, ReportBuilder, ReportSpec, UsageReport};
-use bedrock_usage_core::rollup::report_grain;
+use bedrock_usage_core::rollup::{report_grain, Grain};
 use bedrock_usage_core::time::{format_utc, parse_range, Zone};
+use bedrock_usage_core::FactSet;
 use bedrock_usage_core::{Attributor, Config, PriceCatalog};
 
 use crate::context::Context;
@@ -209,16 +211,26 @@ pub fn build(
     catalog: &PriceCatalog,
     req: &ReportRequest,
 ) -> Result<UsageReport> {
-    let grain = report_grain(
-        &req.keys,
-        &req.zone,
-        store.time_range()?,
-        req.since,
-        req.until,
-    );
+    let grain = grain_for(req, store.time_range()?);
     let facts = store.facts(req.since, req.until, grain)?;
     let tags = store.iam_tags()?.tags;
-    let attributor = Attributor::new(config, &facts.identities).with_iam_tags(&tags);
+    Ok(build_over(&facts, &tags, config, catalog, req))
+}
+
+/// The rollup grain `req` reads, given the store's data range.
+pub fn grain_for(req: &ReportRequest, data: Option<(i64, i64)>) -> Grain {
+    report_grain(&req.keys, &req.zone, data, req.since, req.until)
+}
+
+/// The report maths over facts already read (at [`grain_for`]'s grain and `req`'s range).
+pub fn build_over(
+    facts: &FactSet,
+    tags: &IamTags,
+    config: &Config,
+    catalog: &PriceCatalog,
+    req: &ReportRequest,
+) -> UsageReport {
+    let attributor = Attributor::new(config, &facts.identities).with_iam_tags(tags);
     let spec = ReportSpec {
         keys: req.keys.clone(),
         zone: req.zone.clone(),
@@ -235,7 +247,7 @@ pub fn build(
     for r in &facts.rows {
         b.add(&facts.fact(r));
     }
-    Ok(b.finish())
+    b.finish()
 }
 
 const FIGURES: [&str; 12] = [

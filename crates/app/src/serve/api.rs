@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::{viewer, ApiError, ServeState, Viewer};
 use crate::commands::{budget, query as query_cmd, report};
-use crate::context::Context;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -37,6 +36,13 @@ async fn blocking<T: Send + 'static>(
             "the request's worker stopped",
         ))
     })
+}
+
+/// The cache key of an answer: the endpoint, its parameters in order, and who asks.
+fn cache_key(endpoint: &str, params: &HashMap<String, String>, who: &Viewer) -> String {
+    let mut p: Vec<(&String, &String)> = params.iter().collect();
+    p.sort();
+    format!("{endpoint} {p:?} {who:?}")
 }
 
 /// Refuses parameters the endpoint does not take, naming the first.
@@ -108,8 +114,7 @@ fn records_answer(
 
 /// Builds and runs a report from query parameters; a developer's view sees only that developer.
 fn run_report(
-    ctx: &Context,
-    db: &std::path::Path,
+    s: &ServeState,
     params: &HashMap<String, String>,
     keys: Vec<String>,
     who: &Viewer,
@@ -143,10 +148,13 @@ fn run_report(
         top,
         send: None,
     };
-    let req = report::ReportRequest::from_args(ctx, &args).map_err(ApiError::from_command)?;
-    let store = open(db)?;
-    let mut r =
-        report::build(&*store, &ctx.config, &ctx.catalog, &req).map_err(ApiError::from_command)?;
+    let req = report::ReportRequest::from_args(&s.ctx, &args).map_err(ApiError::from_command)?;
+    let store = open(&s.db)?;
+    let mut r = match s.cache.version() {
+        Some(v) => s.facts.report(v, &*store, &s.ctx, &req),
+        None => report::build(&*store, &s.ctx.config, &s.ctx.catalog, &req),
+    }
+    .map_err(ApiError::from_command)?;
     if let Some(n) = top {
         r.keep_top(n);
     }
@@ -173,18 +181,23 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let who = viewer(&s, &headers)?;
     only(&params, &REPORT_PARAMS)?;
-    blocking(move || {
-        let mut keys = list(&params, "by");
-        if keys.is_empty() {
-            keys.push("developer".into());
-        }
-        let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
-        Ok(with_warnings(
-            records_answer(&report::records(&r), &params, "report")?,
-            &report::warnings(&r),
-        ))
-    })
-    .await
+    let key = cache_key("report", &params, &who);
+    let st = s.clone();
+    s.cache
+        .get(key, || {
+            blocking(move || {
+                let mut keys = list(&params, "by");
+                if keys.is_empty() {
+                    keys.push("developer".into());
+                }
+                let r = run_report(&st, &params, keys, &who)?;
+                Ok(with_warnings(
+                    records_answer(&report::records(&r), &params, "report")?,
+                    &report::warnings(&r),
+                ))
+            })
+        })
+        .await
 }
 
 /// `GET /api/v1/timeseries?bin=day&by=model`: the report by period (`bin`: hour, day, week or month,
@@ -205,21 +218,26 @@ pub async fn timeseries(
             format!("`{bin}` is not a bin: hour, day, week or month"),
         ));
     }
-    blocking(move || {
-        let mut keys = vec![bin.clone()];
-        for k in list(&params, "by") {
-            if ["hour", "day", "week", "month"].contains(&k.as_str()) {
-                return Err(ApiError::parameter(
-                    "by",
-                    format!("`{k}` is a period: give it as `bin`"),
-                ));
-            }
-            keys.push(k);
-        }
-        let r = run_report(&s.ctx, &s.db, &params, keys, &who)?;
-        records_answer(&report::records(&r), &params, "timeseries")
-    })
-    .await
+    let key = cache_key("timeseries", &params, &who);
+    let st = s.clone();
+    s.cache
+        .get(key, || {
+            blocking(move || {
+                let mut keys = vec![bin.clone()];
+                for k in list(&params, "by") {
+                    if ["hour", "day", "week", "month"].contains(&k.as_str()) {
+                        return Err(ApiError::parameter(
+                            "by",
+                            format!("`{k}` is a period: give it as `bin`"),
+                        ));
+                    }
+                    keys.push(k);
+                }
+                let r = run_report(&st, &params, keys, &who)?;
+                records_answer(&report::records(&r), &params, "timeseries")
+            })
+        })
+        .await
 }
 
 /// Adds `X-Bedrock-Usage-Warnings`: the warnings as a JSON list of strings, in ASCII (other
@@ -317,19 +335,26 @@ pub async fn budgets(
 ) -> Result<Response, ApiError> {
     let who = viewer(&s, &headers)?;
     only(&params, &["format"])?;
-    blocking(move || {
-        let store = open(&s.db)?;
-        let all = budget::evaluate_all(&s.ctx, &*store).map_err(ApiError::from_command)?;
-        let mine: Vec<_> = all
-            .into_iter()
-            .filter(|e| match &who {
-                Viewer::Operator => true,
-                Viewer::Developer(d) => e.budget.scope.each_developer && &e.scope_value == d,
+    let key = cache_key("budgets", &params, &who);
+    let s2 = s.clone();
+    s2.cache
+        .get(key, || {
+            blocking(move || {
+                let store = open(&s.db)?;
+                let all = budget::evaluate_all(&s.ctx, &*store).map_err(ApiError::from_command)?;
+                let mine: Vec<_> = all
+                    .into_iter()
+                    .filter(|e| match &who {
+                        Viewer::Operator => true,
+                        Viewer::Developer(d) => {
+                            e.budget.scope.each_developer && &e.scope_value == d
+                        }
+                    })
+                    .collect();
+                records_answer(&budget::records(&mine), &params, "budgets")
             })
-            .collect();
-        records_answer(&budget::records(&mine), &params, "budgets")
-    })
-    .await
+        })
+        .await
 }
 
 /// `GET /api/v1/unpriced`: `pricing unpriced --format json`.

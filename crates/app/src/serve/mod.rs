@@ -10,6 +10,7 @@
 //! Tokens are never logged or echoed.
 
 pub mod api;
+pub mod cache;
 pub mod login;
 pub mod metrics;
 
@@ -40,6 +41,10 @@ pub struct ServeState {
     pub open: bool,
     /// Browser sessions from the login form.
     pub sessions: login::Sessions,
+    /// Answers kept while the store is unchanged (`[serve] cache_seconds`).
+    pub cache: cache::AnswerCache,
+    /// What reports read, kept while the store is unchanged.
+    pub facts: cache::FactCache,
 }
 
 impl ServeState {
@@ -62,8 +67,11 @@ impl ServeState {
                     .map(|t| sha256(t.as_bytes())),
             );
         }
+        let cache = cache::AnswerCache::new(db.clone(), ctx.config.serve.cache_seconds);
         Ok(ServeState {
             ctx,
+            cache,
+            facts: cache::FactCache::default(),
             db,
             token_hashes,
             open,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use bedrock_usage_core::rollup::Grain;
 use bedrock_usage_core::{FactSet, Identity, Invocation, StoredInvocation};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{ChangeWatch, SqliteStore};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]

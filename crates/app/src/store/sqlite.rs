@@ -1432,6 +1432,29 @@ pub(super) fn hint_for(e: &StoreError) -> &'static str {
     }
 }
 
+/// Whether anyone has committed to a store since the last look: SQLite's `data_version` on one
+/// read-only connection kept open (a few microseconds a look; readers' caches key on it).
+pub struct ChangeWatch {
+    conn: Connection,
+}
+
+impl ChangeWatch {
+    pub fn open(path: &Path) -> Option<ChangeWatch> {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).ok()?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+        Some(ChangeWatch { conn })
+    }
+
+    /// A number that changes whenever another connection commits (`None`: cannot tell).
+    pub fn version(&self) -> Option<i64> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

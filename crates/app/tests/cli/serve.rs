@@ -650,3 +650,70 @@ fn the_login_form_gives_a_session_cookie_that_sees_what_its_token_sees() {
         StatusCode::OK
     );
 }
+
+#[test]
+fn kept_answers_follow_the_store_and_are_never_another_viewers() {
+    let t = TempDir::new("serve-cache");
+    let cfg = demo_store(&t, 300, "");
+    let (key, stored) =
+        bedrock_usage::gateway::keys::generate("alice", None, None, 0, None).expect("key");
+    {
+        let mut store = bedrock_usage::store::open(&t.db()).expect("store");
+        store.add_key(&stored).expect("add key");
+    }
+    let app = router(state(&t, &cfg, false, &["op"]));
+    let calls = |a: &Answer| -> u64 {
+        a.json()
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["calls"].as_u64().expect("calls"))
+            .sum()
+    };
+    let first = call(&app, "GET", "/api/v1/report?by=developer", Some("op"), "");
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.headers["x-bedrock-usage-cache"], "miss");
+    let again = call(&app, "GET", "/api/v1/report?by=developer", Some("op"), "");
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers["x-bedrock-usage-cache"], "hit");
+    // The same question from a developer's key is theirs, not the operator's kept answer.
+    let mine = call(&app, "GET", "/api/v1/report?by=developer", Some(&key), "");
+    assert_eq!(mine.headers["x-bedrock-usage-cache"], "miss");
+    assert_eq!(
+        mine.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        mine.body
+    );
+    // Another process commits more calls: the next answer has them, not the kept one.
+    let (_, more) = demo_corpus(200, 99, (0, 0));
+    let f = t.path("more.jsonl");
+    std::fs::write(&f, more).expect("write");
+    ingest(&t.db(), &[&f]);
+    let after = call(&app, "GET", "/api/v1/report?by=developer", Some("op"), "");
+    assert_eq!(after.headers["x-bedrock-usage-cache"], "miss");
+    assert_eq!(calls(&after), calls(&first) + 200);
+    assert_eq!(
+        after.json(),
+        command_json(&t, &cfg, &["report", "--by", "developer"], 0)
+    );
+    // Errors are not kept: a bad parameter stays a 400 with its message.
+    for _ in 0..2 {
+        let r = call(&app, "GET", "/api/v1/report?by=nope", Some("op"), "");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.headers.get("x-bedrock-usage-cache").is_none());
+    }
+    // `cache_seconds = 0`: every answer computed.
+    let cfg0 = t.path("nocache.toml");
+    std::fs::write(
+        &cfg0,
+        std::fs::read_to_string(&cfg).expect("config") + "\n[serve]\ncache_seconds = 0\n",
+    )
+    .expect("config");
+    let app = router(state(&t, &cfg0, false, &["op"]));
+    for _ in 0..2 {
+        let r = call(&app, "GET", "/api/v1/report?by=developer", Some("op"), "");
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.headers.get("x-bedrock-usage-cache").is_none());
+    }
+}
