@@ -461,6 +461,19 @@ pub enum Command {
         command: StoreCommand,
     },
 
+    /// The stored calls for the warehouse: Parquet for Athena, Spark, Trino or DuckDB.
+    ///
+    /// Examples:
+    ///   bedrock-usage export parquet exports/bedrock-usage
+    ///   bedrock-usage export parquet exports/bedrock-usage --since 2026-11-01 --until 2026-11-30
+    ///   aws s3 sync exports/bedrock-usage s3://analytics/bedrock-usage
+    ///   bedrock-usage export parquet s3://analytics/bedrock-usage --athena-ddl
+    #[command(verbatim_doc_comment)]
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+
     /// Check the configuration file and report every problem at once.
     Config {
         #[command(subcommand)]
@@ -690,6 +703,31 @@ pub enum AwsCommand {
     Status {
         #[command(flatten)]
         aws: AwsArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// One Parquet file per UTC day, `DIR/dt=YYYY-MM-DD/calls.parquet` (Hive partitions): every
+    /// stored call with its developer, team, cost center, model and exact cost (docs/export.md).
+    /// Incremental: a day already exported and unchanged is not written again.
+    Parquet {
+        /// The directory to write (created if missing); with --athena-ddl, the s3:// location
+        /// the table reads.
+        target: String,
+        /// From this UTC day (a date; default: the first stored call's).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Up to and including this UTC day (default: the last stored call's).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Print Athena's CREATE EXTERNAL TABLE (partition projection on dt) for TARGET, an
+        /// s3://BUCKET/PREFIX, instead of exporting.
+        #[arg(long)]
+        athena_ddl: bool,
+        /// The table's name in --athena-ddl.
+        #[arg(long, default_value = "bedrock_usage_calls", value_name = "NAME")]
+        table: String,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod error;
+pub mod export;
 pub mod gateway;
 pub mod output;
 pub mod pipeline;
@@ -24,7 +25,9 @@ pub mod shutdown;
 pub mod sources;
 pub mod store;
 
-use crate::cli::{Args, AwsCommand, Command, ConfigCommand, PricingCommand, StoreCommand};
+use crate::cli::{
+    Args, AwsCommand, Command, ConfigCommand, ExportCommand, PricingCommand, StoreCommand,
+};
 use crate::commands::{
     aws_setup, aws_status, budget, config, credentials, demo, gateway as gateway_cmd, ingest, keys,
     pricing, pricing_sources, query, report, serve as serve_cmd, store as store_cmd, sync,
@@ -145,6 +148,25 @@ pub fn run(args: Args) -> Result<u8> {
             }
         },
         Command::Config { .. } => Ok(EXIT_OK),
+        Command::Export {
+            command:
+                ExportCommand::Parquet {
+                    target,
+                    since,
+                    until,
+                    athena_ddl,
+                    table,
+                },
+        } => crate::commands::export::run(
+            &ctx,
+            &crate::commands::export::ExportArgs {
+                target,
+                since: since.as_deref(),
+                until: until.as_deref(),
+                athena_ddl: *athena_ddl,
+                table,
+            },
+        ),
         Command::Store { command } => match command {
             StoreCommand::Check { full } => store_cmd::check(&ctx, *full),
             StoreCommand::Backup { path } => store_cmd::backup(&ctx, path),

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod export;
 pub mod gateway;
 pub mod ingest;
 pub mod keys;

@@ -39,6 +39,8 @@ mod pricing_sources;
 mod serve;
 // report --format html: totals equal the JSON to the cent, printed to PDF by Chromium.
 mod report_html;
+// export parquet: DuckDB reads what the report says; incremental; Athena DDL.
+mod export;
 // The dashboard in headless Chromium over WebDriver.
 mod dashboard;
 // Logs Insights queries: the golden suite, store/file equivalence, errors and hints.

@@ -21,21 +21,12 @@ const RANGE: [&str; 6] = [
 
 /// The rows of `report --format json --by KEYS` over [`RANGE`].
 fn json_rows(t: &TempDir, cfg: &std::path::Path, keys: &str) -> Vec<Value> {
-    let db = t.db();
-    let mut args = vec![
-        "--db",
-        s(&db),
-        "--config",
-        s(cfg),
-        "--format",
-        "json",
-        "report",
-        "--by",
-        keys,
-    ];
+    let mut args = vec!["report", "--by", keys];
     args.extend(RANGE);
-    let v: Value = serde_json::from_str(&stdout(&run_ok(&args))).expect("json");
-    v.as_array().expect("rows").clone()
+    json_of(&t.db(), cfg, &args)
+        .as_array()
+        .expect("rows")
+        .clone()
 }
 
 fn cost(row: &Value) -> Option<NanoUsd> {

@@ -246,3 +246,10 @@ pub fn start_serve_with(
         .to_string();
     (child, format!("http://{addr}"))
 }
+
+/// The JSON a command prints with `--format json` on `db` with `config`.
+pub fn json_of(db: &Path, config: &Path, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["--db", s(db), "--config", s(config), "--format", "json"];
+    full.extend_from_slice(args);
+    serde_json::from_str(&stdout(&run_ok(&full))).expect("json")
+}

@@ -1,0 +1,197 @@
+//! `export parquet`: DuckDB (PyPI `duckdb`, which `.ci/run` installs) reads the export and gets
+//! exactly `report --by developer,model,day`'s calls, tokens and cost; a second run writes
+//! nothing; a day that gained calls is the only one written again; `--athena-ddl`.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use bedrock_usage_core::NanoUsd;
+use serde_json::Value;
+
+use crate::util::*;
+
+/// Rows of a DuckDB query over the export, as JSON objects.
+fn duckdb(sql: &str) -> Vec<Value> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, duckdb\nc = duckdb.connect()\nr = c.execute(sys.argv[1])\ncols = [d[0] for d in r.description]\nprint(json.dumps([dict(zip(cols, [v if v is None or isinstance(v, (int, str)) else str(v) for v in row])) for row in r.fetchall()]))",
+            sql,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "DuckDB failed (pip install duckdb; .ci/run does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn export(t: &TempDir, cfg: &std::path::Path, extra: &[&str]) -> Vec<Value> {
+    let dir = t.path("export");
+    let mut args = vec!["export", "parquet", s(&dir)];
+    args.extend(extra);
+    json_of(&t.db(), cfg, &args)
+        .as_array()
+        .expect("days")
+        .clone()
+}
+
+#[test]
+fn duckdb_reads_the_export_as_the_report_says_and_unchanged_days_are_not_written_again() {
+    let t = TempDir::new("export-parquet");
+    let (_, jsonl) = demo_corpus(4000, 41, (0, 1));
+    std::fs::write(t.path("c.jsonl"), jsonl).expect("write");
+    ingest(&t.db(), &[&t.path("c.jsonl")]);
+    let cfg = demo_config(&t);
+
+    let days = export(&t, &cfg, &[]);
+    assert_eq!(days.len(), 30, "one partition per day of the month");
+    assert!(days.iter().all(|d| d["state"] == "written"));
+    let glob = format!("{}/*/*.parquet", t.path("export").display());
+    let got = duckdb(&format!(
+        "SELECT developer, model, CAST(dt AS VARCHAR) AS day, count(*) AS calls, sum(input_tokens) AS input, \
+         sum(output_tokens) AS output, sum(cache_read_tokens) AS cache_read, \
+         sum(cache_write_5m_tokens + cache_write_1h_tokens) AS cache_write, \
+         CAST(sum(cost_pico_usd) AS VARCHAR) AS pico, CAST(sum(cost_usd) AS VARCHAR) AS usd \
+         FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY ALL"
+    ));
+    let db = t.db();
+    let report = json_of(&db, &cfg, &["report", "--by", "developer,model,day"]);
+    let key = |r: &Value| {
+        (
+            r["developer"].as_str().unwrap_or("").to_string(),
+            r["model"].as_str().unwrap_or("").to_string(),
+            r["day"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let want: BTreeMap<_, _> = report
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (key(r), r.clone()))
+        .collect();
+    assert_eq!(got.len(), want.len(), "one group per report row");
+    let mut unpriced_groups = 0;
+    for g in &got {
+        let r = &want[&key(g)];
+        for (ours, theirs) in [
+            ("calls", "calls"),
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_read", "cache_read_tokens"),
+            ("cache_write", "cache_write_tokens"),
+        ] {
+            assert_eq!(g[ours], r[theirs], "{:?} {ours}", key(g));
+        }
+        match g["pico"].as_str() {
+            // Every call of the group unpriced: null, as the report's cost.
+            None => {
+                assert!(r["cost_usd"].is_null(), "{:?}", key(g));
+                unpriced_groups += 1;
+            }
+            Some(p) => {
+                let pico: i128 = p.parse().expect("pico");
+                let cost = NanoUsd::from_pico(pico);
+                let theirs = NanoUsd::parse_usd(&r["cost_usd"].to_string()).expect("usd");
+                assert_eq!(cost.micros(), theirs.micros(), "{:?}", key(g));
+                // The decimal column is the same amount in dollars.
+                let usd = g["usd"].as_str().expect("usd");
+                assert_eq!(
+                    usd.replace('.', "").trim_start_matches('0'),
+                    pico.to_string().trim_start_matches('0'),
+                    "{usd} against {pico}"
+                );
+            }
+        }
+    }
+    assert!(unpriced_groups > 0, "the demo has an unpriced model");
+    // Who: the shared principal's calls with metadata are their developers'; teams from config.
+    let teams = duckdb(&format!(
+        "SELECT DISTINCT developer, team, cost_center, attributed_by FROM read_parquet('{glob}') ORDER BY 1"
+    ));
+    assert!(
+        teams
+            .iter()
+            .any(|r| r["developer"] == "alice" && r["team"] == "platform"),
+        "{teams:?}"
+    );
+    assert!(teams.iter().any(|r| r["attributed_by"] == "metadata"));
+
+    // Again: nothing written. More calls on one day: only that day.
+    let again = export(&t, &cfg, &[]);
+    assert!(again.iter().all(|d| d["state"] == "unchanged"), "{again:?}");
+    let mtime = |day: &str| {
+        std::fs::metadata(t.path(&format!("export/dt={day}/calls.parquet")))
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    let before = (mtime("2026-11-10"), mtime("2026-11-11"));
+    let one_day: Vec<u8> = demo_corpus(300, 77, (0, 0))
+        .1
+        .split(|b| *b == b'\n')
+        .filter(|l| l.windows(10).any(|w| w == b"2026-11-11"))
+        .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
+        .collect();
+    assert!(!one_day.is_empty());
+    std::fs::write(t.path("more.jsonl"), one_day).expect("write");
+    ingest(&t.db(), &[&t.path("more.jsonl")]);
+    let third = export(&t, &cfg, &[]);
+    let written: Vec<&str> = third
+        .iter()
+        .filter(|d| d["state"] == "written")
+        .map(|d| d["dt"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(written, ["2026-11-11"]);
+    assert_eq!(mtime("2026-11-10"), before.0);
+    assert_ne!(mtime("2026-11-11"), before.1);
+    let n = duckdb(&format!("SELECT count(*) AS n FROM read_parquet('{glob}')"));
+    let stored = json_of(&db, &cfg, &["query", "stats count(*) as n"]);
+    assert_eq!(n[0]["n"].to_string(), stored[0]["n"].to_string());
+    // A range: only those days.
+    let some = export(
+        &t,
+        &cfg,
+        &["--since", "2026-11-05", "--until", "2026-11-06"],
+    );
+    assert_eq!(some.len(), 2);
+}
+
+#[test]
+fn athena_ddl_projects_the_day_partitions() {
+    let out = run_ok(&[
+        "export",
+        "parquet",
+        "s3://analytics/bedrock-usage/",
+        "--athena-ddl",
+    ]);
+    let ddl = stdout(&out);
+    assert!(ddl.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS bedrock_usage_calls ("));
+    for part in [
+        "PARTITIONED BY (`dt` string)",
+        "STORED AS PARQUET",
+        "LOCATION 's3://analytics/bedrock-usage/'",
+        "'projection.enabled' = 'true'",
+        "'projection.dt.type' = 'date'",
+        "'storage.location.template' = 's3://analytics/bedrock-usage/dt=${dt}/'",
+        "`cost_usd` decimal(18,12)",
+        "`timestamp` timestamp",
+    ] {
+        assert!(ddl.contains(part), "{part} missing:\n{ddl}");
+    }
+    let err = run_expect(&["export", "parquet", "/tmp/x", "--athena-ddl"], 2);
+    assert!(stderr(&err).contains("s3://BUCKET/PREFIX"));
+    let err = run_expect(
+        &[
+            "export",
+            "parquet",
+            "/tmp/x",
+            "--athena-ddl",
+            "--table",
+            "x; drop",
+        ],
+        2,
+    );
+    assert!(stderr(&err).contains("--table"));
+}
