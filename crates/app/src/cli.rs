@@ -466,7 +466,7 @@ pub enum Command {
     /// Examples:
     ///   bedrock-usage export parquet exports/bedrock-usage
     ///   bedrock-usage export parquet exports/bedrock-usage --since 2026-11-01 --until 2026-11-30
-    ///   aws s3 sync exports/bedrock-usage s3://analytics/bedrock-usage
+    ///   bedrock-usage export parquet s3://analytics/bedrock-usage
     ///   bedrock-usage export parquet s3://analytics/bedrock-usage --athena-ddl
     #[command(verbatim_doc_comment)]
     Export {
@@ -712,8 +712,8 @@ pub enum ExportCommand {
     /// stored call with its developer, team, cost center, model and exact cost (docs/export.md).
     /// Incremental: a day already exported and unchanged is not written again.
     Parquet {
-        /// The directory to write (created if missing); with --athena-ddl, the s3:// location
-        /// the table reads.
+        /// The directory to write (created if missing), or s3://BUCKET/PREFIX (each day's file
+        /// put through the AWS SDK); with --athena-ddl, the s3:// location the table reads.
         target: String,
         /// From this UTC day (a date; default: the first stored call's).
         #[arg(long, value_name = "DATE")]
@@ -728,6 +728,8 @@ pub enum ExportCommand {
         /// The table's name in --athena-ddl.
         #[arg(long, default_value = "bedrock_usage_calls", value_name = "NAME")]
         table: String,
+        #[command(flatten)]
+        aws: AwsArgs,
     },
 }
 

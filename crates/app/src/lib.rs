@@ -156,11 +156,13 @@ pub fn run(args: Args) -> Result<u8> {
                     until,
                     athena_ddl,
                     table,
+                    aws,
                 },
         } => crate::commands::export::run(
             &ctx,
             &crate::commands::export::ExportArgs {
                 target,
+                aws,
                 since: since.as_deref(),
                 until: until.as_deref(),
                 athena_ddl: *athena_ddl,

@@ -227,3 +227,29 @@ pub async fn head_bucket(client: &Client, bucket: &str) -> Result<(), Failure> {
         .map_err(|e| classify(e).context(&format!("checking bucket {bucket}")))?;
     Ok(())
 }
+
+/// Writes `body` to `s3://bucket/key` (one PUT; an object replaced whole or not at all).
+pub async fn put(client: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Failure> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| classify(e).context(&format!("writing s3://{bucket}/{key}")))?;
+    Ok(())
+}
+
+/// An object's content, or `None` when there is no such key.
+pub async fn get_if_exists(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, Failure> {
+    match get(client, bucket, key).await {
+        Ok(b) => Ok(Some(b)),
+        Err(f) if f.code == "NoSuchKey" || f.code == "NotFound" => Ok(None),
+        Err(f) => Err(f),
+    }
+}

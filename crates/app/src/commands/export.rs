@@ -26,6 +26,7 @@ pub const MANIFEST: &str = "_bedrock_usage_export.json";
 
 pub struct ExportArgs<'a> {
     pub target: &'a str,
+    pub aws: &'a crate::cli::AwsArgs,
     pub since: Option<&'a str>,
     pub until: Option<&'a str>,
     pub athena_ddl: bool,
@@ -37,15 +38,7 @@ pub fn run(ctx: &Context, a: &ExportArgs) -> Result<u8> {
         crate::output::emit(&athena_ddl(a.target, a.table)?)?;
         return Ok(EXIT_OK);
     }
-    if a.target.starts_with("s3://") {
-        invalid!("export parquet: writing to S3 is not built yet; export to a directory and copy it (`aws s3 sync DIR {}`)", a.target);
-    }
-    let dir = PathBuf::from(a.target);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::File {
-        what: "cannot create the export directory",
-        path: dir.clone(),
-        source,
-    })?;
+    let sink = Sink::open(ctx, a)?;
     let store = ctx.existing_store()?;
     let Some((first, last)) = store.time_range()? else {
         eprintln!("the store holds no calls: nothing to export");
@@ -67,8 +60,7 @@ pub fn run(ctx: &Context, a: &ExportArgs) -> Result<u8> {
         invalid!("--since must not be after --until");
     }
     let settings = settings_hash(ctx)?;
-    let manifest_path = dir.join(MANIFEST);
-    let mut manifest = read_manifest(&manifest_path)?;
+    let mut manifest = sink.read_manifest()?;
     let identities = store.identities()?;
     let tags = store.iam_tags()?.tags;
     let attributor = Attributor::new(&ctx.config, &identities).with_iam_tags(&tags);
@@ -79,17 +71,15 @@ pub fn run(ctx: &Context, a: &ExportArgs) -> Result<u8> {
         let (calls, print) = fingerprint(&*store, day, &settings)?;
         let name = format_date(day);
         let rel = format!("dt={name}/calls.parquet");
-        let path = dir.join(&rel);
         if calls == 0 {
             // No calls that day: no partition (one written before the calls went is left).
             continue;
         }
-        if manifest.get(&name) == Some(&print) && path.exists() {
+        if manifest.get(&name) == Some(&print) && sink.has(&rel) {
             rows.push((name, calls, "unchanged"));
             continue;
         }
-        std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
-        let tmp = path.with_extension("parquet.partial");
+        let tmp = sink.staging(&rel)?;
         let file = std::fs::File::create(&tmp).map_err(|source| Error::File {
             what: "cannot write",
             path: tmp.clone(),
@@ -100,11 +90,12 @@ pub fn run(ctx: &Context, a: &ExportArgs) -> Result<u8> {
         let file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
         file.sync_all()?;
         if n != calls {
+            let _ = std::fs::remove_file(&tmp);
             invalid!("day {name}: the rollups count {calls} calls but {n} were read (run `bedrock-usage store check`)");
         }
-        std::fs::rename(&tmp, &path)?;
+        sink.place(&tmp, &rel)?;
         manifest.insert(name.clone(), print);
-        write_manifest(&manifest_path, &manifest)?;
+        sink.write_manifest(&manifest)?;
         written_days += 1;
         calls_written += n;
         rows.push((name, calls, "written"));
@@ -120,7 +111,7 @@ pub fn run(ctx: &Context, a: &ExportArgs) -> Result<u8> {
                 if written_days == 1 { "" } else { "s" },
                 group_thousands(calls_written),
                 rows.len() as u64 - written_days,
-                dir.display()
+                a.target
             );
         }
         format => Records {
@@ -182,44 +173,178 @@ fn settings_hash(ctx: &Context) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn read_manifest(p: &Path) -> Result<BTreeMap<String, String>> {
-    match std::fs::read(p) {
-        Ok(b) => {
-            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: not an export manifest ({e}); remove it to export every day again",
-                    p.display()
-                ))
-            })?;
-            Ok(v["days"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default())
+/// Where the export goes: a directory, or a bucket and prefix (each file staged in a temporary
+/// directory, then one PUT; the manifest is put after each file).
+enum Sink {
+    Dir(PathBuf),
+    S3 {
+        rt: tokio::runtime::Runtime,
+        client: bedrock_usage_aws::s3::Client,
+        bucket: String,
+        prefix: String,
+        staging: PathBuf,
+    },
+}
+
+impl Sink {
+    fn open(ctx: &Context, a: &ExportArgs) -> Result<Sink> {
+        if let Some(rest) = a.target.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                invalid!(
+                    "export parquet: `{}` names no bucket (s3://BUCKET/PREFIX)",
+                    a.target
+                );
+            }
+            let prefix = prefix.trim_matches('/');
+            let base = ctx
+                .config
+                .sources
+                .first()
+                .map(|s| s.access().clone())
+                .unwrap_or_default();
+            let access = base.overridden_by(&a.aws.access());
+            let rt = crate::sources::remote::runtime()?;
+            let conf = rt
+                .block_on(bedrock_usage_aws::connect(&access))
+                .map_err(|f| Error::aws(&f, "export parquet: ", "the bucket"))?;
+            let staging =
+                std::env::temp_dir().join(format!("bedrock-usage-export-{}", std::process::id()));
+            std::fs::create_dir_all(&staging)?;
+            return Ok(Sink::S3 {
+                rt,
+                client: bedrock_usage_aws::s3::client(&conf),
+                bucket: bucket.to_string(),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+                staging,
+            });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(Error::File {
-            what: "cannot read the export manifest",
-            path: p.to_path_buf(),
+        let dir = PathBuf::from(a.target);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::File {
+            what: "cannot create the export directory",
+            path: dir.clone(),
             source,
-        }),
+        })?;
+        Ok(Sink::Dir(dir))
+    }
+
+    fn read_manifest(&self) -> Result<BTreeMap<String, String>> {
+        let (bytes, name) = match self {
+            Sink::Dir(dir) => {
+                let p = dir.join(MANIFEST);
+                match std::fs::read(&p) {
+                    Ok(b) => (Some(b), p.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, String::new()),
+                    Err(source) => {
+                        return Err(Error::File {
+                            what: "cannot read the export manifest",
+                            path: p,
+                            source,
+                        })
+                    }
+                }
+            }
+            Sink::S3 {
+                rt,
+                client,
+                bucket,
+                prefix,
+                ..
+            } => {
+                let key = format!("{prefix}{MANIFEST}");
+                let b = rt
+                    .block_on(bedrock_usage_aws::s3::get_if_exists(client, bucket, &key))
+                    .map_err(|f| Error::aws(&f, "export parquet: ", "the bucket"))?;
+                (b, format!("s3://{bucket}/{key}"))
+            }
+        };
+        let Some(b) = bytes else {
+            return Ok(BTreeMap::new());
+        };
+        let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| {
+            Error::Invalid(format!(
+                "{name}: not an export manifest ({e}); remove it to export every day again"
+            ))
+        })?;
+        Ok(v["days"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Whether the file the manifest speaks of is there (in S3, the manifest is believed).
+    fn has(&self, rel: &str) -> bool {
+        match self {
+            Sink::Dir(dir) => dir.join(rel).exists(),
+            Sink::S3 { .. } => true,
+        }
+    }
+
+    /// Where to write `rel` before it is placed.
+    fn staging(&self, rel: &str) -> Result<PathBuf> {
+        let p = match self {
+            Sink::Dir(dir) => dir.join(format!("{rel}.partial")),
+            Sink::S3 { staging, .. } => staging.join(rel),
+        };
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(p)
+    }
+
+    /// Moves a staged file into its place: a rename, or one PUT.
+    fn place(&self, tmp: &Path, rel: &str) -> Result<()> {
+        match self {
+            Sink::Dir(dir) => std::fs::rename(tmp, dir.join(rel))?,
+            Sink::S3 {
+                rt,
+                client,
+                bucket,
+                prefix,
+                ..
+            } => {
+                let body = std::fs::read(tmp)?;
+                let _ = std::fs::remove_file(tmp);
+                rt.block_on(bedrock_usage_aws::s3::put(
+                    client,
+                    bucket,
+                    &format!("{prefix}{rel}"),
+                    body,
+                ))
+                .map_err(|f| Error::aws(&f, "export parquet: ", "the bucket"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_manifest(&self, days: &BTreeMap<String, String>) -> Result<()> {
+        let body = serde_json::json!({
+            "written_by": format!("bedrock-usage {}", env!("CARGO_PKG_VERSION")),
+            "days": days,
+        });
+        let text = serde_json::to_string_pretty(&body)? + "\n";
+        let tmp = self.staging(&format!("{MANIFEST}.new"))?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        self.place(&tmp, MANIFEST)
     }
 }
 
-fn write_manifest(p: &Path, days: &BTreeMap<String, String>) -> Result<()> {
-    let body = serde_json::json!({
-        "written_by": format!("bedrock-usage {}", env!("CARGO_PKG_VERSION")),
-        "days": days,
-    });
-    let tmp = p.with_extension("json.partial");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(serde_json::to_string_pretty(&body)?.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, p)?;
-    Ok(())
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Sink::S3 { staging, .. } = self {
+            let _ = std::fs::remove_dir_all(staging);
+        }
+    }
 }
 
 /// `CREATE EXTERNAL TABLE` for Athena over an export at `location` (`s3://BUCKET/PREFIX`),
