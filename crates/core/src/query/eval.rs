@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use regex::Regex;
 
-use super::ast::{BinOp, Command, Expr, Named, ParsePattern, Query};
+use super::ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};
 use super::parse::{QueryError, AGGREGATES};
 use super::value::Value;
 
@@ -350,6 +350,13 @@ impl Plan {
             Some(Command::Limit(n)) => Some(*n as usize),
             _ => None,
         };
+        // `sort ... | limit N` (or a last `sort`, which shows the default limit's rows): only the
+        // first N in that order can be shown, so the rest is dropped as rows come.
+        let top = match (cmds.get(barrier), cmds.get(barrier + 1)) {
+            (Some(Command::Sort(keys)), Some(Command::Limit(n))) => Some((keys, *n as usize)),
+            (Some(Command::Sort(keys)), None) => Some((keys, self.limit)),
+            _ => None,
+        };
         Execution {
             plan: self,
             barrier,
@@ -357,6 +364,8 @@ impl Plan {
             explicit_columns,
             stats,
             early_limit,
+            top,
+            pruned: false,
             collected: Vec::new(),
         }
     }
@@ -370,6 +379,7 @@ impl Plan {
             stats,
             early_limit,
             mut collected,
+            pruned,
             ..
         } = e;
         let mut rest = barrier;
@@ -393,28 +403,7 @@ impl Plan {
                     explicit_columns = true;
                     collected = rows;
                 }
-                Command::Sort(keys) => {
-                    let mut keyed: Vec<(Vec<Value>, Row)> = collected
-                        .into_iter()
-                        .map(|r| (keys.iter().map(|k| self.eval(&k.expr, &r)).collect(), r))
-                        .collect();
-                    keyed.sort_by(|(a, _), (b, _)| {
-                        for (i, k) in keys.iter().enumerate() {
-                            let o = a[i].sort_cmp(&b[i]);
-                            // Nulls stay last in both directions.
-                            let o = if k.descending && !a[i].is_null() && !b[i].is_null() {
-                                o.reverse()
-                            } else {
-                                o
-                            };
-                            if o != std::cmp::Ordering::Equal {
-                                return o;
-                            }
-                        }
-                        std::cmp::Ordering::Equal
-                    });
-                    collected = keyed.into_iter().map(|(_, r)| r).collect();
-                }
+                Command::Sort(keys) => collected = self.sort_rows(keys, collected),
                 Command::Limit(n) => {
                     collected.truncate(*n as usize);
                     limited = true;
@@ -437,7 +426,8 @@ impl Plan {
         if !explicit_columns {
             columns = vec!["@timestamp".to_string(), "@message".to_string()];
         }
-        let truncated = !limited && collected.len() > self.limit;
+        // A last `sort` that dropped rows beyond the default limit: the result is cut there.
+        let truncated = !limited && (pruned || collected.len() > self.limit);
         if truncated {
             collected.truncate(self.limit);
         }
@@ -450,6 +440,30 @@ impl Plan {
             rows,
             truncated,
         }
+    }
+
+    /// `rows` in the order of `keys` (stable: ties keep their order; nulls last either way).
+    fn sort_rows(&self, keys: &[SortKey], rows: Vec<Row>) -> Vec<Row> {
+        let mut keyed: Vec<(Vec<Value>, Row)> = rows
+            .into_iter()
+            .map(|r| (keys.iter().map(|k| self.eval(&k.expr, &r)).collect(), r))
+            .collect();
+        keyed.sort_by(|(a, _), (b, _)| {
+            for (i, k) in keys.iter().enumerate() {
+                let o = a[i].sort_cmp(&b[i]);
+                // Nulls stay last in both directions.
+                let o = if k.descending && !a[i].is_null() && !b[i].is_null() {
+                    o.reverse()
+                } else {
+                    o
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        keyed.into_iter().map(|(_, r)| r).collect()
     }
 
     fn note_columns(&self, c: &Command, columns: &mut Vec<String>, explicit: &mut bool) {
@@ -789,6 +803,10 @@ pub struct Execution<'p> {
     explicit_columns: bool,
     stats: Option<StatsState<'p>>,
     early_limit: Option<usize>,
+    /// `sort` keys and how many rows of that order can be shown (see [`Plan::start`]).
+    top: Option<(&'p Vec<SortKey>, usize)>,
+    /// Rows were dropped by `top`.
+    pruned: bool,
     collected: Vec<Row>,
 }
 
@@ -808,9 +826,23 @@ impl Execution<'_> {
                 if self.early_limit.is_some_and(|n| self.collected.len() >= n) {
                     return false;
                 }
+                if let Some((keys, n)) = self.top {
+                    // Sorting and cutting at twice N keeps memory flat and costs O(log N) a row.
+                    if self.collected.len() >= n.saturating_mul(2).saturating_add(1024) {
+                        let rows = std::mem::take(&mut self.collected);
+                        self.collected = plan.sort_rows(keys, rows);
+                        self.collected.truncate(n);
+                        self.pruned = true;
+                    }
+                }
             }
         }
         true
+    }
+
+    /// Rows held now (for tests of memory bounds).
+    pub fn held(&self) -> usize {
+        self.collected.len()
     }
 
     /// Takes a pre-aggregated row standing for `weight` events. Only for a plan whose
@@ -1159,6 +1191,57 @@ mod tests {
                 Some("erin"),
             ),
         ]
+    }
+
+    #[test]
+    fn sort_then_limit_keeps_the_top_rows_only_and_answers_as_a_full_sort() {
+        // 50,000 rows, keys with many ties and some nulls, in a scrambled order.
+        let many: Vec<Row> = (0..50_000u64)
+            .map(|i| {
+                let k = (i * 7919) % 50_000;
+                let mut r = Row::default();
+                r.set("@timestamp", Value::Time((k / 3) as i64));
+                r.set("requestId", Value::Str(format!("r{k}")));
+                if k % 11 != 0 {
+                    r.set("output.outputTokenCount", Value::Num((k % 97) as f64));
+                }
+                r
+            })
+            .collect();
+        for (q, limit) in [
+            ("sort @timestamp desc | limit 20", DEFAULT_LIMIT),
+            (
+                "sort output.outputTokenCount desc, @timestamp | limit 7",
+                DEFAULT_LIMIT,
+            ),
+            (
+                "filter output.outputTokenCount > 50 | sort output.outputTokenCount | limit 1",
+                DEFAULT_LIMIT,
+            ),
+            ("sort @timestamp", 1_000),
+        ] {
+            let plan = Plan::new(parse_query(q).expect("query"), limit).expect("plan");
+            let mut e = plan.start();
+            let mut most = 0;
+            for r in many.iter().cloned() {
+                e.push(r);
+                most = most.max(e.held());
+            }
+            let got = e.finish();
+            // The same query with nothing dropped early: a sort of every row, then the cut.
+            let all = Plan::new(parse_query(q).expect("query"), usize::MAX).expect("plan");
+            let mut want = all.run(many.iter().cloned());
+            if limit < want.rows.len() && !q.contains("limit") {
+                want.rows.truncate(limit);
+                want.truncated = true;
+            }
+            assert_eq!(got, want, "{q}");
+            assert!(
+                most <= 2 * limit.min(20) + 1024 || most <= 2 * limit + 1024,
+                "{q}: held {most}"
+            );
+            assert!(most < 25_000, "{q}: held {most} rows");
+        }
     }
 
     fn run(q: &str) -> Table {
