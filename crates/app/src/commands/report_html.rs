@@ -326,43 +326,19 @@ fn bars_svg(r: &UsageReport) -> String {
     s + "</svg>\n"
 }
 
-/// Unpriced models and shared principals, as the command's stderr warnings say them.
+/// The report's warnings (unpriced models, shared principals, conflicting metadata), as the
+/// command says them on stderr.
 fn warnings(sections: &[(String, String, UsageReport)]) -> String {
     let Some((_, _, r)) = sections.iter().find(|s| s.0 == "by-developer") else {
         return String::new();
     };
-    let mut items = Vec::new();
-    for u in &r.unpriced {
-        items.push(format!(
-            "{} calls of <code>{}</code> are unpriced (not in the spend): {}",
-            group_thousands(u.calls),
-            esc(&u.model_id),
-            esc(&u.reason)
-        ));
-    }
-    for s in &r.shared {
-        items.push(format!(
-            "{} calls came from the shared principal <code>{}</code> without a developer: {}",
-            group_thousands(s.calls),
-            esc(&s.principal),
-            esc(&s.reason)
-        ));
-    }
-    for c in &r.conflicts {
-        items.push(format!(
-            "{} calls of <code>{}</code> named developer <code>{}</code> in request metadata; counted as {}",
-            group_thousands(c.calls),
-            esc(&c.principal),
-            esc(&c.claimed),
-            esc(&c.developer)
-        ));
-    }
+    let items = report::warnings(r);
     let mut s = String::from("<section id=\"warnings\">\n<h2>Warnings</h2>\n<ul>\n");
     if items.is_empty() {
         s.push_str("<li>none: every call is priced and attributed to a developer</li>\n");
     }
     for i in items {
-        s.push_str(&format!("<li>{i}</li>\n"));
+        s.push_str(&format!("<li>{}</li>\n", esc(&i)));
     }
     s + "</ul>\n</section>\n"
 }
