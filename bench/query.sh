@@ -69,3 +69,4 @@ awk -v b="$BYTES" -v bp="$bu_plain" -v dp="$duck_plain" -v bg="$bu_gzip" -v dg="
   printf "| stats sum by identity.arn, modelId (from rollups) | %.2f |\n", sr;
   printf "| filter requestMetadata.container like \"carol\" \\| stats count(*), max(...) (every invocation read) | %.2f |\n", rw;
 }'
+echo; bash bench/store_query.sh "$N"
