@@ -32,7 +32,12 @@ pub fn render(
     top: Option<usize>,
 ) -> Result<String> {
     let build = |keys: Vec<GroupKey>| -> Result<UsageReport> {
-        let mut r = report::build(store, &ctx.config, &ctx.catalog, &with_keys(req, keys))?;
+        report::build(store, &ctx.config, &ctx.catalog, &with_keys(req, keys))
+    };
+    // `--top N` keeps each section's dearest rows (the totals count them all); the chart over
+    // time keeps every period.
+    let build_top = |keys: Vec<GroupKey>| -> Result<UsageReport> {
+        let mut r = build(keys)?;
         if let Some(n) = top {
             r.keep_top(n);
         }
@@ -56,14 +61,14 @@ pub fn render(
         sections.push((
             format!("by-{}", names.join("-")),
             format!("By {}", names.join(", ")),
-            build(req.keys.clone())?,
+            build_top(req.keys.clone())?,
         ));
     }
     for (k, title) in SECTIONS {
         sections.push((
             format!("by-{}", k.cli_name()),
             title.to_string(),
-            build(vec![k])?,
+            build_top(vec![k])?,
         ));
     }
     let total = &over_time.total;

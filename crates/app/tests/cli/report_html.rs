@@ -188,6 +188,53 @@ fn the_html_report_matches_the_json_report_to_the_cent_and_prints_to_pdf() {
 }
 
 #[test]
+fn with_top_each_section_keeps_its_dearest_rows_and_the_chart_every_day() {
+    let t = TempDir::new("report-html-top");
+    let (_, jsonl) = demo_corpus(2000, 8, (0, 1));
+    std::fs::write(t.path("c.jsonl"), jsonl).expect("write");
+    ingest(&t.db(), &[&t.path("c.jsonl")]);
+    let cfg = demo_config(&t);
+    let db = t.db();
+    let mut args = vec![
+        "--db",
+        s(&db),
+        "--config",
+        s(&cfg),
+        "--format",
+        "html",
+        "report",
+        "--top",
+        "2",
+    ];
+    args.extend(RANGE);
+    let html = stdout(&run_ok(&args));
+    let models = section(&html, "by-model");
+    let body =
+        &models[models.find("<tbody>").expect("table")..models.find("</tbody>").expect("end")];
+    assert_eq!(body.matches("<tr>").count(), 2, "the two dearest models");
+    // The footer still counts every model's calls; the chart has a column for each day.
+    let all = json_rows(&t, &cfg, "model");
+    let calls: u64 = all
+        .iter()
+        .map(|r| r["calls"].as_u64().expect("calls"))
+        .sum();
+    assert!(section(&html, "by-model").contains(&bedrock_usage_core::money::group_thousands(calls)));
+    let chart = section(&html, "over-time");
+    assert_eq!(
+        chart.matches("<rect").count(),
+        30,
+        "a column per day of November"
+    );
+    let days: Vec<&str> = chart
+        .match_indices("<title>2026-11-")
+        .map(|(i, _)| &chart[i + 7..i + 17])
+        .collect();
+    let mut sorted = days.clone();
+    sorted.sort_unstable();
+    assert_eq!(days, sorted, "days in order");
+}
+
+#[test]
 fn html_is_refused_where_it_means_nothing_and_with_send() {
     let out = run_expect(&["--format", "html", "pricing", "list"], 2);
     assert!(stderr(&out).contains("--format html is the output of `report` only"));
