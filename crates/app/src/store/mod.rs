@@ -57,8 +57,8 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
-    #[error("the store is inconsistent: {0}")]
-    Inconsistent(&'static str),
+    #[error("the store is inconsistent: {0} (run `bedrock-usage store check`)")]
+    Inconsistent(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]

@@ -318,6 +318,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Every identity with its id, in id order.
+    fn read_model_ids(&self) -> Result<HashMap<i64, String>> {
+        let mut st = self.conn.prepare("SELECT id, model_id FROM model")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn read_identities(&self) -> Result<Vec<(i64, Identity)>> {
         let mut st = self
             .conn
@@ -769,18 +775,14 @@ impl FactReader for SqliteStore {
             while let Some(r) = rows.next()? {
                 let region = intern(&mut strings, &mut set.strings, r.get_ref(3)?.as_str()?);
                 let operation = intern(&mut strings, &mut set.strings, r.get_ref(4)?.as_str()?);
-                let identity =
-                    *identity_index
-                        .get(&r.get::<_, i64>(1)?)
-                        .ok_or(StoreError::Inconsistent(
-                            "a fact names an identity the store does not have",
-                        ))?;
-                let model =
-                    *model_index
-                        .get(&r.get::<_, i64>(2)?)
-                        .ok_or(StoreError::Inconsistent(
-                            "a fact names a model the store does not have",
-                        ))?;
+                let identity = *identity_index.get(&r.get::<_, i64>(1)?).ok_or_else(|| {
+                    StoreError::Inconsistent(
+                        "a fact names an identity the store does not have".into(),
+                    )
+                })?;
+                let model = *model_index.get(&r.get::<_, i64>(2)?).ok_or_else(|| {
+                    StoreError::Inconsistent("a fact names a model the store does not have".into())
+                })?;
                 set.rows.push(FactRow {
                     bucket_ms: r.get(0)?,
                     identity,
@@ -813,15 +815,68 @@ impl FactReader for SqliteStore {
         until: Option<i64>,
         f: &mut dyn FnMut(StoredInvocation) -> bool,
     ) -> Result<()> {
+        // Identities and models are few: looked up in memory, not joined row by row.
+        let mut ids: HashMap<i64, Identity> = self.read_identities()?.into_iter().collect();
+        let mut models = self.read_model_ids()?;
+        // Most of the store wanted: read the table in its own order, not through the time index
+        // (which costs a seek into the table for every row).
+        let most = match (since, until, self.time_range()?) {
+            (None, None, _) | (_, _, None) => true,
+            (s, u, Some((first, last))) => {
+                let (lo, hi) = (
+                    s.unwrap_or(first).max(first),
+                    u.unwrap_or(i64::MAX).min(last + 1),
+                );
+                hi.saturating_sub(lo).saturating_mul(2) > (last + 1 - first)
+            }
+        };
         let mut st = self.conn.prepare(&format!(
-            "{SELECT_STORED} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2"
+            "SELECT request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region,
+                    operation, error_code, input_tokens, output_tokens, cache_read_tokens,
+                    cache_write_5m_tokens, cache_write_1h_tokens, request_metadata
+             FROM invocation {} WHERE ts_ms >= ?1 AND ts_ms < ?2",
+            if most { "NOT INDEXED" } else { "" }
         ))?;
         let mut rows = st.query(params![
             since.unwrap_or(i64::MIN),
             until.unwrap_or(i64::MAX)
         ])?;
         while let Some(r) = rows.next()? {
-            if !f(stored_from_row(r)?) {
+            let (identity_id, model_ref): (i64, i64) = (r.get(2)?, r.get(3)?);
+            if !ids.contains_key(&identity_id) || !models.contains_key(&model_ref) {
+                // Written after the tables were read, by a writer going on meanwhile.
+                ids = self.read_identities()?.into_iter().collect();
+                models = self.read_model_ids()?;
+            }
+            let request_id: String = r.get(0)?;
+            let (Some(identity), Some(model_id)) = (ids.get(&identity_id), models.get(&model_ref))
+            else {
+                return Err(StoreError::Inconsistent(format!(
+                    "invocation {request_id} names identity {identity_id} and model {model_ref}, which are not both stored"
+                )));
+            };
+            let call = StoredInvocation {
+                request_id,
+                timestamp_ms: r.get(1)?,
+                identity: identity.clone(),
+                model_id: model_id.clone(),
+                account_id: r.get(4)?,
+                region: r.get(5)?,
+                inference_region: r.get(6)?,
+                operation: r.get(7)?,
+                error_code: r.get(8)?,
+                tokens: Tokens {
+                    input: r.get::<_, i64>(9)? as u64,
+                    output: r.get::<_, i64>(10)? as u64,
+                    cache_read: r.get::<_, i64>(11)? as u64,
+                    cache_write_5m: r.get::<_, i64>(12)? as u64,
+                    cache_write_1h: r.get::<_, i64>(13)? as u64,
+                },
+                request_metadata: r.get(14)?,
+                identity_id,
+                model_ref,
+            };
+            if !f(call) {
                 break;
             }
         }
