@@ -815,9 +815,7 @@ impl FactReader for SqliteStore {
         until: Option<i64>,
         f: &mut dyn FnMut(StoredInvocation) -> bool,
     ) -> Result<()> {
-        // Identities and models are few: looked up in memory, not joined row by row.
-        let mut ids: HashMap<i64, Identity> = self.read_identities()?.into_iter().collect();
-        let mut models = self.read_model_ids()?;
+        let mut lookup = CallLookup::read(self)?;
         // Most of the store wanted: read the table in its own order, not through the time index
         // (which costs a seek into the table for every row).
         let most = match (since, until, self.time_range()?) {
@@ -831,10 +829,7 @@ impl FactReader for SqliteStore {
             }
         };
         let mut st = self.conn.prepare(&format!(
-            "SELECT request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region,
-                    operation, error_code, input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_5m_tokens, cache_write_1h_tokens, request_metadata
-             FROM invocation {} WHERE ts_ms >= ?1 AND ts_ms < ?2",
+            "SELECT {CALL_COLUMNS} FROM invocation i {} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2",
             if most { "NOT INDEXED" } else { "" }
         ))?;
         let mut rows = st.query(params![
@@ -842,41 +837,7 @@ impl FactReader for SqliteStore {
             until.unwrap_or(i64::MAX)
         ])?;
         while let Some(r) = rows.next()? {
-            let (identity_id, model_ref): (i64, i64) = (r.get(2)?, r.get(3)?);
-            if !ids.contains_key(&identity_id) || !models.contains_key(&model_ref) {
-                // Written after the tables were read, by a writer going on meanwhile.
-                ids = self.read_identities()?.into_iter().collect();
-                models = self.read_model_ids()?;
-            }
-            let request_id: String = r.get(0)?;
-            let (Some(identity), Some(model_id)) = (ids.get(&identity_id), models.get(&model_ref))
-            else {
-                return Err(StoreError::Inconsistent(format!(
-                    "invocation {request_id} names identity {identity_id} and model {model_ref}, which are not both stored"
-                )));
-            };
-            let call = StoredInvocation {
-                request_id,
-                timestamp_ms: r.get(1)?,
-                identity: identity.clone(),
-                model_id: model_id.clone(),
-                account_id: r.get(4)?,
-                region: r.get(5)?,
-                inference_region: r.get(6)?,
-                operation: r.get(7)?,
-                error_code: r.get(8)?,
-                tokens: Tokens {
-                    input: r.get::<_, i64>(9)? as u64,
-                    output: r.get::<_, i64>(10)? as u64,
-                    cache_read: r.get::<_, i64>(11)? as u64,
-                    cache_write_5m: r.get::<_, i64>(12)? as u64,
-                    cache_write_1h: r.get::<_, i64>(13)? as u64,
-                },
-                request_metadata: r.get(14)?,
-                identity_id,
-                model_ref,
-            };
-            if !f(call) {
+            if !f(lookup.call(self, r)?) {
                 break;
             }
         }
@@ -1167,11 +1128,16 @@ impl Maintenance for SqliteStore {
 impl MetricOutbox for SqliteStore {
     /// Up to `limit` records whose metrics are still to be published.
     fn pending_metrics(&self, limit: usize) -> Result<Vec<StoredInvocation>> {
+        let mut lookup = CallLookup::read(self)?;
         let mut st = self.conn.prepare(&format!(
-            "{SELECT_STORED} JOIN metric_pending p ON p.request_id = i.request_id ORDER BY i.request_id LIMIT ?1"
+            "SELECT {CALL_COLUMNS} FROM invocation i JOIN metric_pending p ON p.request_id = i.request_id ORDER BY i.request_id LIMIT ?1"
         ))?;
-        let rows = st.query_map([limit as i64], stored_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut rows = st.query([limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(lookup.call(self, r)?);
+        }
+        Ok(out)
     }
 
     /// How many records wait for their metrics.
@@ -1195,41 +1161,64 @@ impl MetricOutbox for SqliteStore {
     }
 }
 
-const SELECT_STORED: &str = "SELECT i.request_id, i.ts_ms, d.principal, d.signal_key, d.signal, m.model_id, i.account_id, i.region, i.inference_region,
-        i.operation, i.error_code, i.input_tokens, i.output_tokens, i.cache_read_tokens, i.cache_write_5m_tokens,
-        i.cache_write_1h_tokens, i.request_metadata, i.identity_id, i.model_ref
- FROM invocation i JOIN identity d ON d.id = i.identity_id JOIN model m ON m.id = i.model_ref";
+/// The columns of a stored call, in the order [`CallLookup::call`] reads them.
+const CALL_COLUMNS: &str =
+    "i.request_id, i.ts_ms, i.identity_id, i.model_ref, i.account_id, i.region,
+        i.inference_region, i.operation, i.error_code, i.input_tokens, i.output_tokens,
+        i.cache_read_tokens, i.cache_write_5m_tokens, i.cache_write_1h_tokens, i.request_metadata";
 
-fn stored_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredInvocation> {
-    let key: String = r.get(3)?;
-    Ok(StoredInvocation {
-        request_id: r.get(0)?,
-        timestamp_ms: r.get(1)?,
-        identity: Identity {
-            principal: r.get(2)?,
-            signal: if key.is_empty() {
-                None
-            } else {
-                Some((key, r.get(4)?))
+/// Identities and models by id, read once: they are few, so stored calls look them up in memory
+/// rather than joining them row by row.
+struct CallLookup {
+    ids: HashMap<i64, Identity>,
+    models: HashMap<i64, String>,
+}
+
+impl CallLookup {
+    fn read(store: &SqliteStore) -> Result<CallLookup> {
+        Ok(CallLookup {
+            ids: store.read_identities()?.into_iter().collect(),
+            models: store.read_model_ids()?,
+        })
+    }
+
+    /// The stored call of a row of [`CALL_COLUMNS`].
+    fn call(&mut self, store: &SqliteStore, r: &rusqlite::Row) -> Result<StoredInvocation> {
+        let (identity_id, model_ref): (i64, i64) = (r.get(2)?, r.get(3)?);
+        if !self.ids.contains_key(&identity_id) || !self.models.contains_key(&model_ref) {
+            // Written after the tables were read, by a writer going on meanwhile.
+            *self = CallLookup::read(store)?;
+        }
+        let request_id: String = r.get(0)?;
+        let (Some(identity), Some(model_id)) =
+            (self.ids.get(&identity_id), self.models.get(&model_ref))
+        else {
+            return Err(StoreError::Inconsistent(format!(
+                "invocation {request_id} names identity {identity_id} and model {model_ref}, which are not both stored"
+            )));
+        };
+        Ok(StoredInvocation {
+            request_id,
+            timestamp_ms: r.get(1)?,
+            identity: identity.clone(),
+            model_id: model_id.clone(),
+            account_id: r.get(4)?,
+            region: r.get(5)?,
+            inference_region: r.get(6)?,
+            operation: r.get(7)?,
+            error_code: r.get(8)?,
+            tokens: Tokens {
+                input: r.get::<_, i64>(9)? as u64,
+                output: r.get::<_, i64>(10)? as u64,
+                cache_read: r.get::<_, i64>(11)? as u64,
+                cache_write_5m: r.get::<_, i64>(12)? as u64,
+                cache_write_1h: r.get::<_, i64>(13)? as u64,
             },
-        },
-        model_id: r.get(5)?,
-        account_id: r.get(6)?,
-        region: r.get(7)?,
-        inference_region: r.get(8)?,
-        operation: r.get(9)?,
-        error_code: r.get(10)?,
-        tokens: Tokens {
-            input: r.get::<_, i64>(11)? as u64,
-            output: r.get::<_, i64>(12)? as u64,
-            cache_read: r.get::<_, i64>(13)? as u64,
-            cache_write_5m: r.get::<_, i64>(14)? as u64,
-            cache_write_1h: r.get::<_, i64>(15)? as u64,
-        },
-        request_metadata: r.get(16)?,
-        identity_id: r.get(17)?,
-        model_ref: r.get(18)?,
-    })
+            request_metadata: r.get(14)?,
+            identity_id,
+            model_ref,
+        })
+    }
 }
 
 /// Switches to WAL. Changing the journal mode needs the database to itself, and SQLite answers
