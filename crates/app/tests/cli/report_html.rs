@@ -3,6 +3,7 @@
 //! outside (no scripts, no links to fetch); and Chromium prints it to a PDF whose text shows
 //! the same totals (read back with the Python `pypdf` package, which `.ci/run` installs).
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use bedrock_usage_core::NanoUsd;
@@ -43,16 +44,11 @@ fn section<'a>(html: &'a str, id: &str) -> &'a str {
     &html[start..end]
 }
 
-fn attr_micros(tag_text: &str) -> i64 {
-    let at = tag_text.find("data-micros=\"").expect("data-micros") + 13;
-    let end = tag_text[at..].find('"').expect("quote") + at;
-    tag_text[at..end].parse().expect("micros")
-}
-
-#[test]
-fn the_html_report_matches_the_json_report_to_the_cent_and_prints_to_pdf() {
-    let t = TempDir::new("report-html");
-    let (_, jsonl) = demo_corpus(3000, 33, (0, 1));
+/// A demo store of `n` calls (seed `seed`) with the demo config, and its `report --format html`
+/// over [`RANGE`] with `extra` flags.
+fn html_over_demo(name: &str, n: u64, seed: u64, extra: &[&str]) -> (TempDir, PathBuf, String) {
+    let t = TempDir::new(name);
+    let (_, jsonl) = demo_corpus(n, seed, (0, 1));
     std::fs::write(t.path("c.jsonl"), jsonl).expect("write");
     ingest(&t.db(), &[&t.path("c.jsonl")]);
     let cfg = demo_config(&t);
@@ -65,12 +61,22 @@ fn the_html_report_matches_the_json_report_to_the_cent_and_prints_to_pdf() {
         "--format",
         "html",
         "report",
-        "--by",
-        "team,model",
     ];
+    args.extend(extra);
     args.extend(RANGE);
-    let out = run_ok(&args);
-    let html = stdout(&out);
+    let html = stdout(&run_ok(&args));
+    (t, cfg, html)
+}
+
+fn attr_micros(tag_text: &str) -> i64 {
+    let at = tag_text.find("data-micros=\"").expect("data-micros") + 13;
+    let end = tag_text[at..].find('"').expect("quote") + at;
+    tag_text[at..end].parse().expect("micros")
+}
+
+#[test]
+fn the_html_report_matches_the_json_report_to_the_cent_and_prints_to_pdf() {
+    let (t, cfg, html) = html_over_demo("report-html", 3000, 33, &["--by", "team,model"]);
     assert!(html.starts_with("<!doctype html>"), "{}", &html[..100]);
     // Self-contained: nothing to run, nothing to fetch.
     for bad in [
@@ -189,25 +195,7 @@ fn the_html_report_matches_the_json_report_to_the_cent_and_prints_to_pdf() {
 
 #[test]
 fn with_top_each_section_keeps_its_dearest_rows_and_the_chart_every_day() {
-    let t = TempDir::new("report-html-top");
-    let (_, jsonl) = demo_corpus(2000, 8, (0, 1));
-    std::fs::write(t.path("c.jsonl"), jsonl).expect("write");
-    ingest(&t.db(), &[&t.path("c.jsonl")]);
-    let cfg = demo_config(&t);
-    let db = t.db();
-    let mut args = vec![
-        "--db",
-        s(&db),
-        "--config",
-        s(&cfg),
-        "--format",
-        "html",
-        "report",
-        "--top",
-        "2",
-    ];
-    args.extend(RANGE);
-    let html = stdout(&run_ok(&args));
+    let (t, cfg, html) = html_over_demo("report-html-top", 2000, 8, &["--top", "2"]);
     let models = section(&html, "by-model");
     let body =
         &models[models.find("<tbody>").expect("table")..models.find("</tbody>").expect("end")];
