@@ -249,6 +249,10 @@ pub enum Command {
         /// With --from: the longest line read as an event, in MiB (a longer one is skipped).
         #[arg(long, default_value_t = 64, value_name = "MIB")]
         max_record_mb: usize,
+        /// Read the store's calls row by row from SQLite, not from its column segments (the
+        /// answer is the same; for comparing and timing).
+        #[arg(long)]
+        no_columns: bool,
     },
 
     /// The price catalog: list it, explain a model id, find unpriced models in the store,
@@ -735,11 +739,25 @@ pub enum ExportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// The database's own check and the rollups against the invocations; exit 1 on a problem.
+    /// The database's own check, the rollups against the invocations, and the column
+    /// segments against both; exit 1 on a problem.
     Check {
-        /// The full `integrity_check` (reads every page and index; slower on a large store).
+        /// The full `integrity_check` (reads every page and index; slower on a large store),
+        /// and every column of every segment against its CRC.
         #[arg(long)]
         full: bool,
+    },
+    /// Write the calls not yet in the store's column segments (what `query` reads), and show
+    /// each day's calls and how many are in segments.
+    ///
+    /// Segments live beside the store (`<store>.columns/`), one or more per UTC day. They are
+    /// derived from the stored calls: `ingest`, `sync` and `demo` write them at their end, a
+    /// query reads the calls not in segments from the store itself (so answers are exact in any
+    /// state), and `--rebuild` writes every day again (after a damaged file, say).
+    Columns {
+        /// Write every day again, not only the calls not in segments.
+        #[arg(long)]
+        rebuild: bool,
     },
     /// A consistent copy of the store in a new file, safe while another process writes.
     Backup {

@@ -53,6 +53,7 @@ pub fn run(args: Args) -> Result<u8> {
             from,
             limit,
             max_record_mb,
+            no_columns,
         } => {
             let text = match (query, query_file) {
                 (Some(q), _) => q.clone(),
@@ -74,6 +75,7 @@ pub fn run(args: Args) -> Result<u8> {
                     from,
                     limit: *limit,
                     max_record: max_record_mb.saturating_mul(1 << 20),
+                    columns: !no_columns,
                 },
             )
         }
@@ -172,6 +174,7 @@ pub fn run(args: Args) -> Result<u8> {
         Command::Store { command } => match command {
             StoreCommand::Check { full } => store_cmd::check(&ctx, *full),
             StoreCommand::Backup { path } => store_cmd::backup(&ctx, path),
+            StoreCommand::Columns { rebuild } => store_cmd::columns(&ctx, *rebuild),
         },
         Command::Serve {
             listen,

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::config::Config;
 
 /// The identity facts of a call, as stored: the principal and the metadata signal, if any.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identity {
     pub principal: String,
     /// (metadata key, value) of the first configured key the call carried.

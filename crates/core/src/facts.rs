@@ -6,7 +6,7 @@ use crate::attribution::Identity;
 use crate::record::Tokens;
 
 /// One stored invocation, as a query or the metric publisher reads it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StoredInvocation {
     pub request_id: String,
     pub timestamp_ms: i64,

@@ -52,6 +52,7 @@ pub fn run(ctx: &Context, opts: &DemoOptions) -> Result<u8> {
         max_record: crate::sources::lines::MAX_RECORD,
     };
     let summary = pipeline::ingest(&mut *store, &[log], &opts_ingest)?;
+    super::store::seal_after_write(&*store, &db_path);
     let (y, m, _) = civil_from_days(opts.first_day);
     if format == Format::Table {
         println!(

@@ -22,6 +22,8 @@ pub fn run(
         max_record,
     };
     let s = pipeline::ingest(&mut *store, paths, &opts)?;
+    // Also when nothing was new: a run killed while writing segments left calls to write.
+    super::store::seal_after_write(&*store, &ctx.db_path()?);
     for n in &s.notes {
         eprintln!("note: {n}");
     }

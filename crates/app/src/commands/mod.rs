@@ -15,6 +15,7 @@ pub mod me;
 pub mod pricing;
 pub mod pricing_sources;
 pub mod query;
+mod query_columns;
 pub mod report;
 pub mod report_html;
 pub mod serve;

@@ -36,6 +36,8 @@ pub struct QueryArgs<'a> {
     pub limit: usize,
     /// The longest line read as an event (bytes).
     pub max_record: usize,
+    /// Read the store's column segments where they hold the calls.
+    pub columns: bool,
 }
 
 /// A query's answer, with what was read and what to warn about.
@@ -104,6 +106,7 @@ pub fn execute(ctx: &Context, a: &QueryArgs) -> Result<std::result::Result<Execu
         }
     };
     let mut exec = plan.start();
+    let mut read_warnings = Vec::new();
     match &store {
         Some(store) => {
             let store: &dyn FactReader = &**store;
@@ -145,11 +148,27 @@ pub fn execute(ctx: &Context, a: &QueryArgs) -> Result<std::result::Result<Execu
                         &wanted,
                         default_columns,
                     );
-                    store.scan_invocations(since, until, &mut |inv| {
-                        let (row, size) = rows.invocation(&inv);
-                        observe(&row, size, 1);
-                        exec.push(row)
-                    })?;
+                    if a.columns {
+                        super::query_columns::read(
+                            ctx,
+                            store,
+                            &ctx.db_path()?,
+                            &plan,
+                            &wanted,
+                            default_columns,
+                            &attributor,
+                            (since, until),
+                            &mut observe,
+                            &mut exec,
+                            &mut read_warnings,
+                        )?;
+                    } else {
+                        store.scan_invocations(since, until, &mut |inv| {
+                            let (row, size) = rows.invocation(&inv);
+                            observe(&row, size, 1);
+                            exec.push(row)
+                        })?;
+                    }
                 }
             }
         }
@@ -200,7 +219,7 @@ pub fn execute(ctx: &Context, a: &QueryArgs) -> Result<std::result::Result<Execu
         }
     }
     let table = exec.finish();
-    let mut warnings = Vec::new();
+    let mut warnings = read_warnings;
     if scanned > 0 {
         for w in wanted.iter().filter(|w| !seen.contains(*w)) {
             let hint = HINTS

@@ -102,6 +102,9 @@ pub fn run(ctx: &Context, a: &SyncArgs) -> Result<u8> {
             .cloned()
             .collect();
         let reports = remote::sync_round(&rt, &mut *store, &due, &opts, &mut connections, stop);
+        if reports.iter().any(|r| r.tally.inserted > 0) {
+            super::store::seal_after_write(&*store, &ctx.db_path()?);
+        }
         any_failed = false;
         for r in &reports {
             if r.error.is_some() {

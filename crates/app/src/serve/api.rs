@@ -309,6 +309,7 @@ pub async fn query(
             from: &[],
             limit: body.limit.unwrap_or(10_000),
             max_record: 1 << 20,
+            columns: true,
         };
         match query_cmd::execute(&ctx, &args).map_err(ApiError::from_command)? {
             Err(message) => Err(ApiError::parameter("query", message)),

@@ -11,6 +11,7 @@
 //! requestId and stored at most once; rollups change only for rows actually inserted, in the same
 //! transaction; no bodies and no money are stored.
 
+pub mod columns;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -59,6 +60,16 @@ pub enum StoreError {
     },
     #[error("the store is inconsistent: {0} (run `bedrock-usage store check`)")]
     Inconsistent(String),
+    /// A column segment cannot be written or read (segments are derived: `store columns
+    /// --rebuild` writes them again from the facts).
+    #[error("column segment {}: {what}", .path.display())]
+    Segment { path: PathBuf, what: String },
+    #[error("column segments {}", .path.display())]
+    SegmentIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -304,8 +315,8 @@ pub trait FactReader {
     /// Facts in `[since, until)`, from the coarsest rollup that is exact for them (at most
     /// `grain`; see `bedrock_usage_core::rollup`).
     fn facts(&self, since: Option<i64>, until: Option<i64>, grain: Grain) -> Result<FactSet>;
-    /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, until
-    /// it returns false.
+    /// Calls `f` for each stored invocation in `[since, until)`, in the order they were stored,
+    /// until it returns false.
     fn scan_invocations(
         &self,
         since: Option<i64>,
@@ -314,6 +325,26 @@ pub trait FactReader {
     ) -> Result<()>;
     /// Every identity in the store (attribution needs them all to tell shared principals).
     fn identities(&self) -> Result<Vec<Identity>>;
+    /// This store's name, which its column segments carry.
+    fn store_uid(&self) -> Result<String>;
+    /// Calls per UTC day (the day's start, epoch ms), oldest first.
+    fn calls_per_day(&self) -> Result<Vec<(i64, u64)>>;
+    /// The highest id of a stored call (0 for none). Calls are only ever added, with ids
+    /// above every id before them.
+    fn last_call_id(&self) -> Result<i64>;
+    /// Calls `f` with each stored call in `[since, until)` whose id is in `(ids.0, ids.1]`, in
+    /// id order, until it returns false. `by_id`: few calls have ids above `ids.0`, read those;
+    /// else read the time range.
+    fn scan_calls(
+        &self,
+        since: i64,
+        until: i64,
+        ids: (i64, i64),
+        by_id: bool,
+        f: &mut dyn FnMut(i64, StoredInvocation) -> bool,
+    ) -> Result<()>;
+    /// Identities and models by id, for reading column segments.
+    fn lookups(&self) -> Result<bedrock_usage_core::query::columnar::Lookups>;
     /// The newest stored invocation's time.
     fn newest_ms(&self) -> Result<Option<i64>>;
     fn invocation_count(&self) -> Result<u64>;

@@ -140,7 +140,7 @@ fn rollup_name(g: Grain) -> &'static str {
 const INVOCATION_FACTS: &str = "    ts_ms INTEGER NOT NULL,\n    identity_id INTEGER NOT NULL REFERENCES identity(id),\n    model_ref INTEGER NOT NULL REFERENCES model(id),\n    account_id TEXT NOT NULL,\n    region TEXT NOT NULL,\n    inference_region TEXT,\n    operation TEXT NOT NULL,\n    error_code TEXT,\n    input_tokens INTEGER NOT NULL,\n    output_tokens INTEGER NOT NULL,\n    cache_read_tokens INTEGER NOT NULL,\n    cache_write_5m_tokens INTEGER NOT NULL,\n    cache_write_1h_tokens INTEGER NOT NULL,\n    request_metadata TEXT";
 
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 12] {
+fn migrations() -> [String; 13] {
     [
         // 1: the first schema.
         format!(
@@ -281,6 +281,12 @@ CREATE INDEX alert_outbox_unsent ON alert_outbox (next_ms) WHERE sent_ms IS NULL
         // 12: rollups by input band (tiers at 100k, 128k, 200k, ... input-side tokens), not by
         // one 200k long-context flag, rebuilt from the invocations.
         rebuild_rollups_by_input_band(),
+        // 13: a name for this store, which its column segments carry (segments of another
+        // store at the same path are never read).
+        r#"
+INSERT OR IGNORE INTO meta (key, value) VALUES ('store_uid', lower(hex(randomblob(16))));
+"#
+        .to_string(),
     ]
 }
 
@@ -806,8 +812,8 @@ impl FactReader for SqliteStore {
         Ok(set)
     }
 
-    /// Calls `f` for each stored invocation in `[since, until)`, in no particular order, with its
-    /// identity and model resolved (for queries over the store).
+    /// Calls `f` for each stored invocation in `[since, until)`, in the order they were stored
+    /// (id order), with its identity and model resolved (for queries over the store).
     /// `f` returns false to stop early.
     fn scan_invocations(
         &self,
@@ -829,8 +835,10 @@ impl FactReader for SqliteStore {
             }
         };
         let mut st = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM invocation i {} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2",
-            if most { "NOT INDEXED" } else { "" }
+            "SELECT {CALL_COLUMNS} FROM invocation i {} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2{}",
+            if most { "NOT INDEXED" } else { "" },
+            // The table's own order is the ids'; through the index, sort them back to it.
+            if most { "" } else { " ORDER BY i.id" }
         ))?;
         let mut rows = st.query(params![
             since.unwrap_or(i64::MIN),
@@ -859,6 +867,64 @@ impl FactReader for SqliteStore {
         Ok(self
             .conn
             .query_row("SELECT MAX(ts_ms) FROM invocation", [], |r| r.get(0))?)
+    }
+
+    fn store_uid(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_uid'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Calls per UTC day (from the daily rollups, which every stored call is in).
+    fn calls_per_day(&self) -> Result<Vec<(i64, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT bucket_ms, SUM(calls) FROM rollup_d GROUP BY bucket_ms ORDER BY bucket_ms",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn last_call_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM invocation", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Stored calls in `[since, until)` with ids in `(after, up_to]`, in id order, with their
+    /// ids. `by_id`: read the ids' range of the table (few calls since `after`), else the day
+    /// through the time index.
+    fn scan_calls(
+        &self,
+        since: i64,
+        until: i64,
+        ids: (i64, i64),
+        by_id: bool,
+        f: &mut dyn FnMut(i64, StoredInvocation) -> bool,
+    ) -> Result<()> {
+        let mut lookup = CallLookup::read(self)?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS}, i.id FROM invocation i {} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND i.id > ?3 AND i.id <= ?4 ORDER BY i.id",
+            if by_id { "NOT INDEXED" } else { "INDEXED BY invocation_ts" }
+        ))?;
+        let mut rows = st.query(params![since, until, ids.0, ids.1])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(15)?;
+            if !f(id, lookup.call(self, r)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn lookups(&self) -> Result<bedrock_usage_core::query::columnar::Lookups> {
+        Ok(bedrock_usage_core::query::columnar::Lookups {
+            identities: self.read_identities()?.into_iter().collect(),
+            models: self.read_model_ids()?,
+        })
     }
 
     fn invocation_count(&self) -> Result<u64> {

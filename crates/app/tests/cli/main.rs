@@ -17,6 +17,8 @@ mod budgets;
 mod formats;
 // Exactly once: re-runs, grown files, kill -9 at random moments.
 mod exactly_once;
+// Column segments: answers equal the rows' in every state; kill -9; store check.
+mod columns;
 // Bad input is reported with file and line; the rest is ingested; nothing partial is stored.
 mod bad_input;
 // demo --write, ingest, report: every figure equals the generator's own ledger.

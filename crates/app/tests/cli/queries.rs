@@ -2,7 +2,8 @@
 //! sample records and a seeded demo month) and its JSON output is compared with
 //! `tests/golden/queries/NN-name.json` (`UPDATE_GOLDEN=1` rewrites). The first line says where it
 //! runs: `# mode: store`, `# mode: files`, or `# mode: both` — over the store and over the files,
-//! which must then give the same answer.
+//! which must then give the same answer. Over the store, every query also runs with
+//! `--no-columns` (the rows, not the column segments), which must give the same answer.
 
 use std::path::Path;
 
@@ -77,6 +78,25 @@ fn golden_queries() {
             &text,
         ];
         let files_args = ["--format", "json", "query", "--from", s(&corpus), &text];
+        // Over the store: the same answer from its column segments as from its rows.
+        let rows_args = [
+            "--db",
+            s(&db),
+            "--config",
+            s(&config),
+            "--format",
+            "json",
+            "query",
+            "--no-columns",
+            &text,
+        ];
+        if mode != "files" {
+            assert_eq!(
+                query(&store_args).0,
+                query(&rows_args).0,
+                "{name}: the store's columns and its rows give different answers"
+            );
+        }
         let got = match mode.as_str() {
             "files" => query(&files_args).0,
             "both" => {

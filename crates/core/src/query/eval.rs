@@ -205,20 +205,7 @@ impl Plan {
             // After a `stats`, rows hold only its columns: nothing more is read from events.
             if !after_stats {
                 for e in reads {
-                    let _ = visit(e, &mut |x| {
-                        match x {
-                            Expr::Field { name, .. } if !defined.contains(name) => {
-                                out.insert(name.clone());
-                            }
-                            Expr::Call { name, .. }
-                                if name == "bin" || name == "earliest" || name == "latest" =>
-                            {
-                                out.insert("@timestamp".to_string());
-                            }
-                            _ => {}
-                        }
-                        Ok(())
-                    });
+                    read_fields(e, &defined, &mut out);
                 }
             }
             after_stats |= matches!(c, Command::Stats { .. });
@@ -297,6 +284,60 @@ impl Plan {
             }
         }
         Some(bin)
+    }
+
+    /// The query's outline for a reader that can select and group rows itself (the store's
+    /// columns): its leading filters, cut into conjuncts, and its first barrier.
+    pub fn shape(&self) -> Shape<'_> {
+        let cmds = &self.query.commands;
+        let mut conjuncts = Vec::new();
+        let mut i = 0;
+        while let Some(Command::Filter(e)) = cmds.get(i) {
+            split_and(e, &mut conjuncts);
+            i += 1;
+        }
+        let barrier = self.start().barrier;
+        let mut simple = true;
+        let mut defined = HashSet::new();
+        for c in &cmds[i..barrier] {
+            match c {
+                Command::Fields(v) | Command::Display(v) => defined.extend(
+                    v.iter()
+                        .filter(|n| n.alias.is_some() || !matches!(n.expr, Expr::Field { .. }))
+                        .map(|n| n.name().to_string()),
+                ),
+                _ => simple = false,
+            }
+        }
+        let barrier = match (cmds.get(barrier), cmds.get(barrier + 1)) {
+            (Some(Command::Stats { .. }), _) => Barrier::Stats,
+            (Some(Command::Sort(keys)), Some(Command::Limit(n))) => Barrier::Sort {
+                keys,
+                n: *n as usize,
+            },
+            (Some(Command::Sort(keys)), None) => Barrier::Sort {
+                keys,
+                n: self.limit,
+            },
+            (Some(Command::Limit(n)), _) => Barrier::Limit(*n as usize),
+            (Some(_), _) => Barrier::Other,
+            // Only streaming commands: the result shows the first `limit` rows (and says
+            // whether there were more).
+            (None, _) => Barrier::Limit(self.limit.saturating_add(1)),
+        };
+        Shape {
+            conjuncts,
+            simple,
+            defined,
+            barrier,
+        }
+    }
+
+    /// The event fields an expression reads (`bin`, `earliest` and `latest` read `@timestamp`).
+    pub fn expr_fields(e: &Expr) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        read_fields(e, &HashSet::new(), &mut out);
+        out
     }
 
     /// Whether the result shows the default columns (`@timestamp`, `@message`): the query has no
@@ -396,7 +437,7 @@ impl Plan {
                 Command::Stats { aggregates, by } => {
                     let mut s = StatsState::new(aggregates, by);
                     for r in &collected {
-                        s.add(self, r, 1);
+                        s.add(self, r, 1, true);
                     }
                     let (cols, rows) = s.finish(self);
                     columns = cols;
@@ -778,6 +819,60 @@ fn aggregate_args_only(e: &Expr) -> bool {
     }
 }
 
+/// Adds the fields `e` reads (and that `defined` does not hold) to `out`.
+fn read_fields(e: &Expr, defined: &HashSet<String>, out: &mut BTreeSet<String>) {
+    let _ = visit(e, &mut |x| {
+        match x {
+            Expr::Field { name, .. } if !defined.contains(name) => {
+                out.insert(name.clone());
+            }
+            Expr::Call { name, .. } if name == "bin" || name == "earliest" || name == "latest" => {
+                out.insert("@timestamp".to_string());
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+}
+
+fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::Binary {
+            op: BinOp::And,
+            left,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        e => out.push(e),
+    }
+}
+
+/// See [`Plan::shape`].
+pub struct Shape<'p> {
+    /// The conjuncts of the filters the query starts with: a row is kept only if each is true.
+    pub conjuncts: Vec<&'p Expr>,
+    /// Between those filters and the first barrier there are only `fields` and `display`: the
+    /// conjuncts alone decide which rows reach the barrier.
+    pub simple: bool,
+    /// Names those `fields` and `display` define (an alias, or an expression's text).
+    pub defined: HashSet<String>,
+    pub barrier: Barrier<'p>,
+}
+
+/// The first command that needs more than one row at a time.
+pub enum Barrier<'p> {
+    /// A `stats`: rows that read alike can be counted together ([`Execution::push_repeated`]).
+    Stats,
+    /// A `sort` whose first `n` rows are shown.
+    Sort { keys: &'p [SortKey], n: usize },
+    /// No more than this many rows are needed.
+    Limit(usize),
+    /// A `dedup`.
+    Other,
+}
+
 fn visit<'e>(
     e: &'e Expr,
     f: &mut dyn FnMut(&'e Expr) -> Result<(), QueryError>,
@@ -820,7 +915,7 @@ impl Execution<'_> {
             }
         }
         match &mut self.stats {
-            Some(s) => s.add(plan, &row, 1),
+            Some(s) => s.add(plan, &row, 1, true),
             None => {
                 self.collected.push(row);
                 if self.early_limit.is_some_and(|n| self.collected.len() >= n) {
@@ -856,8 +951,33 @@ impl Execution<'_> {
             }
         }
         if let Some(s) = &mut self.stats {
-            s.add(plan, &row, weight);
+            s.add(plan, &row, weight, false);
         }
+    }
+
+    /// Takes a row that `times` events share exactly (every field the query reads is equal):
+    /// what pushing it `times` times would give. With a `stats` as the first barrier (see
+    /// [`Plan::shape`]) the row is counted once with its multiplicity; otherwise it is pushed
+    /// `times` times.
+    pub fn push_repeated(&mut self, mut row: Row, times: u64) -> bool {
+        if self.stats.is_none() {
+            for _ in 1..times {
+                if !self.push(row.clone()) {
+                    return false;
+                }
+            }
+            return times == 0 || self.push(row);
+        }
+        let plan = self.plan;
+        for c in &plan.query.commands[..self.barrier] {
+            if !plan.apply_streaming(c, &mut row) {
+                return true;
+            }
+        }
+        if let Some(s) = &mut self.stats {
+            s.add(plan, &row, times, true);
+        }
+        true
     }
 
     pub fn finish(self) -> Table {
@@ -877,7 +997,8 @@ enum AggState {
     Avg((f64, f64), u64),
     Min(Option<Value>),
     Max(Option<Value>),
-    Pct(Vec<f64>, f64),
+    /// Values with how many events had each.
+    Pct(Vec<(f64, u64)>, f64),
     Stddev {
         n: u64,
         mean: f64,
@@ -919,7 +1040,12 @@ impl AggState {
         }
     }
 
-    fn add(&mut self, v: Value, ts: Option<i64>, weight: u64) {
+    /// Adds `v` for `weight` events: a pre-aggregated row's sum (`repeated` false: sums are
+    /// added once, counts by `weight`) or `weight` events that all had `v` (`repeated`).
+    fn add(&mut self, v: Value, ts: Option<i64>, weight: u64, repeated: bool) {
+        // Sums and running moments take the value once per event, in the order events give,
+        // so that repeated rows give exactly what the events one by one would.
+        let times = if repeated { weight } else { 1 };
         match self {
             AggState::Count { star: true, n } => *n += weight,
             AggState::Count { n, .. } => *n += if v.is_null() { 0 } else { weight },
@@ -931,12 +1057,16 @@ impl AggState {
             AggState::Sum(s) => {
                 if let Some(x) = v.as_f64() {
                     let acc = s.get_or_insert((0.0, 0.0));
-                    neumaier(acc, x);
+                    for _ in 0..times {
+                        neumaier(acc, x);
+                    }
                 }
             }
             AggState::Avg(s, n) => {
                 if let Some(x) = v.as_f64() {
-                    neumaier(s, x);
+                    for _ in 0..times {
+                        neumaier(s, x);
+                    }
                     *n += weight;
                 }
             }
@@ -958,15 +1088,17 @@ impl AggState {
             }
             AggState::Pct(vals, _) => {
                 if let Some(x) = v.as_f64() {
-                    vals.push(x);
+                    vals.push((x, times));
                 }
             }
             AggState::Stddev { n, mean, m2 } => {
                 if let Some(x) = v.as_f64() {
-                    *n += 1;
-                    let d = x - *mean;
-                    *mean += d / *n as f64;
-                    *m2 += d * (x - *mean);
+                    for _ in 0..times {
+                        *n += 1;
+                        let d = x - *mean;
+                        *mean += d / *n as f64;
+                        *m2 += d * (x - *mean);
+                    }
                 }
             }
             AggState::Earliest(e) => {
@@ -1003,10 +1135,18 @@ impl AggState {
                 if vals.is_empty() {
                     return Value::Null;
                 }
-                vals.sort_by(|a, b| a.total_cmp(b));
-                // Nearest rank.
-                let rank = ((*p / 100.0) * vals.len() as f64).ceil().max(1.0) as usize;
-                Value::Num(vals[rank.min(vals.len()) - 1])
+                vals.sort_by(|a, b| a.0.total_cmp(&b.0));
+                // Nearest rank, counting each value as often as events had it.
+                let total: u64 = vals.iter().map(|v| v.1).sum();
+                let rank = (((*p / 100.0) * total as f64).ceil().max(1.0) as u64).min(total);
+                let mut seen = 0;
+                for (x, n) in vals.iter() {
+                    seen += n;
+                    if seen >= rank {
+                        return Value::Num(*x);
+                    }
+                }
+                Value::Null
             }
             AggState::Stddev { n, m2, .. } => {
                 if *n < 2 {
@@ -1065,7 +1205,7 @@ impl<'q> StatsState<'q> {
 
     /// Adds a row standing for `weight` events (1, or the number of calls a pre-aggregated row
     /// sums, whose additive fields hold sums: see [`Plan::additive_stats`]).
-    fn add(&mut self, plan: &Plan, row: &Row, weight: u64) {
+    fn add(&mut self, plan: &Plan, row: &Row, weight: u64, repeated: bool) {
         let keys: Vec<Value> = self.by.iter().map(|b| plan.eval(&b.expr, row)).collect();
         let k: Vec<String> = keys.iter().map(Value::key).collect();
         let calls = &self.calls;
@@ -1085,7 +1225,7 @@ impl<'q> StatsState<'q> {
                 Some(a) => plan.eval(a, row),
                 None => Value::Null,
             };
-            state.add(v, ts, weight);
+            state.add(v, ts, weight, repeated);
         }
     }
 

@@ -7,6 +7,7 @@
 //! (`rows`). Reading the store or the files is the binary's business.
 
 mod ast;
+pub mod columnar;
 mod eval;
 mod flatten;
 mod lex;
@@ -15,7 +16,7 @@ pub mod rows;
 mod value;
 
 pub use ast::{BinOp, Command, Expr, Named, ParsePattern, Query, SortKey};
-pub use eval::{Execution, Plan, Row, Table, DEFAULT_LIMIT};
+pub use eval::{Barrier, Execution, Plan, Row, Shape, Table, DEFAULT_LIMIT};
 pub use flatten::{extract_fields, flatten_json, FieldSet};
 pub use parse::{closest, parse_query, QueryError};
 pub use value::{fmt_time, Value};

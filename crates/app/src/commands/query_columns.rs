@@ -1,0 +1,234 @@
+//! `query` over the store's column segments (`store::columns`): the segments of the days in
+//! range are read on every core, each through the core's `ColumnScan` (only the columns the
+//! query names; its leading filters decided per distinct value; a `stats` fed one row per
+//! distinct combination with its count), and the calls not in segments yet (each day's tail,
+//! or a damaged segment's calls) are read from SQLite. The answer is the one the rows give.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use bedrock_usage_core::query::columnar::{ColumnScan, Part, Scanned};
+use bedrock_usage_core::query::rows::StoreRows;
+use bedrock_usage_core::query::{Execution, Plan, Row};
+use bedrock_usage_core::time::MS_PER_DAY;
+use bedrock_usage_core::{Attributor, StoredInvocation};
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::sources::lines;
+use crate::store::columns::{self, Segment};
+use crate::store::{FactReader, StoreError};
+
+/// Reads the calls in `[since, until)` into `exec`, calling `observe(row, size, weight)` as the
+/// row path does (`weight`: calls read).
+#[allow(clippy::too_many_arguments)]
+pub fn read(
+    ctx: &Context,
+    store: &dyn FactReader,
+    db: &Path,
+    plan: &Plan,
+    wanted: &BTreeSet<String>,
+    default_columns: bool,
+    attributor: &Attributor,
+    (since, until): (Option<i64>, Option<i64>),
+    observe: &mut dyn FnMut(&Row, usize, u64),
+    exec: &mut Execution,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
+    let uid = store.store_uid()?;
+    let listing = columns::list(&columns::dir_for(db), &uid)?;
+    let last_id = store.last_call_id()?;
+    // Segments to read (with the range when it cuts their day), and tails: (day, after id).
+    let mut jobs: Vec<(&Segment, Option<(i64, i64)>)> = Vec::new();
+    let mut tails: Vec<(i64, i64, u64)> = Vec::new();
+    for (day, calls) in store.calls_per_day()? {
+        let end = day.saturating_add(MS_PER_DAY);
+        if end <= lo || day >= hi {
+            continue;
+        }
+        let range = (lo > day || hi < end).then_some((lo.max(day), hi.min(end)));
+        let (covered, chain_last) = listing.covered(day);
+        let chain = match listing.days.get(&day) {
+            Some(c) if covered <= calls => c.as_slice(),
+            _ => &[],
+        };
+        for s in chain {
+            if range.is_some_and(|(a, b)| s.max_ts < a || s.min_ts >= b) {
+                continue;
+            }
+            jobs.push((s, range));
+        }
+        let after = if chain.is_empty() { 0 } else { chain_last };
+        let behind = calls - if chain.is_empty() { 0 } else { covered };
+        if behind > 0 {
+            tails.push((day, after, behind));
+        }
+    }
+    let scan = ColumnScan::new(plan, wanted, default_columns);
+    let lookups = store.lookups()?;
+    let mut rows = StoreRows::new(
+        &ctx.catalog,
+        attributor,
+        &ctx.config.models,
+        wanted,
+        default_columns,
+    );
+    let stop = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let mut groups: HashMap<Vec<Part>, usize> = HashMap::new();
+    let mut grouped: Vec<(StoredInvocation, u64)> = Vec::new();
+    // Without a `stats`: the calls that reach the plan, which takes them in the order they were
+    // stored (as over the store's rows).
+    // (id, call, read from SQLite: counts as scanned here)
+    let mut numbered: Vec<(i64, StoredInvocation, bool)> = Vec::new();
+    let groups_mode = scan.groups();
+    // Calls read from SQLite: straight to a `stats`, else kept for the order.
+    let from_rows = |id: i64,
+                     inv: StoredInvocation,
+                     rows: &mut StoreRows,
+                     numbered: &mut Vec<(i64, StoredInvocation, bool)>,
+                     observe: &mut dyn FnMut(&Row, usize, u64),
+                     exec: &mut Execution| {
+        if groups_mode {
+            let (row, size) = rows.invocation(&inv);
+            observe(&row, size, 1);
+            exec.push(row);
+        } else {
+            numbered.push((id, inv, true));
+        }
+    };
+    let mut failed: Result<()> = Ok(());
+    let threads = lines::threads().min(jobs.len()).max(1);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Scanned, StoreError>)>(threads);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (jobs, scan, lookups, stop, next) = (&jobs, &scan, &lookups, &stop, &next);
+            s.spawn(move || {
+                let mut rows = StoreRows::new(
+                    &ctx.catalog,
+                    attributor,
+                    &ctx.config.models,
+                    wanted,
+                    default_columns,
+                );
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs.len() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let (seg, range) = jobs[i];
+                    let got = seg.load(scan.columns(range.is_some())).and_then(|cols| {
+                        scan.scan(&cols, range, &mut rows, lookups).map_err(|what| {
+                            StoreError::Segment {
+                                path: seg.path.clone(),
+                                what,
+                            }
+                        })
+                    });
+                    if tx.send((i, got)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Results in the segments' order, whatever order the threads finish in.
+        let mut waiting: BTreeMap<usize, Result<Scanned, StoreError>> = BTreeMap::new();
+        let mut due = 0;
+        for (i, got) in rx {
+            waiting.insert(i, got);
+            while let Some(got) = waiting.remove(&due) {
+                let seg = jobs[due].0;
+                due += 1;
+                if stop.load(Ordering::Relaxed) || failed.is_err() {
+                    continue;
+                }
+                let got = match got {
+                    Ok(g) => g,
+                    // A segment that does not read: its calls come from SQLite instead.
+                    Err(e @ (StoreError::Segment { .. } | StoreError::SegmentIo { .. })) => {
+                        warnings.push(format!(
+                            "{e}; its calls were read from the store row by row (`bedrock-usage store columns --rebuild` writes the segments again)"
+                        ));
+                        let range = jobs[due - 1]
+                            .1
+                            .unwrap_or((seg.day_ms, seg.day_ms + MS_PER_DAY));
+                        let by_id = last_id - seg.after < seg.rows as i64 * 4;
+                        failed = store
+                            .scan_calls(
+                                range.0,
+                                range.1,
+                                (seg.after, seg.last),
+                                by_id,
+                                &mut |id, inv| {
+                                    from_rows(id, inv, &mut rows, &mut numbered, observe, exec);
+                                    true
+                                },
+                            )
+                            .map_err(Into::into);
+                        continue;
+                    }
+                    Err(e) => {
+                        failed = Err(e.into());
+                        stop.store(true, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                observe(&Row::default(), 0, got.rows);
+                for inv in &got.samples {
+                    observe(&rows.invocation(inv).0, 0, 0);
+                }
+                for (key, inv, n) in got.groups {
+                    match groups.get(&key) {
+                        Some(&g) => grouped[g].1 += n,
+                        None => {
+                            groups.insert(key, grouped.len());
+                            grouped.push((inv, n));
+                        }
+                    }
+                }
+                numbered.extend(got.calls.into_iter().map(|(id, inv)| (id, inv, false)));
+            }
+        }
+    });
+    failed?;
+    for (inv, n) in grouped {
+        let (row, _) = rows.invocation(&inv);
+        exec.push_repeated(row, n);
+    }
+    let mut behind = 0;
+    for (day, after, n) in tails {
+        behind += n;
+        let range = (lo.max(day), hi.min(day + MS_PER_DAY));
+        let by_id = last_id - after < n as i64 * 4;
+        store.scan_calls(
+            range.0,
+            range.1,
+            (after, i64::MAX),
+            by_id,
+            &mut |id, inv| {
+                from_rows(id, inv, &mut rows, &mut numbered, observe, exec);
+                true
+            },
+        )?;
+    }
+    // In id order, the calls of every day together: the order the rows come in from SQLite.
+    numbered.sort_unstable_by_key(|c| c.0);
+    for (_, inv, read_here) in &numbered {
+        let (row, size) = rows.invocation(inv);
+        observe(&row, size, *read_here as u64);
+        if !exec.push(row) {
+            break;
+        }
+    }
+    if behind > 100_000 {
+        warnings.push(format!(
+            "{behind} calls are not in the store's column segments yet and were read row by row; `bedrock-usage store columns` writes them (ingest and sync do at their end)"
+        ));
+    }
+    Ok(())
+}
