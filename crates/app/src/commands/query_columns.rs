@@ -69,13 +69,16 @@ pub fn read(
     }
     let scan = ColumnScan::new(plan, wanted, default_columns);
     let lookups = store.lookups()?;
-    let mut rows = StoreRows::new(
-        &ctx.catalog,
-        attributor,
-        &ctx.config.models,
-        wanted,
-        default_columns,
-    );
+    let new_rows = || {
+        StoreRows::new(
+            &ctx.catalog,
+            attributor,
+            &ctx.config.models,
+            wanted,
+            default_columns,
+        )
+    };
+    let mut rows = new_rows();
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let mut groups: HashMap<Vec<Part>, usize> = HashMap::new();
@@ -107,14 +110,9 @@ pub fn read(
         for _ in 0..threads {
             let tx = tx.clone();
             let (jobs, scan, lookups, stop, next) = (&jobs, &scan, &lookups, &stop, &next);
+            let new_rows = &new_rows;
             s.spawn(move || {
-                let mut rows = StoreRows::new(
-                    &ctx.catalog,
-                    attributor,
-                    &ctx.config.models,
-                    wanted,
-                    default_columns,
-                );
+                let mut rows = new_rows();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= jobs.len() || stop.load(Ordering::Relaxed) {

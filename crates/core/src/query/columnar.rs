@@ -253,6 +253,12 @@ impl ColumnData {
 
     /// The column as bytes: a tag, then little-endian values (see [`ColumnData::decode`]).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let u64s = |out: &mut Vec<u8>, v: &mut dyn Iterator<Item = u64>, n: usize| {
+            out.extend_from_slice(&(n as u64).to_le_bytes());
+            for x in v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        };
         let u32s = |out: &mut Vec<u8>, v: &[u32]| {
             out.extend_from_slice(&(v.len() as u64).to_le_bytes());
             for x in v {
@@ -262,17 +268,11 @@ impl ColumnData {
         match self {
             ColumnData::Ints(Ints::I64(v)) => {
                 out.push(TAG_I64);
-                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                for x in v {
-                    out.extend_from_slice(&x.to_le_bytes());
-                }
+                u64s(out, &mut v.iter().map(|x| *x as u64), v.len());
             }
             ColumnData::Ints(Ints::U64(v)) => {
                 out.push(TAG_U64);
-                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                for x in v {
-                    out.extend_from_slice(&x.to_le_bytes());
-                }
+                u64s(out, &mut v.iter().copied(), v.len());
             }
             ColumnData::Ints(Ints::U32(v)) => {
                 out.push(TAG_U32);
@@ -308,23 +308,9 @@ impl ColumnData {
         let tag = r.u8()?;
         let col = match tag {
             TAG_I64 => {
-                let n = r.len(8)?;
-                ColumnData::Ints(Ints::I64(
-                    r.take(n * 8)?
-                        .chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
-                        .collect(),
-                ))
+                ColumnData::Ints(Ints::I64(r.u64s()?.into_iter().map(|x| x as i64).collect()))
             }
-            TAG_U64 => {
-                let n = r.len(8)?;
-                ColumnData::Ints(Ints::U64(
-                    r.take(n * 8)?
-                        .chunks_exact(8)
-                        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-                        .collect(),
-                ))
-            }
+            TAG_U64 => ColumnData::Ints(Ints::U64(r.u64s()?)),
             TAG_U32 => ColumnData::Ints(Ints::U32(r.u32s()?)),
             TAG_DICT => {
                 let n = r.len(1)?;
@@ -397,6 +383,14 @@ impl<'a> Reader<'a> {
             return Err(format!("says {n} items, more than its bytes hold"));
         }
         Ok(n as usize)
+    }
+    fn u64s(&mut self) -> Result<Vec<u64>, String> {
+        let n = self.len(8)?;
+        Ok(self
+            .take(n * 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect())
     }
     fn u32s(&mut self) -> Result<Vec<u32>, String> {
         let n = self.len(4)?;
