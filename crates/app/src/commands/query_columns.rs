@@ -4,12 +4,12 @@
 //! distinct combination with its count), and the calls not in segments yet (each day's tail,
 //! or a damaged segment's calls) are read from SQLite. The answer is the one the rows give.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use bedrock_usage_core::query::columnar::{ColumnScan, Part, Scanned};
+use bedrock_usage_core::query::columnar::{ColumnScan, Groups, Scanned};
 use bedrock_usage_core::query::rows::StoreRows;
 use bedrock_usage_core::query::{Execution, Plan, Row};
 use bedrock_usage_core::time::MS_PER_DAY;
@@ -81,8 +81,7 @@ pub fn read(
     let mut rows = new_rows();
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
-    let mut groups: HashMap<Vec<Part>, usize> = HashMap::new();
-    let mut grouped: Vec<(StoredInvocation, u64)> = Vec::new();
+    let mut merged = Groups::default();
     // Without a `stats`: the calls that reach the plan, which takes them in the order they were
     // stored (as over the store's rows).
     // (id, call, read from SQLite: counts as scanned here)
@@ -107,12 +106,15 @@ pub fn read(
     let threads = lines::threads().min(jobs.len()).max(1);
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<(usize, Result<Scanned, StoreError>)>(threads);
+        let mut handles = Vec::new();
         for _ in 0..threads {
             let tx = tx.clone();
             let (jobs, scan, lookups, stop, next) = (&jobs, &scan, &lookups, &stop, &next);
             let new_rows = &new_rows;
-            s.spawn(move || {
+            handles.push(s.spawn(move || {
                 let mut rows = new_rows();
+                // This thread's counts over all the segments it reads.
+                let mut groups = Groups::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= jobs.len() || stop.load(Ordering::Relaxed) {
@@ -120,7 +122,7 @@ pub fn read(
                     }
                     let (seg, range) = jobs[i];
                     let got = seg.load(scan.columns(range.is_some())).and_then(|cols| {
-                        scan.scan(&cols, range, &mut rows, lookups).map_err(|what| {
+                        scan.scan(&cols, range, &mut rows, lookups, &mut groups).map_err(|what| {
                             StoreError::Segment {
                                 path: seg.path.clone(),
                                 what,
@@ -131,7 +133,8 @@ pub fn read(
                         break;
                     }
                 }
-            });
+                groups
+            }));
         }
         drop(tx);
         // Results in the segments' order, whatever order the threads finish in.
@@ -180,20 +183,23 @@ pub fn read(
                 for inv in &got.samples {
                     observe(&rows.invocation(inv).0, 0, 0);
                 }
-                for (key, inv, n) in got.groups {
-                    match groups.get(&key) {
-                        Some(&g) => grouped[g].1 += n,
-                        None => {
-                            groups.insert(key, grouped.len());
-                            grouped.push((inv, n));
-                        }
+                numbered.extend(got.calls.into_iter().map(|(id, inv)| (id, inv, false)));
+            }
+        }
+        for h in handles {
+            match h.join() {
+                Ok(g) if merged.is_empty() => merged = g,
+                Ok(g) => {
+                    for (k, n) in g {
+                        *merged.entry(k).or_insert(0) += n;
                     }
                 }
-                numbered.extend(got.calls.into_iter().map(|(id, inv)| (id, inv, false)));
+                Err(_) => failed = Err(crate::error::Error::Invalid("a query thread panicked".into())),
             }
         }
     });
     failed?;
+    let grouped = scan.grouped(merged, &lookups).map_err(StoreError::Inconsistent)?;
     for (inv, n) in grouped {
         let (row, _) = rows.invocation(&inv);
         exec.push_repeated(row, n);

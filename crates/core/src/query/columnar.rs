@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 use super::eval::{Barrier, Plan};
 use super::rows::StoreRows;
@@ -670,7 +671,7 @@ pub struct Lookups {
 }
 
 /// A value of a group's key that means the same in every segment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
     N(u64),
     S(Option<String>),
@@ -683,9 +684,6 @@ pub struct Scanned {
     pub rows: u64,
     /// A few calls with the columns read, for telling which fields the calls have.
     pub samples: Vec<StoredInvocation>,
-    /// With a `stats`: each distinct combination of the columns read, a call that has it, and
-    /// how many calls do.
-    pub groups: Vec<(Vec<Part>, StoredInvocation, u64)>,
     /// Otherwise: the calls that reach the plan, with their ids, in the segment's order.
     pub calls: Vec<(i64, StoredInvocation)>,
 }
@@ -705,6 +703,7 @@ pub struct ColumnScan<'p> {
     pushed: Vec<(Column, &'p Expr)>,
     constant: Vec<&'p Expr>,
     mode: Mode,
+    codes: SharedCodes,
 }
 
 /// Row fields for which the sort key is the column's own value.
@@ -776,6 +775,7 @@ impl<'p> ColumnScan<'p> {
             pushed,
             constant,
             mode,
+            codes: SharedCodes::default(),
         }
     }
 
@@ -806,13 +806,15 @@ impl<'p> ColumnScan<'p> {
     }
 
     /// Reads one segment (its columns from [`ColumnScan::columns`]); `range`: only the calls
-    /// in `[since, until)`.
+    /// in `[since, until)`. With a `stats` ([`ColumnScan::groups`]) the calls are counted into
+    /// `groups` (see [`ColumnScan::grouped`]).
     pub fn scan(
         &self,
         seg: &CallColumns,
         range: Option<(i64, i64)>,
         rows: &mut StoreRows,
         lookups: &Lookups,
+        groups: &mut Groups,
     ) -> Result<Scanned, String> {
         let mut sel: Vec<u32> = match (range, seg.ints(Column::Ts)) {
             (Some((a, b)), Some(ts)) => (0..seg.rows)
@@ -886,7 +888,7 @@ impl<'p> ColumnScan<'p> {
             }
         }
         match self.mode {
-            Mode::Groups => out.groups = self.group(seg, &sel, lookups)?,
+            Mode::Groups => self.group(seg, &sel, groups)?,
             Mode::Top { col, desc, n } => {
                 if let (Some(v), true) = (seg.ints(col), sel.len() > n && n > 0) {
                     let key = |i: u32| -> i128 {
@@ -979,64 +981,164 @@ impl<'p> ColumnScan<'p> {
         self.calls(seg, &picked, lookups)
     }
 
-    /// Counts the selected rows by the values of the columns read.
-    fn group(
-        &self,
-        seg: &CallColumns,
-        sel: &[u32],
-        lookups: &Lookups,
-    ) -> Result<Vec<(Vec<Part>, StoredInvocation, u64)>, String> {
+    /// Counts the selected rows into `groups` by the values of the columns read.
+    fn group(&self, seg: &CallColumns, sel: &[u32], groups: &mut Groups) -> Result<(), String> {
         let cols: Vec<Column> = self.needed.iter().collect();
-        // (calls, first row) per key.
-        let mut groups: HashMap<Box<[u64]>, (u64, u32), Fx> = HashMap::default();
-        match cols.as_slice() {
-            [] => {
-                if let Some(first) = sel.first() {
-                    groups.insert(Box::new([]), (sel.len() as u64, *first));
+        // Each column's per-row key under the codes every segment shares: texts translated
+        // once per distinct value, numbers as they are.
+        enum Key<'a> {
+            Value(&'a Ints),
+            Coded(&'a [u32], Vec<u64>),
+            Rows(Vec<u64>),
+        }
+        let mut keys = Vec::with_capacity(cols.len());
+        for c in &cols {
+            keys.push(match seg.get(*c) {
+                Some(ColumnData::Ints(v)) => Key::Value(v),
+                Some(ColumnData::Dict { codes, values }) => Key::Coded(
+                    codes,
+                    self.codes
+                        .translate(*c, &mut values.iter().map(|v| v.as_deref())),
+                ),
+                Some(ColumnData::Text { .. }) => {
+                    let mut texts = sel.iter().map(|i| seg.text(*c, *i as usize).flatten());
+                    Key::Rows(self.codes.translate(*c, &mut texts))
                 }
+                None => return Err(format!("the column {} was not read", c.name())),
+            });
+        }
+        let key_of = |k: &Key, i: u32, pos: usize| -> u64 {
+            match k {
+                Key::Value(v) => v.get(i as usize),
+                Key::Coded(codes, tr) => tr[codes[i as usize] as usize],
+                Key::Rows(tr) => tr[pos],
             }
-            [c] => {
-                // One column: count by its key without building a key per row.
-                let mut one: HashMap<u64, (u64, u32), Fx> = HashMap::default();
-                for i in sel {
-                    let e = one.entry(seg.key(*c, *i as usize)).or_insert((0, *i));
-                    e.0 += 1;
-                }
-                for (k, v) in one {
-                    groups.insert(Box::new([k]), v);
-                }
-            }
-            _ => {
-                let mut key: Vec<u64> = Vec::with_capacity(cols.len());
-                for i in sel {
-                    key.clear();
-                    key.extend(cols.iter().map(|c| seg.key(*c, *i as usize)));
-                    match groups.get_mut(key.as_slice()) {
-                        Some(e) => e.0 += 1,
-                        None => {
-                            groups.insert(key.clone().into_boxed_slice(), (1, *i));
-                        }
-                    }
+        };
+        let mut key: Vec<u64> = Vec::with_capacity(cols.len());
+        for (pos, i) in sel.iter().enumerate() {
+            key.clear();
+            key.extend(keys.iter().map(|k| key_of(k, *i, pos)));
+            match groups.get_mut(key.as_slice()) {
+                Some(n) => *n += 1,
+                None => {
+                    groups.insert(key.clone().into_boxed_slice(), 1);
                 }
             }
         }
-        let mut out: Vec<(u32, Vec<Part>, StoredInvocation, u64)> = groups
-            .into_values()
-            .map(|(n, first)| {
-                let i = first as usize;
+        Ok(())
+    }
+
+    /// The groups of every segment as calls with their counts, in the order of their values
+    /// (so that a run is repeatable whatever order the threads took).
+    pub fn grouped(
+        &self,
+        groups: Groups,
+        lookups: &Lookups,
+    ) -> Result<Vec<(StoredInvocation, u64)>, String> {
+        let cols: Vec<Column> = self.needed.iter().collect();
+        let mut out: Vec<(Vec<Part>, u64)> = groups
+            .into_iter()
+            .map(|(k, n)| {
                 let parts = cols
                     .iter()
-                    .map(|c| match seg.text(*c, i) {
-                        Some(t) => Part::S(t.map(str::to_string)),
-                        None => Part::N(seg.key(*c, i)),
+                    .zip(k.iter())
+                    .map(|(c, v)| match c.kind() {
+                        Kind::Dict | Kind::Text => Part::S(self.codes.value(*c, *v)),
+                        _ => Part::N(*v),
                     })
                     .collect();
-                Ok((first, parts, seg.call(self.needed, i, lookups)?, n))
+                (parts, n)
             })
-            .collect::<Result<_, String>>()?;
-        // In the segment's order, so that a run is repeatable.
-        out.sort_unstable_by_key(|g| g.0);
-        Ok(out.into_iter().map(|(_, p, inv, n)| (p, inv, n)).collect())
+            .collect();
+        out.sort_unstable();
+        out.into_iter()
+            .map(|(parts, n)| {
+                let mut inv = StoredInvocation::default();
+                for (c, p) in cols.iter().zip(parts) {
+                    fill_part(*c, p, &mut inv, lookups)?;
+                }
+                Ok((inv, n))
+            })
+            .collect()
+    }
+}
+
+/// Sets column `c` of `inv` to a group's value.
+fn fill_part(c: Column, p: Part, inv: &mut StoredInvocation, lookups: &Lookups) -> Result<(), String> {
+    let (n, text) = match p {
+        Part::N(n) => (n, None),
+        Part::S(t) => (0, t),
+    };
+    match c {
+        Column::Seq => {}
+        Column::Ts => inv.timestamp_ms = n as i64,
+        Column::RequestId => inv.request_id = text.unwrap_or_default(),
+        Column::Identity => {
+            let id = n as i64;
+            inv.identity = lookups
+                .identities
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| format!("a call names identity {id}, which is not stored"))?;
+            inv.identity_id = id;
+        }
+        Column::Model => {
+            let id = n as i64;
+            inv.model_id = lookups
+                .models
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| format!("a call names model {id}, which is not stored"))?;
+            inv.model_ref = id;
+        }
+        Column::Account => inv.account_id = text.unwrap_or_default(),
+        Column::Region => inv.region = text.unwrap_or_default(),
+        Column::InferenceRegion => inv.inference_region = text,
+        Column::Operation => inv.operation = text.unwrap_or_default(),
+        Column::ErrorCode => inv.error_code = text,
+        Column::Metadata => inv.request_metadata = text,
+        Column::Input => inv.tokens.input = n,
+        Column::Output => inv.tokens.output = n,
+        Column::CacheRead => inv.tokens.cache_read = n,
+        Column::CacheWrite5m => inv.tokens.cache_write_5m = n,
+        Column::CacheWrite1h => inv.tokens.cache_write_1h = n,
+    }
+    Ok(())
+}
+
+/// Calls counted by the values of the columns a query reads (texts under [`SharedCodes`]).
+pub type Groups = HashMap<Box<[u64]>, u64, Fx>;
+
+/// Codes for the texts of a query's columns that mean the same in every segment.
+#[derive(Default)]
+pub struct SharedCodes {
+    cols: Mutex<HashMap<Column, (HashMap<Option<String>, u64>, Vec<Option<String>>)>>,
+}
+
+impl SharedCodes {
+    /// The shared code of each text, in order.
+    fn translate(&self, c: Column, texts: &mut dyn Iterator<Item = Option<&str>>) -> Vec<u64> {
+        let mut all = self.cols.lock().unwrap_or_else(|p| p.into_inner());
+        let (index, values) = all.entry(c).or_default();
+        texts
+            .map(|t| {
+                let key = t.map(str::to_string);
+                if let Some(code) = index.get(&key) {
+                    return *code;
+                }
+                let code = values.len() as u64;
+                values.push(key.clone());
+                index.insert(key, code);
+                code
+            })
+            .collect()
+    }
+
+    fn value(&self, c: Column, code: u64) -> Option<String> {
+        let all = self.cols.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(&c)
+            .and_then(|(_, v)| v.get(code as usize).cloned())
+            .flatten()
     }
 }
 
