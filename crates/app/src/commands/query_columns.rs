@@ -122,12 +122,11 @@ pub fn read(
                     }
                     let (seg, range) = jobs[i];
                     let got = seg.load(scan.columns(range.is_some())).and_then(|cols| {
-                        scan.scan(&cols, range, &mut rows, lookups, &mut groups).map_err(|what| {
-                            StoreError::Segment {
+                        scan.scan(&cols, range, &mut rows, lookups, &mut groups)
+                            .map_err(|what| StoreError::Segment {
                                 path: seg.path.clone(),
                                 what,
-                            }
-                        })
+                            })
                     });
                     if tx.send((i, got)).is_err() {
                         break;
@@ -189,17 +188,19 @@ pub fn read(
         for h in handles {
             match h.join() {
                 Ok(g) if merged.is_empty() => merged = g,
-                Ok(g) => {
-                    for (k, n) in g {
-                        *merged.entry(k).or_insert(0) += n;
-                    }
+                Ok(g) => merged.merge(g),
+                Err(_) => {
+                    failed = Err(crate::error::Error::Invalid(
+                        "a query thread panicked".into(),
+                    ))
                 }
-                Err(_) => failed = Err(crate::error::Error::Invalid("a query thread panicked".into())),
             }
         }
     });
     failed?;
-    let grouped = scan.grouped(merged, &lookups).map_err(StoreError::Inconsistent)?;
+    let grouped = scan
+        .grouped(merged, &lookups)
+        .map_err(StoreError::Inconsistent)?;
     for (inv, n) in grouped {
         let (row, _) = rows.invocation(&inv);
         exec.push_repeated(row, n);

@@ -1014,14 +1014,26 @@ impl<'p> ColumnScan<'p> {
                 Key::Rows(tr) => tr[pos],
             }
         };
+        if let (Some(a), true) = (keys.first(), keys.len() <= 2) {
+            // One or two columns (most queries): a key of two numbers, no allocation per call.
+            let b = keys.get(1);
+            for (pos, i) in sel.iter().enumerate() {
+                let k = Pair(
+                    key_of(a, *i, pos),
+                    b.map(|b| key_of(b, *i, pos)).unwrap_or(0),
+                );
+                *groups.narrow.entry(k).or_insert(0) += 1;
+            }
+            return Ok(());
+        }
         let mut key: Vec<u64> = Vec::with_capacity(cols.len());
         for (pos, i) in sel.iter().enumerate() {
             key.clear();
             key.extend(keys.iter().map(|k| key_of(k, *i, pos)));
-            match groups.get_mut(key.as_slice()) {
+            match groups.wide.get_mut(key.as_slice()) {
                 Some(n) => *n += 1,
                 None => {
-                    groups.insert(key.clone().into_boxed_slice(), 1);
+                    groups.wide.insert(key.clone().into_boxed_slice(), 1);
                 }
             }
         }
@@ -1037,7 +1049,7 @@ impl<'p> ColumnScan<'p> {
     ) -> Result<Vec<(StoredInvocation, u64)>, String> {
         let cols: Vec<Column> = self.needed.iter().collect();
         let mut out: Vec<(Vec<Part>, u64)> = groups
-            .into_iter()
+            .into_keys()
             .map(|(k, n)| {
                 let parts = cols
                     .iter()
@@ -1064,7 +1076,12 @@ impl<'p> ColumnScan<'p> {
 }
 
 /// Sets column `c` of `inv` to a group's value.
-fn fill_part(c: Column, p: Part, inv: &mut StoredInvocation, lookups: &Lookups) -> Result<(), String> {
+fn fill_part(
+    c: Column,
+    p: Part,
+    inv: &mut StoredInvocation,
+    lookups: &Lookups,
+) -> Result<(), String> {
     let (n, text) = match p {
         Part::N(n) => (n, None),
         Part::S(t) => (0, t),
@@ -1107,7 +1124,47 @@ fn fill_part(c: Column, p: Part, inv: &mut StoredInvocation, lookups: &Lookups) 
 }
 
 /// Calls counted by the values of the columns a query reads (texts under [`SharedCodes`]).
-pub type Groups = HashMap<Box<[u64]>, u64, Fx>;
+#[derive(Default)]
+pub struct Groups {
+    /// Keys of one or two columns (the second 0 for one).
+    narrow: HashMap<Pair, u64, Fx>,
+    wide: HashMap<Box<[u64]>, u64, Fx>,
+}
+
+/// Two numbers as a hash key, hashed as two words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Pair(u64, u64);
+
+impl std::hash::Hash for Pair {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+        state.write_u64(self.1);
+    }
+}
+
+impl Groups {
+    pub fn is_empty(&self) -> bool {
+        self.narrow.is_empty() && self.wide.is_empty()
+    }
+
+    /// Adds another thread's counts.
+    pub fn merge(&mut self, other: Groups) {
+        for (k, n) in other.narrow {
+            *self.narrow.entry(k).or_insert(0) += n;
+        }
+        for (k, n) in other.wide {
+            *self.wide.entry(k).or_insert(0) += n;
+        }
+    }
+
+    /// Every key (as many numbers as columns: `cols`) with its count.
+    fn into_keys(self) -> impl Iterator<Item = (Vec<u64>, u64)> {
+        self.narrow
+            .into_iter()
+            .map(|(k, n)| (vec![k.0, k.1], n))
+            .chain(self.wide.into_iter().map(|(k, n)| (k.into_vec(), n)))
+    }
+}
 
 /// Codes for the texts of a query's columns that mean the same in every segment.
 #[derive(Default)]
