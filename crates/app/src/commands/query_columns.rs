@@ -188,7 +188,7 @@ pub fn read(
         for h in handles {
             match h.join() {
                 Ok(g) if merged.is_empty() => merged = g,
-                Ok(g) => merged.merge(g),
+                Ok(g) => scan.merge(&mut merged, g),
                 Err(_) => {
                     failed = Err(crate::error::Error::Invalid(
                         "a query thread panicked".into(),

@@ -23,6 +23,8 @@ const QUERIES: &[&str] = &[
     "fields @timestamp, @message | limit 5",
     "filter @timestamp >= 1762300800000 and input.inputTokenCount < 3000 | fields requestId | sort requestId | limit 50",
     "stats earliest(requestId) as first, latest(requestId) as last, count_distinct(requestId) as calls",
+    "stats count(*) as n, max(input.inputTokenCount) as hi, min(output.outputTokenCount) as lo, count(output.outputTokenCount) as c by developer, operation",
+    "filter operation != 'Converse' | stats max(input.cacheReadInputTokenCount) as m, avg(output.outputTokenCount) as a by modelId, region, operation",
 ];
 
 /// The answers that do not depend on the order calls were stored in (stats, and sorts with no

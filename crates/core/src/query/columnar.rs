@@ -704,6 +704,10 @@ pub struct ColumnScan<'p> {
     constant: Vec<&'p Expr>,
     mode: Mode,
     codes: SharedCodes,
+    /// With a `stats`: the columns calls are counted by, and count columns read only by `max`
+    /// (true) or only by `min` (false), of which each group keeps its one extreme value.
+    key_cols: ColumnSet,
+    reduced: Vec<(Column, bool)>,
 }
 
 /// Row fields for which the sort key is the column's own value.
@@ -769,6 +773,26 @@ impl<'p> ColumnScan<'p> {
             Barrier::Limit(n) if decided => Mode::Rows { cap: Some(n) },
             _ => Mode::Rows { cap: None },
         };
+        // A count column whose only field is read by `max` alone (or `min` alone, `count` aside)
+        // need not split groups: each keeps its extreme value.
+        let (mut key_cols, mut reduced) = (needed, Vec::new());
+        if let (Mode::Groups, Some(uses)) = (&mode, plan.stats_uses()) {
+            for w in wanted {
+                let (Some(col), Some(Some(calls))) = (sort_column(w), uses.get(w)) else {
+                    continue;
+                };
+                let others = wanted
+                    .iter()
+                    .filter(|o| *o != w)
+                    .any(|o| field_columns(o).contains(col));
+                let max = calls.iter().all(|c| c == "max" || c == "count");
+                let min = calls.iter().all(|c| c == "min" || c == "count");
+                if col != Column::Ts && !others && (max || min) && reduced.len() < REDUCED {
+                    reduced.push((col, max));
+                    key_cols = ColumnSet(key_cols.0 & !(1 << col.index()));
+                }
+            }
+        }
         ColumnScan {
             plan,
             needed,
@@ -776,6 +800,8 @@ impl<'p> ColumnScan<'p> {
             constant,
             mode,
             codes: SharedCodes::default(),
+            key_cols,
+            reduced,
         }
     }
 
@@ -800,9 +826,26 @@ impl<'p> ColumnScan<'p> {
         s
     }
 
-    /// Whether the plan counts rows together (a `stats`): [`Scanned::groups`] is filled.
+    /// Whether the plan counts rows together (a `stats`): [`ColumnScan::scan`] counts into
+    /// its `groups`.
     pub fn groups(&self) -> bool {
         matches!(self.mode, Mode::Groups)
+    }
+
+    /// Adds another thread's counts to `into`.
+    pub fn merge(&self, into: &mut Groups, other: Groups) {
+        for (k, a) in other.narrow {
+            into.narrow
+                .entry(k)
+                .or_insert(Agg::new(&self.reduced))
+                .merge(&a, &self.reduced);
+        }
+        for (k, a) in other.wide {
+            into.wide
+                .entry(k)
+                .or_insert(Agg::new(&self.reduced))
+                .merge(&a, &self.reduced);
+        }
     }
 
     /// Reads one segment (its columns from [`ColumnScan::columns`]); `range`: only the calls
@@ -963,17 +1006,36 @@ impl<'p> ColumnScan<'p> {
     ) -> Result<Vec<StoredInvocation>, String> {
         let mut picked: Vec<u32> = sel.first().copied().into_iter().collect();
         for c in self.needed.iter() {
-            if !matches!(c.kind(), Kind::Dict | Kind::Id) {
-                continue;
-            }
-            let mut seen: HashMap<u64, (), Fx> = HashMap::default();
-            for i in sel {
-                if seen.len() >= 50 || picked.len() >= 200 {
-                    break;
+            match seg.get(c) {
+                // The first call of each text (a pass over the codes, stopping once each is seen).
+                Some(ColumnData::Dict { codes, values }) => {
+                    let mut seen = vec![false; values.len()];
+                    let mut left = values.len().min(50);
+                    for i in sel {
+                        if left == 0 || picked.len() >= 200 {
+                            break;
+                        }
+                        let code = codes[*i as usize] as usize;
+                        if !seen[code] {
+                            seen[code] = true;
+                            left -= 1;
+                            picked.push(*i);
+                        }
+                    }
                 }
-                if seen.insert(seg.key(c, *i as usize), ()).is_none() {
-                    picked.push(*i);
+                // Identities and models: the first few thousand calls are enough to tell.
+                Some(ColumnData::Ints(_)) if c.kind() == Kind::Id => {
+                    let mut seen: HashMap<u64, (), Fx> = HashMap::default();
+                    for i in sel.iter().take(4096) {
+                        if seen.len() >= 50 || picked.len() >= 200 {
+                            break;
+                        }
+                        if seen.insert(seg.key(c, *i as usize), ()).is_none() {
+                            picked.push(*i);
+                        }
+                    }
                 }
+                _ => {}
             }
         }
         picked.sort_unstable();
@@ -983,15 +1045,27 @@ impl<'p> ColumnScan<'p> {
 
     /// Counts the selected rows into `groups` by the values of the columns read.
     fn group(&self, seg: &CallColumns, sel: &[u32], groups: &mut Groups) -> Result<(), String> {
-        let cols: Vec<Column> = self.needed.iter().collect();
-        // Each column's per-row key under the codes every segment shares: texts translated
-        // once per distinct value, numbers as they are.
-        enum Key<'a> {
-            Value(&'a Ints),
-            Coded(&'a [u32], Vec<u64>),
-            Rows(Vec<u64>),
+        let cols: Vec<Column> = self.key_cols.iter().collect();
+        let mut extremes: Vec<(&Ints, bool)> = Vec::new();
+        for (c, max) in &self.reduced {
+            match seg.ints(*c) {
+                Some(v) => extremes.push((v, *max)),
+                None => return Err(format!("the column {} was not read", c.name())),
+            }
         }
-        let mut keys = Vec::with_capacity(cols.len());
+        let fresh = Agg::new(&self.reduced);
+        let add = |agg: &mut Agg, i: u32| {
+            agg.n += 1;
+            for (j, (v, max)) in extremes.iter().enumerate() {
+                let x = v.get(i as usize);
+                agg.r[j] = if *max {
+                    agg.r[j].max(x)
+                } else {
+                    agg.r[j].min(x)
+                };
+            }
+        };
+        let mut keys: Vec<Key> = Vec::with_capacity(cols.len());
         for c in &cols {
             keys.push(match seg.get(*c) {
                 Some(ColumnData::Ints(v)) => Key::Value(v),
@@ -1007,22 +1081,18 @@ impl<'p> ColumnScan<'p> {
                 None => return Err(format!("the column {} was not read", c.name())),
             });
         }
-        let key_of = |k: &Key, i: u32, pos: usize| -> u64 {
-            match k {
-                Key::Value(v) => v.get(i as usize),
-                Key::Coded(codes, tr) => tr[codes[i as usize] as usize],
-                Key::Rows(tr) => tr[pos],
-            }
-        };
         if let (Some(a), true) = (keys.first(), keys.len() <= 2) {
             // One or two columns (most queries): a key of two numbers, no allocation per call.
             let b = keys.get(1);
+            if self.reduced.is_empty() && self.count_dense(a, b, sel, groups) {
+                return Ok(());
+            }
             for (pos, i) in sel.iter().enumerate() {
                 let k = Pair(
                     key_of(a, *i, pos),
                     b.map(|b| key_of(b, *i, pos)).unwrap_or(0),
                 );
-                *groups.narrow.entry(k).or_insert(0) += 1;
+                add(groups.narrow.entry(k).or_insert(fresh), *i);
             }
             return Ok(());
         }
@@ -1031,13 +1101,55 @@ impl<'p> ColumnScan<'p> {
             key.clear();
             key.extend(keys.iter().map(|k| key_of(k, *i, pos)));
             match groups.wide.get_mut(key.as_slice()) {
-                Some(n) => *n += 1,
+                Some(agg) => add(agg, *i),
                 None => {
-                    groups.wide.insert(key.clone().into_boxed_slice(), 1);
+                    let mut agg = fresh;
+                    add(&mut agg, *i);
+                    groups.wide.insert(key.clone().into_boxed_slice(), agg);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Counts by one or two columns of few distinct values in an array (no hashing per call):
+    /// false when their values span too much for that.
+    fn count_dense(&self, a: &Key, b: Option<&Key>, sel: &[u32], groups: &mut Groups) -> bool {
+        if sel.is_empty() || matches!(a, Key::Rows(_)) || matches!(b, Some(Key::Rows(_))) {
+            return false;
+        }
+        let span = |k: &Key| -> (u64, u64) {
+            sel.iter().fold((u64::MAX, 0), |(lo, hi), i| {
+                let x = k.local(*i);
+                (lo.min(x), hi.max(x))
+            })
+        };
+        let (amin, amax) = span(a);
+        let (bmin, bmax) = b.map(span).unwrap_or((0, 0));
+        let (wa, wb) = (amax - amin + 1, bmax - bmin + 1);
+        let limit = (sel.len() as u64 * 2).max(4096);
+        if wa.checked_mul(wb).is_none_or(|cells| cells > limit) {
+            return false;
+        }
+        let mut counts = vec![0u64; (wa * wb) as usize];
+        match b {
+            None => {
+                for i in sel {
+                    counts[(a.local(*i) - amin) as usize] += 1;
+                }
+            }
+            Some(b) => {
+                for i in sel {
+                    counts[((a.local(*i) - amin) * wb + (b.local(*i) - bmin)) as usize] += 1;
+                }
+            }
+        }
+        for (cell, n) in counts.into_iter().enumerate().filter(|c| c.1 > 0) {
+            let (x, y) = (cell as u64 / wb + amin, cell as u64 % wb + bmin);
+            let k = Pair(a.global(x), b.map(|b| b.global(y)).unwrap_or(0));
+            groups.narrow.entry(k).or_insert(Agg::new(&[])).n += n;
+        }
+        true
     }
 
     /// The groups of every segment as calls with their counts, in the order of their values
@@ -1047,11 +1159,11 @@ impl<'p> ColumnScan<'p> {
         groups: Groups,
         lookups: &Lookups,
     ) -> Result<Vec<(StoredInvocation, u64)>, String> {
-        let cols: Vec<Column> = self.needed.iter().collect();
+        let cols: Vec<Column> = self.key_cols.iter().collect();
         let mut out: Vec<(Vec<Part>, u64)> = groups
             .into_keys()
-            .map(|(k, n)| {
-                let parts = cols
+            .map(|(k, agg)| {
+                let mut parts: Vec<Part> = cols
                     .iter()
                     .zip(k.iter())
                     .map(|(c, v)| match c.kind() {
@@ -1059,19 +1171,63 @@ impl<'p> ColumnScan<'p> {
                         _ => Part::N(*v),
                     })
                     .collect();
-                (parts, n)
+                parts.extend(agg.r[..self.reduced.len()].iter().map(|v| Part::N(*v)));
+                (parts, agg.n)
             })
             .collect();
         out.sort_unstable();
+        let all: Vec<Column> = cols
+            .iter()
+            .copied()
+            .chain(self.reduced.iter().map(|r| r.0))
+            .collect();
         out.into_iter()
             .map(|(parts, n)| {
                 let mut inv = StoredInvocation::default();
-                for (c, p) in cols.iter().zip(parts) {
+                for (c, p) in all.iter().zip(parts) {
                     fill_part(*c, p, &mut inv, lookups)?;
                 }
                 Ok((inv, n))
             })
             .collect()
+    }
+}
+
+/// A column's per-call key under the codes every segment shares: texts translated once per
+/// distinct value, numbers as they are.
+enum Key<'a> {
+    Value(&'a Ints),
+    Coded(&'a [u32], Vec<u64>),
+    /// A text per call (request ids), translated call by call.
+    Rows(Vec<u64>),
+}
+
+impl Key<'_> {
+    /// Call `i`'s key before translation (a number, or the segment's code).
+    #[inline]
+    fn local(&self, i: u32) -> u64 {
+        match self {
+            Key::Value(v) => v.get(i as usize),
+            Key::Coded(codes, _) => codes[i as usize] as u64,
+            Key::Rows(_) => i as u64,
+        }
+    }
+
+    /// A key of [`Key::local`] under the shared codes.
+    #[inline]
+    fn global(&self, local: u64) -> u64 {
+        match self {
+            Key::Coded(_, tr) => tr[local as usize],
+            _ => local,
+        }
+    }
+}
+
+fn key_of(k: &Key, i: u32, pos: usize) -> u64 {
+    match k {
+        Key::Value(v) => v.get(i as usize),
+        Key::Coded(codes, tr) => tr[codes[i as usize] as usize],
+        Key::Rows(tr) => tr[pos],
     }
 }
 
@@ -1127,8 +1283,39 @@ fn fill_part(
 #[derive(Default)]
 pub struct Groups {
     /// Keys of one or two columns (the second 0 for one).
-    narrow: HashMap<Pair, u64, Fx>,
-    wide: HashMap<Box<[u64]>, u64, Fx>,
+    narrow: HashMap<Pair, Agg, Fx>,
+    wide: HashMap<Box<[u64]>, Agg, Fx>,
+}
+
+/// Count columns a group keeps one extreme value of, at most.
+const REDUCED: usize = 4;
+
+/// A group's calls and the extreme values it keeps (see [`ColumnScan`]'s `reduced`).
+#[derive(Clone, Copy)]
+struct Agg {
+    n: u64,
+    r: [u64; REDUCED],
+}
+
+impl Agg {
+    fn new(reduced: &[(Column, bool)]) -> Agg {
+        let mut r = [0; REDUCED];
+        for (j, (_, max)) in reduced.iter().enumerate() {
+            r[j] = if *max { 0 } else { u64::MAX };
+        }
+        Agg { n: 0, r }
+    }
+
+    fn merge(&mut self, o: &Agg, reduced: &[(Column, bool)]) {
+        self.n += o.n;
+        for (j, (_, max)) in reduced.iter().enumerate() {
+            self.r[j] = if *max {
+                self.r[j].max(o.r[j])
+            } else {
+                self.r[j].min(o.r[j])
+            };
+        }
+    }
 }
 
 /// Two numbers as a hash key, hashed as two words.
@@ -1147,18 +1334,8 @@ impl Groups {
         self.narrow.is_empty() && self.wide.is_empty()
     }
 
-    /// Adds another thread's counts.
-    pub fn merge(&mut self, other: Groups) {
-        for (k, n) in other.narrow {
-            *self.narrow.entry(k).or_insert(0) += n;
-        }
-        for (k, n) in other.wide {
-            *self.wide.entry(k).or_insert(0) += n;
-        }
-    }
-
-    /// Every key (as many numbers as columns: `cols`) with its count.
-    fn into_keys(self) -> impl Iterator<Item = (Vec<u64>, u64)> {
+    /// Every key (as many numbers as columns: `cols`) with its calls.
+    fn into_keys(self) -> impl Iterator<Item = (Vec<u64>, Agg)> {
         self.narrow
             .into_iter()
             .map(|(k, n)| (vec![k.0, k.1], n))

@@ -333,6 +333,84 @@ impl Plan {
         }
     }
 
+    /// How the query reads each event field up to its first `stats`, when that `stats` is its
+    /// first barrier: the aggregate calls (`max`, `min`, `count`) that take the field as their
+    /// whole argument, or `None` when the field is read any other way (a filter, a `by`, an
+    /// expression). Fields read only by `max` (or only by `min`) need each group's largest (or
+    /// smallest) value only.
+    pub fn stats_uses(&self) -> Option<HashMap<String, Option<BTreeSet<String>>>> {
+        let cmds = &self.query.commands;
+        let barrier = self.start().barrier;
+        let Some(Command::Stats { aggregates, by }) = cmds.get(barrier) else {
+            return None;
+        };
+        let mut uses: HashMap<String, Option<BTreeSet<String>>> = HashMap::new();
+        let other = |e: &Expr, uses: &mut HashMap<String, Option<BTreeSet<String>>>| {
+            for f in Plan::expr_fields(e) {
+                uses.insert(f, None);
+            }
+        };
+        for c in &cmds[..barrier] {
+            match c {
+                Command::Fields(v) | Command::Display(v) => {
+                    v.iter().for_each(|n| other(&n.expr, &mut uses))
+                }
+                Command::Filter(e) => other(e, &mut uses),
+                Command::Parse { field, .. } => other(field, &mut uses),
+                _ => return None,
+            }
+        }
+        for n in by {
+            other(&n.expr, &mut uses);
+        }
+        fn walk(e: &Expr, uses: &mut HashMap<String, Option<BTreeSet<String>>>) {
+            match e {
+                Expr::Call { name, args, .. }
+                    if matches!(name.as_str(), "max" | "min" | "count") && args.len() == 1 =>
+                {
+                    if let Expr::Field { name: f, .. } = &args[0] {
+                        match uses.entry(f.clone()) {
+                            std::collections::hash_map::Entry::Occupied(mut o) => {
+                                if let Some(set) = o.get_mut() {
+                                    set.insert(name.clone());
+                                }
+                            }
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert(Some(BTreeSet::from([name.clone()])));
+                            }
+                        }
+                    } else {
+                        for f in Plan::expr_fields(e) {
+                            uses.insert(f, None);
+                        }
+                    }
+                }
+                Expr::Call { name, args, .. }
+                    if name == "earliest" || name == "latest" || name == "bin" =>
+                {
+                    uses.insert("@timestamp".into(), None);
+                    args.iter().for_each(|a| walk(a, uses));
+                }
+                Expr::Field { name, .. } => {
+                    uses.insert(name.clone(), None);
+                }
+                Expr::Not(x) | Expr::Neg(x) => walk(x, uses),
+                Expr::Binary { left, right, .. } => {
+                    walk(left, uses);
+                    walk(right, uses);
+                }
+                Expr::Call { args, .. } | Expr::List(args) => {
+                    args.iter().for_each(|a| walk(a, uses))
+                }
+                _ => {}
+            }
+        }
+        for n in aggregates {
+            walk(&n.expr, &mut uses);
+        }
+        Some(uses)
+    }
+
     /// The event fields an expression reads (`bin`, `earliest` and `latest` read `@timestamp`).
     pub fn expr_fields(e: &Expr) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
