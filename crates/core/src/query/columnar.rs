@@ -1343,10 +1343,13 @@ impl Groups {
     }
 }
 
+/// Each text's code, and the texts by code.
+type CodeTable = (HashMap<Option<String>, u64>, Vec<Option<String>>);
+
 /// Codes for the texts of a query's columns that mean the same in every segment.
 #[derive(Default)]
 pub struct SharedCodes {
-    cols: Mutex<HashMap<Column, (HashMap<Option<String>, u64>, Vec<Option<String>>)>>,
+    cols: Mutex<HashMap<Column, CodeTable>>,
 }
 
 impl SharedCodes {
