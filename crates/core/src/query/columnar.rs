@@ -1127,7 +1127,7 @@ impl<'p> ColumnScan<'p> {
         let (amin, amax) = span(a);
         let (bmin, bmax) = b.map(span).unwrap_or((0, 0));
         let (wa, wb) = (amax - amin + 1, bmax - bmin + 1);
-        let limit = (sel.len() as u64 * 2).max(4096);
+        let limit = (sel.len() as u64 * 8).max(1 << 20);
         if wa.checked_mul(wb).is_none_or(|cells| cells > limit) {
             return false;
         }

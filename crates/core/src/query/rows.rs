@@ -243,41 +243,55 @@ impl<'a> StoreRows<'a> {
         (row, size)
     }
 
-    /// A rollup fact as a pre-aggregated row (it stands for `r.calls` calls). Every rollup
-    /// field is set: the plan reads only those it needs.
+    /// A rollup fact as a pre-aggregated row (it stands for `r.calls` calls), with the rollup
+    /// fields the plan reads.
     pub fn fact(&mut self, facts: &FactSet, r: &FactRow) -> Row {
         let raw = &facts.model_ids[r.model];
         let identity = &facts.identities[r.identity];
         let t = &r.tokens;
         let mut row = Row::default();
-        row.set("@timestamp", Value::Time(r.bucket_ms));
+        let (wanted, default_columns) = (self.wanted, self.default_columns);
+        let want = |n: &str| wants(wanted, default_columns, n);
+        let mut put = |n: &str, v: &dyn Fn() -> Value| {
+            if want(n) {
+                row.set(n, v());
+            }
+        };
+        put("@timestamp", &|| Value::Time(r.bucket_ms));
         if !identity.principal.is_empty() {
-            row.set("identity.arn", Value::Str(identity.principal.clone()));
+            put("identity.arn", &|| Value::Str(identity.principal.clone()));
         }
-        row.set("modelId", Value::Str(raw.clone()));
-        row.set("region", Value::Str(facts.strings[r.region].clone()));
-        row.set("operation", Value::Str(facts.strings[r.operation].clone()));
-        let a = self
-            .attributions
-            .entry(r.identity as i64)
-            .or_insert_with(|| self.attributor.attribute(identity));
-        put_attribution(&mut |n: &str, v: &dyn Fn() -> Value| row.set(n, v()), a);
-        let m = self
-            .models
-            .entry(r.model as i64)
-            .or_insert_with(|| normalize_model_id(raw, self.app_profiles));
-        row.set(
-            "model",
-            Value::Str(m.key.clone().unwrap_or_else(|| raw.clone())),
-        );
-        put_tokens(&mut |n: &str, v: &dyn Fn() -> Value| row.set(n, v()), t);
-        let day = r.bucket_ms.div_euclid(MS_PER_DAY);
-        if let Ok(c) = self
-            .catalog
-            .price(m, raw, &facts.strings[r.region], day, t, r.input_band)
-        {
-            row.set("cost_usd", usd(c));
+        put("modelId", &|| Value::Str(raw.clone()));
+        put("region", &|| Value::Str(facts.strings[r.region].clone()));
+        put("operation", &|| {
+            Value::Str(facts.strings[r.operation].clone())
+        });
+        if self.need.attribution {
+            let a = self
+                .attributions
+                .entry(r.identity as i64)
+                .or_insert_with(|| self.attributor.attribute(identity));
+            put_attribution(&mut put, a);
         }
+        if self.need.model || self.need.cost {
+            let m = self
+                .models
+                .entry(r.model as i64)
+                .or_insert_with(|| normalize_model_id(raw, self.app_profiles));
+            put("model", &|| {
+                Value::Str(m.key.clone().unwrap_or_else(|| raw.clone()))
+            });
+            if self.need.cost {
+                let day = r.bucket_ms.div_euclid(MS_PER_DAY);
+                if let Ok(c) =
+                    self.catalog
+                        .price(m, raw, &facts.strings[r.region], day, t, r.input_band)
+                {
+                    put("cost_usd", &|| usd(c));
+                }
+            }
+        }
+        put_tokens(&mut put, t);
         row
     }
 }
