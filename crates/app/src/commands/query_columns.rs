@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use bedrock_usage_core::query::columnar::{ColumnScan, Groups, Scanned};
+use bedrock_usage_core::query::columnar::{top_bound, within, ColumnScan, Groups, Scanned};
 use bedrock_usage_core::query::rows::StoreRows;
 use bedrock_usage_core::query::{Execution, Plan, Row};
 use bedrock_usage_core::time::MS_PER_DAY;
@@ -79,6 +79,50 @@ pub fn read(
         )
     };
     let mut rows = new_rows();
+    // `sort F | limit N`: a first pass over the sort column finds the N-th key overall; only
+    // the segments with calls at or before it are read whole.
+    let mut bound = None;
+    let mut counted = false;
+    if let Some((_, desc, n)) = scan.top() {
+        let firsts = in_parallel(jobs.len(), &new_rows, |i, rows| {
+            let (seg, range) = jobs[i];
+            seg.load(scan.first_pass_columns(range.is_some()))
+                .and_then(|cols| {
+                    scan.top_keys(&cols, range, rows, &lookups).map_err(|what| {
+                        StoreError::Segment {
+                            path: seg.path.clone(),
+                            what,
+                        }
+                    })
+                })
+        });
+        let mut all: Vec<i128> = Vec::new();
+        for got in firsts.iter().flatten() {
+            all.extend_from_slice(&got.0);
+        }
+        bound = top_bound(&mut all, desc, n);
+        let mut kept = Vec::new();
+        for (job, got) in jobs.iter().zip(&firsts) {
+            match got {
+                Ok((keys, samples, in_range)) => {
+                    observe(&Row::default(), 0, *in_range);
+                    for inv in samples {
+                        observe(&rows.invocation(inv).0, 0, 0);
+                    }
+                    if keys
+                        .iter()
+                        .any(|k| bound.is_none_or(|b| within(*k, b, desc)))
+                    {
+                        kept.push(*job);
+                    }
+                }
+                // Read again below, where a segment that does not read is replaced by SQLite.
+                Err(_) => kept.push(*job),
+            }
+        }
+        jobs = kept;
+        counted = true;
+    }
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let mut merged = Groups::default();
@@ -104,6 +148,7 @@ pub fn read(
     };
     let mut failed: Result<()> = Ok(());
     let threads = lines::threads().min(jobs.len()).max(1);
+    let jobs = &jobs;
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<(usize, Result<Scanned, StoreError>)>(threads);
         let mut handles = Vec::new();
@@ -122,7 +167,7 @@ pub fn read(
                     }
                     let (seg, range) = jobs[i];
                     let got = seg.load(scan.columns(range.is_some())).and_then(|cols| {
-                        scan.scan(&cols, range, &mut rows, lookups, &mut groups)
+                        scan.scan(&cols, range, &mut rows, lookups, &mut groups, bound)
                             .map_err(|what| StoreError::Segment {
                                 path: seg.path.clone(),
                                 what,
@@ -178,9 +223,11 @@ pub fn read(
                         continue;
                     }
                 };
-                observe(&Row::default(), 0, got.rows);
-                for inv in &got.samples {
-                    observe(&rows.invocation(inv).0, 0, 0);
+                if !counted {
+                    observe(&Row::default(), 0, got.rows);
+                    for inv in &got.samples {
+                        observe(&rows.invocation(inv).0, 0, 0);
+                    }
                 }
                 numbered.extend(got.calls.into_iter().map(|(id, inv)| (id, inv, false)));
             }
@@ -236,4 +283,38 @@ pub fn read(
         ));
     }
     Ok(())
+}
+
+/// `f(i, state)` for each i in `0..n`, on every core (each thread with its own `state()`), the
+/// results in order.
+fn in_parallel<S, T: Send>(
+    n: usize,
+    state: &(dyn Fn() -> S + Sync),
+    f: impl Fn(usize, &mut S) -> T + Sync,
+) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let threads = lines::threads().min(n).max(1);
+    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut st = state();
+                    let mut got = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break got;
+                        }
+                        got.push((i, f(i, &mut st)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    out.sort_by_key(|x| x.0);
+    out.into_iter().map(|x| x.1).collect()
 }

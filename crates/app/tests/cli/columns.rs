@@ -140,6 +140,24 @@ fn segments_follow_the_store_and_answers_never_change() {
         "ingested in pieces, the columns answer as ingested at once"
     );
     assert_columns_agree(&db, "after ten ingests");
+    // The warnings too: fields no call has, hints, from a first pass that reads no texts.
+    for q in [
+        "fields @timestamp, erorCode, requestId | sort @timestamp desc | limit 5",
+        "filter ispresent(errorCode) | stats count(*) by inferenceRegion, requestMetadata.team",
+    ] {
+        let cols = run_ok(&["--db", s(&db), "query", q]);
+        let rows = run_ok(&["--db", s(&db), "query", "--no-columns", q]);
+        assert_eq!(stdout(&cols), stdout(&rows), "{q}");
+        let warned = |o: &std::process::Output| -> Vec<String> {
+            stderr(o)
+                .lines()
+                .filter(|l| l.starts_with("warning"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert!(!warned(&rows).is_empty(), "{q}: no warning");
+        assert_eq!(warned(&cols), warned(&rows), "{q}");
+    }
 
     // A day without its segments: read from the store, and said so.
     for p in listed.iter().filter(|p| {

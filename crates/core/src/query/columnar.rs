@@ -532,7 +532,7 @@ impl CallColumns {
     ) -> Result<StoredInvocation, String> {
         let mut inv = StoredInvocation::default();
         for c in cols.iter() {
-            if c != Column::Seq {
+            if c != Column::Seq && self.get(c).is_some() {
                 self.fill(c, i, &mut inv, lookups)?;
             }
         }
@@ -710,6 +710,40 @@ pub struct ColumnScan<'p> {
     reduced: Vec<(Column, bool)>,
 }
 
+/// Call `i`'s sort key in column `col` (times are signed; counts are not).
+fn sort_key(v: &Ints, col: Column, i: u32) -> i128 {
+    let x = v.get(i as usize);
+    if col == Column::Ts {
+        x as i64 as i128
+    } else {
+        x as i128
+    }
+}
+
+/// The n-th key in the sort's order (`None`: there are no more than n, all can be shown).
+pub fn top_bound(keys: &mut [i128], desc: bool, n: usize) -> Option<i128> {
+    if keys.len() <= n {
+        return None;
+    }
+    if n == 0 {
+        return Some(if desc { i128::MAX } else { i128::MIN });
+    }
+    Some(if desc {
+        *keys.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1
+    } else {
+        *keys.select_nth_unstable(n - 1).1
+    })
+}
+
+/// Whether a key is at or before the bound in the sort's order.
+pub fn within(k: i128, bound: i128, desc: bool) -> bool {
+    if desc {
+        k >= bound
+    } else {
+        k <= bound
+    }
+}
+
 /// Row fields for which the sort key is the column's own value.
 fn sort_column(name: &str) -> Option<Column> {
     Some(match name {
@@ -858,7 +892,49 @@ impl<'p> ColumnScan<'p> {
         rows: &mut StoreRows,
         lookups: &Lookups,
         groups: &mut Groups,
+        bound: Option<i128>,
     ) -> Result<Scanned, String> {
+        let (mut sel, rows_in_range) = self.select(seg, range, rows, lookups)?;
+        let mut out = Scanned {
+            rows: rows_in_range,
+            ..Scanned::default()
+        };
+        out.samples = self.samples(seg, &sel, lookups)?;
+        match self.mode {
+            Mode::Groups => self.group(seg, &sel, groups)?,
+            Mode::Top { col, desc, n } => {
+                let v = seg
+                    .ints(col)
+                    .ok_or_else(|| format!("the column {} was not read", col.name()))?;
+                if let Some(b) = bound {
+                    sel.retain(|i| within(sort_key(v, col, *i), b, desc));
+                }
+                let mut keys: Vec<i128> = sel.iter().map(|i| sort_key(v, col, *i)).collect();
+                if let Some(b) = top_bound(&mut keys, desc, n) {
+                    // Ties with the n-th stay: the plan's own sort decides among them.
+                    sel.retain(|i| within(sort_key(v, col, *i), b, desc));
+                }
+                out.calls = self.numbered(seg, &sel, lookups)?;
+            }
+            Mode::Rows { cap } => {
+                if let Some(cap) = cap {
+                    sel.truncate(cap);
+                }
+                out.calls = self.numbered(seg, &sel, lookups)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The calls of a segment in the range that pass the pushed-down conjuncts, and how many
+    /// are in the range.
+    fn select(
+        &self,
+        seg: &CallColumns,
+        range: Option<(i64, i64)>,
+        rows: &mut StoreRows,
+        lookups: &Lookups,
+    ) -> Result<(Vec<u32>, u64), String> {
         let mut sel: Vec<u32> = match (range, seg.ints(Column::Ts)) {
             (Some((a, b)), Some(ts)) => (0..seg.rows)
                 .filter(|i| {
@@ -870,11 +946,7 @@ impl<'p> ColumnScan<'p> {
             (Some(_), None) => return Err("the segment's times were not read".into()),
             (None, _) => (0..seg.rows as u32).collect(),
         };
-        let mut out = Scanned {
-            rows: sel.len() as u64,
-            ..Scanned::default()
-        };
-        out.samples = self.samples(seg, &sel, lookups)?;
+        let rows_in_range = sel.len() as u64;
         let plan = self.plan;
         let mut truth = |cols: ColumnSet, i: usize, e: &Expr| -> Result<bool, String> {
             let inv = seg.call(cols, i, lookups)?;
@@ -930,40 +1002,54 @@ impl<'p> ColumnScan<'p> {
                 return Err(e);
             }
         }
-        match self.mode {
-            Mode::Groups => self.group(seg, &sel, groups)?,
-            Mode::Top { col, desc, n } => {
-                if let (Some(v), true) = (seg.ints(col), sel.len() > n && n > 0) {
-                    let key = |i: u32| -> i128 {
-                        let x = v.get(i as usize);
-                        // Times are signed; counts are not.
-                        if col == Column::Ts {
-                            x as i64 as i128
-                        } else {
-                            x as i128
-                        }
-                    };
-                    let mut keys: Vec<i128> = sel.iter().map(|i| key(*i)).collect();
-                    let nth = if desc {
-                        *keys.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1
-                    } else {
-                        *keys.select_nth_unstable(n - 1).1
-                    };
-                    // Ties with the n-th stay: the plan's own sort decides among them.
-                    sel.retain(|i| if desc { key(*i) >= nth } else { key(*i) <= nth });
-                } else if n == 0 {
-                    sel.clear();
-                }
-                out.calls = self.numbered(seg, &sel, lookups)?;
-            }
-            Mode::Rows { cap } => {
-                if let Some(cap) = cap {
-                    sel.truncate(cap);
-                }
-                out.calls = self.numbered(seg, &sel, lookups)?;
+        Ok((sel, rows_in_range))
+    }
+
+    /// With `sort F | limit N` on a column ([`ColumnScan::top`]): the columns a first pass
+    /// reads (the sort column, what the filters read, and what tells which fields calls have),
+    /// not the texts the rows show.
+    pub fn first_pass_columns(&self, ranged: bool) -> ColumnSet {
+        let mut s = ColumnSet::default();
+        for c in self.columns(ranged).iter() {
+            if c.kind() != Kind::Text || self.pushed.iter().any(|p| p.0 == c) {
+                s.insert(c);
             }
         }
-        Ok(out)
+        s
+    }
+
+    /// The sort column, its direction and how many rows are shown, for `sort F | limit N`.
+    pub fn top(&self) -> Option<(Column, bool, usize)> {
+        match self.mode {
+            Mode::Top { col, desc, n } => Some((col, desc, n)),
+            _ => None,
+        }
+    }
+
+    /// A first pass over a segment for [`ColumnScan::top`]: the keys of the calls that can be
+    /// among its first N (ties included), a few calls (for which fields calls have), and how
+    /// many calls are in the range.
+    pub fn top_keys(
+        &self,
+        seg: &CallColumns,
+        range: Option<(i64, i64)>,
+        rows: &mut StoreRows,
+        lookups: &Lookups,
+    ) -> Result<(Vec<i128>, Vec<StoredInvocation>, u64), String> {
+        let (sel, in_range) = self.select(seg, range, rows, lookups)?;
+        let samples = self.samples(seg, &sel, lookups)?;
+        let Mode::Top { col, desc, n } = self.mode else {
+            return Ok((Vec::new(), samples, in_range));
+        };
+        let v = seg
+            .ints(col)
+            .ok_or_else(|| format!("the column {} was not read", col.name()))?;
+        let mut keys: Vec<i128> = sel.iter().map(|i| sort_key(v, col, *i)).collect();
+        let nth = top_bound(&mut keys, desc, n);
+        if let Some(b) = nth {
+            keys.retain(|k| within(*k, b, desc));
+        }
+        Ok((keys, samples, in_range))
     }
 
     fn calls(
