@@ -19,10 +19,30 @@ python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q duckdb
 mkdir -p "$OUT"
 FILE="$OUT/slim-$N.jsonl"
 if [ ! -f "$FILE" ] || [ "$(wc -l < "$FILE")" != "$N" ]; then
+  # 200,000 demo records with their bodies taken out (the demo always writes some body), then
+  # copies with other request ids up to N: slim records of a real shape.
+  BASE=$(( N < 200000 ? N : 200000 ))
   rm -rf "$OUT/slim-corpus"
-  "$BIN" demo --write "$OUT/slim-corpus" --records "$N" --body-kb 0-0 --compress none --seed 5 > /dev/null
-  find "$OUT/slim-corpus/AWSLogs" -path '*BedrockModelInvocationLogs*' -name '*.json' -print0 \
-    | sort -z | xargs -0 cat > "$FILE"
+  "$BIN" demo --write "$OUT/slim-corpus" --records "$BASE" --body-kb 0-0 --compress none --seed 5 > /dev/null
+  find "$OUT/slim-corpus/AWSLogs" -path '*/data' -prune -o -name '*.json' -print0 | sort -z | xargs -0 cat \
+    | python3 -c '
+import json, sys
+n = int(sys.argv[1])
+base = []
+for line in sys.stdin:
+    r = json.loads(line)
+    for side, key in (("input", "inputBodyJson"), ("output", "outputBodyJson")):
+        r.get(side, {}).pop(key, None)
+        r.get(side, {}).pop(key.replace("Json", "S3Path"), None)
+    base.append(r)
+out = sys.stdout
+for k in range((n + len(base) - 1) // len(base)):
+    for r in base[: n - k * len(base)]:
+        # Every copy (the first too) ends its id with its number: ids stay distinct UUIDs.
+        r = dict(r, requestId="%s%04x" % (r["requestId"][:-4], k))
+        out.write(json.dumps(r, separators=(",", ":")) + "\n")
+' "$N" > "$FILE.tmp"
+  mv "$FILE.tmp" "$FILE"
   rm -rf "$OUT/slim-corpus"
 fi
 BYTES=$(stat -c %s "$FILE")

@@ -209,6 +209,7 @@ pub fn read(
                                 range.1,
                                 (seg.after, seg.last),
                                 by_id,
+                                true,
                                 &mut |id, inv| {
                                     from_rows(id, inv, &mut rows, &mut numbered, observe, exec);
                                     true
@@ -262,6 +263,7 @@ pub fn read(
             range.1,
             (after, i64::MAX),
             by_id,
+            true,
             &mut |id, inv| {
                 from_rows(id, inv, &mut rows, &mut numbered, observe, exec);
                 true

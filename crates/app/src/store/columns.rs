@@ -312,6 +312,7 @@ fn write_day(
         day + MS_PER_DAY,
         (after, i64::MAX),
         by_id,
+        false,
         &mut |id, inv| {
             if let Err(e) = b.push(id, &inv) {
                 failed = Some(StoreError::Segment {

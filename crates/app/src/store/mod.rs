@@ -334,13 +334,15 @@ pub trait FactReader {
     fn last_call_id(&self) -> Result<i64>;
     /// Calls `f` with each stored call in `[since, until)` whose id is in `(ids.0, ids.1]`, in
     /// id order, until it returns false. `by_id`: few calls have ids above `ids.0`, read those;
-    /// else read the time range.
+    /// else read the time range. `resolve`: with each call's identity and model id (else only
+    /// their store ids, `identity_id` and `model_ref`).
     fn scan_calls(
         &self,
         since: i64,
         until: i64,
         ids: (i64, i64),
         by_id: bool,
+        resolve: bool,
         f: &mut dyn FnMut(i64, StoredInvocation) -> bool,
     ) -> Result<()>;
     /// Identities and models by id, for reading column segments.

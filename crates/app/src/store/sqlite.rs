@@ -896,16 +896,22 @@ impl FactReader for SqliteStore {
 
     /// Stored calls in `[since, until)` with ids in `(after, up_to]`, in id order, with their
     /// ids. `by_id`: read the ids' range of the table (few calls since `after`), else the day
-    /// through the time index.
+    /// through the time index. `resolve`: with their identities and model ids (else only their
+    /// store ids).
     fn scan_calls(
         &self,
         since: i64,
         until: i64,
         ids: (i64, i64),
         by_id: bool,
+        resolve: bool,
         f: &mut dyn FnMut(i64, StoredInvocation) -> bool,
     ) -> Result<()> {
-        let mut lookup = CallLookup::read(self)?;
+        let mut lookup = if resolve {
+            Some(CallLookup::read(self)?)
+        } else {
+            None
+        };
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {CALL_COLUMNS}, i.id FROM invocation i {} WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND i.id > ?3 AND i.id <= ?4 ORDER BY i.id",
             if by_id { "NOT INDEXED" } else { "INDEXED BY invocation_ts" }
@@ -913,7 +919,11 @@ impl FactReader for SqliteStore {
         let mut rows = st.query(params![since, until, ids.0, ids.1])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(15)?;
-            if !f(id, lookup.call(self, r)?) {
+            let call = match &mut lookup {
+                Some(l) => l.call(self, r)?,
+                None => call_of(r, Identity::default(), String::new())?,
+            };
+            if !f(id, call) {
                 break;
             }
         }
@@ -1255,36 +1265,42 @@ impl CallLookup {
             // Written after the tables were read, by a writer going on meanwhile.
             *self = CallLookup::read(store)?;
         }
-        let request_id: String = r.get(0)?;
         let (Some(identity), Some(model_id)) =
             (self.ids.get(&identity_id), self.models.get(&model_ref))
         else {
+            let request_id: String = r.get(0)?;
             return Err(StoreError::Inconsistent(format!(
                 "invocation {request_id} names identity {identity_id} and model {model_ref}, which are not both stored"
             )));
         };
-        Ok(StoredInvocation {
-            request_id,
-            timestamp_ms: r.get(1)?,
-            identity: identity.clone(),
-            model_id: model_id.clone(),
-            account_id: r.get(4)?,
-            region: r.get(5)?,
-            inference_region: r.get(6)?,
-            operation: r.get(7)?,
-            error_code: r.get(8)?,
-            tokens: Tokens {
-                input: r.get::<_, i64>(9)? as u64,
-                output: r.get::<_, i64>(10)? as u64,
-                cache_read: r.get::<_, i64>(11)? as u64,
-                cache_write_5m: r.get::<_, i64>(12)? as u64,
-                cache_write_1h: r.get::<_, i64>(13)? as u64,
-            },
-            request_metadata: r.get(14)?,
-            identity_id,
-            model_ref,
-        })
+        call_of(r, identity.clone(), model_id.clone())
     }
+}
+
+/// A row of [`CALL_COLUMNS`] as a stored call, with its identity and model given (or left empty
+/// for a reader that needs their ids only).
+fn call_of(r: &rusqlite::Row, identity: Identity, model_id: String) -> Result<StoredInvocation> {
+    Ok(StoredInvocation {
+        request_id: r.get(0)?,
+        timestamp_ms: r.get(1)?,
+        identity,
+        model_id,
+        account_id: r.get(4)?,
+        region: r.get(5)?,
+        inference_region: r.get(6)?,
+        operation: r.get(7)?,
+        error_code: r.get(8)?,
+        tokens: Tokens {
+            input: r.get::<_, i64>(9)? as u64,
+            output: r.get::<_, i64>(10)? as u64,
+            cache_read: r.get::<_, i64>(11)? as u64,
+            cache_write_5m: r.get::<_, i64>(12)? as u64,
+            cache_write_1h: r.get::<_, i64>(13)? as u64,
+        },
+        request_metadata: r.get(14)?,
+        identity_id: r.get(2)?,
+        model_ref: r.get(3)?,
+    })
 }
 
 /// Switches to WAL. Changing the journal mode needs the database to itself, and SQLite answers

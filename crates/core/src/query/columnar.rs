@@ -541,7 +541,14 @@ impl CallColumns {
 }
 
 /// A text column being built: codes, values, and each value's code.
-type DictBuilder = (Vec<u32>, Vec<Option<String>>, HashMap<Option<String>, u32>);
+/// (Looked up by the text borrowed, so a known text costs no allocation; the empty key stands
+/// for "none" in `index` only through `none`.)
+type DictBuilder = (
+    Vec<u32>,
+    Vec<Option<String>>,
+    HashMap<String, u32>,
+    Option<u32>,
+);
 
 /// Columns of stored calls, built a call at a time (for writing a segment).
 #[derive(Default)]
@@ -603,14 +610,22 @@ impl ColumnsBuilder {
             inv.error_code.as_deref(),
             inv.request_metadata.as_deref(),
         ];
-        for ((codes, values, index), text) in self.dicts.iter_mut().zip(texts) {
-            let key = text.map(str::to_string);
-            let code = match index.get(&key) {
-                Some(c) => *c,
+        for ((codes, values, index, none), text) in self.dicts.iter_mut().zip(texts) {
+            let known = match text {
+                Some(t) => index.get(t).copied(),
+                None => *none,
+            };
+            let code = match known {
+                Some(c) => c,
                 None => {
                     let c = values.len() as u32;
-                    values.push(key.clone());
-                    index.insert(key, c);
+                    values.push(text.map(str::to_string));
+                    match text {
+                        Some(t) => {
+                            index.insert(t.to_string(), c);
+                        }
+                        None => *none = Some(c),
+                    }
                     c
                 }
             };
@@ -653,7 +668,7 @@ impl ColumnsBuilder {
         let [identity, model] = ids;
         out.push((Column::Identity, ColumnData::Ints(narrow(identity))));
         out.push((Column::Model, ColumnData::Ints(narrow(model))));
-        for (c, (codes, values, _)) in DICTS.into_iter().zip(dicts) {
+        for (c, (codes, values, _, _)) in DICTS.into_iter().zip(dicts) {
             out.push((c, ColumnData::Dict { codes, values }));
         }
         for (c, v) in TOKENS.into_iter().zip(tokens) {
