@@ -484,43 +484,11 @@ impl CallColumns {
         inv: &mut StoredInvocation,
         lookups: &Lookups,
     ) -> Result<(), String> {
-        let text = || -> String { self.text(c, i).flatten().unwrap_or_default().to_string() };
-        let opt = || -> Option<String> { self.text(c, i).flatten().map(str::to_string) };
-        let int = || self.ints(c).map(|v| v.get(i)).unwrap_or(0);
-        match c {
-            Column::Seq => {}
-            Column::Ts => inv.timestamp_ms = int() as i64,
-            Column::RequestId => inv.request_id = text(),
-            Column::Identity => {
-                let id = int() as i64;
-                inv.identity =
-                    lookups.identities.get(&id).cloned().ok_or_else(|| {
-                        format!("a call names identity {id}, which is not stored")
-                    })?;
-                inv.identity_id = id;
-            }
-            Column::Model => {
-                let id = int() as i64;
-                inv.model_id = lookups
-                    .models
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| format!("a call names model {id}, which is not stored"))?;
-                inv.model_ref = id;
-            }
-            Column::Account => inv.account_id = text(),
-            Column::Region => inv.region = text(),
-            Column::InferenceRegion => inv.inference_region = opt(),
-            Column::Operation => inv.operation = text(),
-            Column::ErrorCode => inv.error_code = opt(),
-            Column::Metadata => inv.request_metadata = opt(),
-            Column::Input => inv.tokens.input = int(),
-            Column::Output => inv.tokens.output = int(),
-            Column::CacheRead => inv.tokens.cache_read = int(),
-            Column::CacheWrite5m => inv.tokens.cache_write_5m = int(),
-            Column::CacheWrite1h => inv.tokens.cache_write_1h = int(),
-        }
-        Ok(())
+        let part = match c.kind() {
+            Kind::Dict | Kind::Text => Part::S(self.text(c, i).flatten().map(str::to_string)),
+            _ => Part::N(self.ints(c).map(|v| v.get(i)).unwrap_or(0)),
+        };
+        fill_part(c, part, inv, lookups)
     }
 
     /// Row `i` as a stored call, with the columns in `cols` filled (the rest left empty).
