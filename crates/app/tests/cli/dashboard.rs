@@ -525,7 +525,16 @@ fn with_login_required_the_browser_logs_in_through_the_form_and_out() {
 
     // Log out: the session ends; the dashboard asks for the form again.
     d.click_and_go("#logout");
-    assert_eq!(d.js("return location.pathname"), json!("/login"));
+    // The logout answers with a redirect; the browser may still be on its way there.
+    let start = Instant::now();
+    while d.js("return location.pathname") != json!("/login") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "logging out did not lead to the form: {}",
+            d.js("return location.pathname")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     d.cmd("POST", "url", Some(json!({"url": format!("{base}/")})));
     let start = Instant::now();
     while d.js("return location.pathname").as_str().unwrap_or("") != "/login" {
