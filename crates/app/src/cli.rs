@@ -743,7 +743,8 @@ pub enum StoreCommand {
     /// segments against both; exit 1 on a problem.
     Check {
         /// The full `integrity_check` (reads every page and index; slower on a large store),
-        /// and every column of every segment against its CRC.
+        /// `foreign_key_check` (every call names a stored identity and model), and every
+        /// column of every segment against its CRC.
         #[arg(long)]
         full: bool,
     },

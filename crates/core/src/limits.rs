@@ -419,7 +419,8 @@ impl Window {
 #[derive(Debug, Default, Clone)]
 struct BudgetCount {
     base: i64,
-    unseen: BTreeMap<String, i64>,
+    /// Request id -> (its cost, when it was settled: the store is asked about it near then).
+    unseen: BTreeMap<String, (i64, i64)>,
     unseen_sum: i64,
     reserved: i64,
 }
@@ -593,7 +594,7 @@ impl Ledger {
                 Check::Budget { key, .. } => {
                     let b = self.budgets.entry(key.clone()).or_default();
                     b.reserved -= r.cost.0;
-                    *b.unseen.entry(id.clone()).or_default() += actual.0;
+                    b.unseen.entry(id.clone()).or_insert((0, now)).0 += actual.0;
                     b.unseen_sum += actual.0;
                 }
                 _ => {}
@@ -624,11 +625,12 @@ impl Ledger {
         }
     }
 
-    /// Request ids settled here that the store may not show yet.
-    pub fn unseen_ids(&self) -> HashSet<String> {
+    /// Request ids settled here that the store may not show yet, with when they were settled
+    /// (the store finds a call by its request id near its time).
+    pub fn unseen_ids(&self) -> HashMap<String, i64> {
         self.budgets
             .values()
-            .flat_map(|b| b.unseen.keys().cloned())
+            .flat_map(|b| b.unseen.iter().map(|(id, (_, at))| (id.clone(), *at)))
             .collect()
     }
 
@@ -641,7 +643,7 @@ impl Ledger {
         }
         for (k, b) in self.budgets.iter_mut() {
             b.base = spend.get(k).map_or(0, |s| s.0);
-            b.unseen.retain(|id, c| {
+            b.unseen.retain(|id, (c, _)| {
                 let keep = !seen.contains(id);
                 if !keep {
                     b.unseen_sum -= *c;

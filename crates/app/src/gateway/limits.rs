@@ -407,7 +407,7 @@ impl Limiter {
             return Ok(());
         }
         let store = crate::store::open_read_only(&self.db)?;
-        let ids: Vec<String> = lock(&self.ledger).unseen_ids().into_iter().collect();
+        let ids: Vec<(String, i64)> = lock(&self.ledger).unseen_ids().into_iter().collect();
         let seen = store.known_request_ids(&ids)?;
         let mut spend: HashMap<String, NanoUsd> = HashMap::new();
         for e in crate::commands::budget::evaluate_all(&ctx, &*store)? {

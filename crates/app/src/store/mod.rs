@@ -350,10 +350,11 @@ pub trait FactReader {
     /// The newest stored invocation's time.
     fn newest_ms(&self) -> Result<Option<i64>>;
     fn invocation_count(&self) -> Result<u64>;
-    /// Which of `request_ids` the store holds.
+    /// Which of `request_ids` the store holds, each given with a time near its call's (within
+    /// a day: a request id is looked up in its day and the days either side).
     fn known_request_ids(
         &self,
-        request_ids: &[String],
+        request_ids: &[(String, i64)],
     ) -> Result<std::collections::HashSet<String>>;
     /// Every `sync` cursor, by source.
     fn cursors(&self) -> Result<Vec<SyncState>>;

@@ -2,9 +2,12 @@
 //! only (no bodies, no money).
 //!
 //! Rules kept here, pinned by the CLI tests:
-//! - Exactly once: an invocation is identified by its requestId (`invocation.request_id` is
-//!   unique); a record already stored is ignored, wherever and whenever it comes from (and one
-//!   that differs is reported, with both places).
+//! - Exactly once: an invocation is identified by its requestId in its UTC day
+//!   (`invocation_day_request` is unique), and across midnight within two hours (the writer
+//!   looks the day before or after up); a record already stored is ignored, wherever and
+//!   whenever it comes from (and one that differs is reported, with both places). Copies of a
+//!   record carry its time, and a gateway's record and Bedrock's log of the same call are
+//!   seconds apart; the same request id on days further apart is another call.
 //! - Rollups change only for rows actually inserted, in the same transaction, so they always
 //!   equal the sum of the stored invocations.
 //! - A source's checkpoint (how far a file was read) and cursor (how far a `sync` source was
@@ -15,7 +18,7 @@
 //! UTC days); which pieces of a range read which grain is decided by the core
 //! (`bedrock_usage_core::rollup`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bedrock_usage_core::pricing::{InputBand, INPUT_BAND_EDGES, LONG_CONTEXT_THRESHOLD};
@@ -139,8 +142,30 @@ fn rollup_name(g: Grain) -> &'static str {
 /// The facts of an invocation, the columns of its table in every schema.
 const INVOCATION_FACTS: &str = "    ts_ms INTEGER NOT NULL,\n    identity_id INTEGER NOT NULL REFERENCES identity(id),\n    model_ref INTEGER NOT NULL REFERENCES model(id),\n    account_id TEXT NOT NULL,\n    region TEXT NOT NULL,\n    inference_region TEXT,\n    operation TEXT NOT NULL,\n    error_code TEXT,\n    input_tokens INTEGER NOT NULL,\n    output_tokens INTEGER NOT NULL,\n    cache_read_tokens INTEGER NOT NULL,\n    cache_write_5m_tokens INTEGER NOT NULL,\n    cache_write_1h_tokens INTEGER NOT NULL,\n    request_metadata TEXT";
 
+/// A call's UTC day in SQL, as the unique index on (day, request id) names it; [`day_of`] is the
+/// same number in Rust (both divide truncating).
+const DAY_SQL: &str = "ts_ms / 86400000";
+
+fn day_of(ts_ms: i64) -> i64 {
+    ts_ms / MS_PER_DAY
+}
+
+/// How far apart two records of one call can be across midnight and still be found the same
+/// (a gateway's record and Bedrock's log of a call are seconds apart; no call lasts an hour).
+const ACROSS_MIDNIGHT_MS: i64 = 2 * HOUR_MS;
+
+/// The days besides its own where a record's call may be stored already: the day before in
+/// the first two hours of a day, the day after in the last two (none for most records).
+fn days_beside(ts_ms: i64) -> (Option<i64>, Option<i64>) {
+    let (day, into) = (day_of(ts_ms), ts_ms - day_of(ts_ms) * MS_PER_DAY);
+    (
+        (into.abs() < ACROSS_MIDNIGHT_MS).then_some(day - 1),
+        (into.abs() > MS_PER_DAY - ACROSS_MIDNIGHT_MS).then_some(day + 1),
+    )
+}
+
 /// The migrations, in order: version N is the schema after the first N.
-fn migrations() -> [String; 13] {
+fn migrations() -> [String; 14] {
     [
         // 1: the first schema.
         format!(
@@ -287,10 +312,40 @@ CREATE INDEX alert_outbox_unsent ON alert_outbox (next_ms) WHERE sent_ms IS NULL
 INSERT OR IGNORE INTO meta (key, value) VALUES ('store_uid', lower(hex(randomblob(16))));
 "#
         .to_string(),
+        // 14: a call's request id is unique within its UTC day (`invocation_day_request`), not
+        // across the whole table: a batch of calls of a few hours writes a few pages of the
+        // index instead of nearly every page of a global one (its keys are random), and the
+        // writer looks the day before and after up itself. The calls keep their ids (column
+        // segments name them), and calls waiting for metrics are named by id too.
+        format!(
+            r#"
+CREATE TABLE invocation_day (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+{INVOCATION_FACTS},
+    origin_id INTEGER
+);
+INSERT INTO invocation_day (id, request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata, origin_id)
+SELECT id, request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata, origin_id
+FROM invocation ORDER BY id;
+CREATE TABLE metric_pending_id (request_id TEXT PRIMARY KEY, call_id INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO metric_pending_id (request_id, call_id)
+SELECT p.request_id, i.id FROM metric_pending p JOIN invocation i ON i.request_id = p.request_id;
+DROP TABLE metric_pending;
+ALTER TABLE metric_pending_id RENAME TO metric_pending;
+DROP TABLE invocation;
+ALTER TABLE invocation_day RENAME TO invocation;
+CREATE UNIQUE INDEX invocation_day_request ON invocation ({DAY_SQL}, request_id);
+CREATE INDEX invocation_ts ON invocation (ts_ms);
+"#
+        ),
     ]
 }
 
-#[derive(Hash, PartialEq, Eq, Clone)]
+/// Ordered as the rollup tables' primary key, so a batch's upserts walk each B-tree in order.
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone)]
 struct RollupKey {
     bucket_ms: i64,
     identity: i64,
@@ -374,7 +429,13 @@ impl SqliteStore {
             // WAL + NORMAL: a committed transaction survives a killed process; on power loss
             // only the last few commits can roll back, and their checkpoints with them.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Not enforced per insert (two parent lookups a call): the writer takes identity
+            // and model ids from those tables itself, and `store check` runs
+            // `foreign_key_check`.
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+            // A checkpoint every 32 MB of WAL, not every 4 MB: fewer syncs, and a page written
+            // by several batches is copied back once.
+            conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
             conn.pragma_update(None, "cache_size", -65536)?;
             Ok(())
         };
@@ -473,15 +534,25 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = WriteOutcome::default();
-        let mut quarter: HashMap<RollupKey, RollupDelta> = HashMap::new();
+        let mut quarter: BTreeMap<RollupKey, RollupDelta> = BTreeMap::new();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, inference_region, operation, error_code, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, request_metadata, origin_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
-            // In key order, B-tree inserts touch each page once instead of hopping around.
+            // The same call in the day before or after, near midnight ([`days_beside`]: a
+            // gateway's record and Bedrock's log of it can fall either side); the same day is
+            // the unique index's.
+            let mut beside = tx.prepare_cached(&format!(
+                "SELECT 1 FROM invocation WHERE {DAY_SQL} IN (?1, ?2) AND request_id = ?3"
+            ))?;
+            // In key order (day, request id), B-tree inserts touch each page once instead of
+            // hopping around.
             let mut order: Vec<(usize, &bedrock_usage_core::Invocation)> =
                 records.iter().enumerate().collect();
-            order.sort_unstable_by(|a, b| a.1.request_id.cmp(&b.1.request_id));
+            order.sort_unstable_by(|a, b| {
+                (day_of(a.1.timestamp_ms), &a.1.request_id)
+                    .cmp(&(day_of(b.1.timestamp_ms), &b.1.request_id))
+            });
             for (ix, inv) in order {
                 let (sk, sv) = inv.metadata_signal(metadata_keys).unwrap_or(("", ""));
                 let identity = identity_id(
@@ -508,24 +579,32 @@ impl SqliteStore {
                         .collect();
                     Some(serde_json::Value::Object(map).to_string())
                 };
-                let n = insert.execute(params![
-                    inv.request_id,
-                    inv.timestamp_ms,
-                    identity,
-                    model,
-                    inv.account_id,
-                    inv.region,
-                    inv.inference_region,
-                    inv.operation,
-                    inv.error_code,
-                    t.input as i64,
-                    t.output as i64,
-                    t.cache_read as i64,
-                    t.cache_write_5m as i64,
-                    t.cache_write_1h as i64,
-                    metadata,
-                    origin,
-                ])?;
+                let elsewhere = match days_beside(inv.timestamp_ms) {
+                    (None, None) => false,
+                    (before, after) => beside.exists(params![before, after, inv.request_id])?,
+                };
+                let n = if elsewhere {
+                    0
+                } else {
+                    insert.execute(params![
+                        inv.request_id,
+                        inv.timestamp_ms,
+                        identity,
+                        model,
+                        inv.account_id,
+                        inv.region,
+                        inv.inference_region,
+                        inv.operation,
+                        inv.error_code,
+                        t.input as i64,
+                        t.output as i64,
+                        t.cache_read as i64,
+                        t.cache_write_5m as i64,
+                        t.cache_write_1h as i64,
+                        metadata,
+                        origin,
+                    ])?
+                };
                 if n == 0 {
                     out.duplicates += 1;
                     let origin_name = origins.get(ix).copied().unwrap_or("");
@@ -537,9 +616,9 @@ impl SqliteStore {
                 out.inserted += 1;
                 if self.track_metrics {
                     tx.prepare_cached(
-                        "INSERT OR IGNORE INTO metric_pending (request_id) VALUES (?1)",
+                        "INSERT OR IGNORE INTO metric_pending (request_id, call_id) VALUES (?1, ?2)",
                     )?
-                    .execute([&inv.request_id])?;
+                    .execute(params![&inv.request_id, tx.last_insert_rowid()])?;
                 }
                 let key = RollupKey {
                     bucket_ms: inv.timestamp_ms.div_euclid(QUARTER_MS) * QUARTER_MS,
@@ -943,14 +1022,15 @@ impl FactReader for SqliteStore {
 
     fn known_request_ids(
         &self,
-        request_ids: &[String],
+        request_ids: &[(String, i64)],
     ) -> Result<std::collections::HashSet<String>> {
         let mut found = std::collections::HashSet::new();
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT 1 FROM invocation WHERE request_id = ?1")?;
-        for id in request_ids {
-            if st.exists([id])? {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT 1 FROM invocation WHERE {DAY_SQL} IN (?2, ?3, ?4) AND request_id = ?1"
+        ))?;
+        for (id, near_ms) in request_ids {
+            let day = day_of(*near_ms);
+            if st.exists(params![id, day - 1, day, day + 1])? {
                 found.insert(id.clone());
             }
         }
@@ -1150,6 +1230,11 @@ impl Maintenance for SqliteStore {
                     .join("; ")
             },
         });
+        // Every call names an identity and a model that exist (the writer does not have SQLite
+        // check it per insert); a pass over every call, so with `--full`.
+        if full {
+            check_references(&self.conn, &mut out)?;
+        }
         let sums = "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_5m_tokens), 0), COALESCE(SUM(cache_write_1h_tokens), 0)";
         let row = |sql: &str| -> Result<[i64; 7]> {
             Ok(self.conn.query_row(sql, [], |r| {
@@ -1206,7 +1291,7 @@ impl MetricOutbox for SqliteStore {
     fn pending_metrics(&self, limit: usize) -> Result<Vec<StoredInvocation>> {
         let mut lookup = CallLookup::read(self)?;
         let mut st = self.conn.prepare(&format!(
-            "SELECT {CALL_COLUMNS} FROM invocation i JOIN metric_pending p ON p.request_id = i.request_id ORDER BY i.request_id LIMIT ?1"
+            "SELECT {CALL_COLUMNS} FROM metric_pending p JOIN invocation i ON i.id = p.call_id ORDER BY p.request_id LIMIT ?1"
         ))?;
         let mut rows = st.query([limit as i64])?;
         let mut out = Vec::new();
@@ -1323,8 +1408,8 @@ fn set_wal(conn: &Connection) -> Result<()> {
 }
 
 /// Sums rollup deltas into coarser buckets.
-fn coarsen(fine: &HashMap<RollupKey, RollupDelta>, step: i64) -> HashMap<RollupKey, RollupDelta> {
-    let mut out: HashMap<RollupKey, RollupDelta> = HashMap::with_capacity(fine.len());
+fn coarsen(fine: &BTreeMap<RollupKey, RollupDelta>, step: i64) -> BTreeMap<RollupKey, RollupDelta> {
+    let mut out: BTreeMap<RollupKey, RollupDelta> = BTreeMap::new();
     for (k, d) in fine {
         let mut ck = k.clone();
         ck.bucket_ms = floor_to(k.bucket_ms, step);
@@ -1410,7 +1495,7 @@ fn model_ref(tx: &Transaction, cache: &mut HashMap<String, i64>, model_id: &str)
 fn upsert_rollup(
     tx: &Transaction,
     table: &str,
-    deltas: &HashMap<RollupKey, RollupDelta>,
+    deltas: &BTreeMap<RollupKey, RollupDelta>,
 ) -> Result<()> {
     let mut st = tx.prepare_cached(&format!(
         "INSERT INTO {table} (bucket_ms, identity_id, model_ref, region, operation, input_band, calls, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, empty_calls)
@@ -1456,13 +1541,14 @@ fn differs(
     identity: i64,
     model: i64,
 ) -> Result<Option<String>> {
+    let day = day_of(inv.timestamp_ms);
     let stored: (i64, i64, i64, [i64; 5], Option<String>) = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT ts_ms, identity_id, model_ref, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
                     (SELECT name FROM origin WHERE id = invocation.origin_id)
-             FROM invocation WHERE request_id = ?1",
-        )?
-        .query_row([&inv.request_id], |r| {
+             FROM invocation WHERE {DAY_SQL} IN (?2, ?3, ?4) AND request_id = ?1 LIMIT 1",
+        ))?
+        .query_row(params![&inv.request_id, day - 1, day, day + 1], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -1581,6 +1667,28 @@ impl ChangeWatch {
     }
 }
 
+/// `PRAGMA foreign_key_check`: every call names a stored identity and model.
+fn check_references(conn: &Connection, out: &mut Vec<CheckResult>) -> Result<()> {
+    let mut st = conn.prepare("PRAGMA foreign_key_check")?;
+    let orphans: Vec<(String, i64)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    out.push(CheckResult {
+            name: "references (foreign_key_check)".into(),
+            ok: orphans.is_empty(),
+            detail: match orphans.first() {
+                None => "every call names a stored identity and model".into(),
+                Some((table, rowid)) => format!(
+                    "{} rows name a missing parent (first: {table} row {rowid}): the store was damaged; restore a backup",
+                    orphans.len()
+                ),
+            },
+        });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1646,6 +1754,107 @@ mod tests {
         // 100,000 input-side tokens: band 0; 100,001: band 1; 250,000: above 100k, 128k, 200k.
         assert_eq!(got, vec![(0, 1), (1, 1), (3, 1)]);
         drop(st);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_request_id_is_one_call_in_its_day_and_across_midnight_within_two_hours() {
+        let dir = std::env::temp_dir().join(format!("bu-day-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = SqliteStore::open(&dir.join("s.db")).expect("store");
+        let rec = |id: &str, ts: &str, input: u64| {
+            bedrock_usage_core::record::parse_record(format!(
+                r#"{{"timestamp":"{ts}","accountId":"1","region":"us-east-1","requestId":"{id}","operation":"InvokeModel","modelId":"m","identity":{{"arn":"arn:aws:iam::1:user/a"}},"input":{{"inputTokenCount":{input}}},"output":{{"outputTokenCount":1}}}}"#
+            ).as_bytes())
+            .expect("record")
+        };
+        let mut write = |recs: Vec<bedrock_usage_core::Invocation>| {
+            let b = Batch {
+                records: &recs,
+                origins: &[],
+                checkpoints: &[],
+                cursors: &[],
+            };
+            let o = store.write(&b, &[]).expect("write");
+            (o.inserted, o.duplicates, o.conflicts.len())
+        };
+        assert_eq!(
+            write(vec![
+                rec("a", "2026-11-30T23:30:00Z", 5),
+                rec("b", "2026-11-30T12:00:00Z", 5)
+            ]),
+            (2, 0, 0)
+        );
+        // The same day, or across midnight within two hours: the same calls, stored once (their
+        // times differ, which is reported).
+        assert_eq!(
+            write(vec![
+                rec("a", "2026-12-01T00:30:00Z", 5),
+                rec("b", "2026-11-30T01:00:00Z", 5)
+            ]),
+            (0, 2, 2)
+        );
+        assert_eq!(write(vec![rec("a", "2026-12-01T01:29:00Z", 6)]), (0, 1, 1));
+        // Further apart: other calls that reuse the id.
+        assert_eq!(
+            write(vec![
+                rec("a", "2026-12-01T02:00:00Z", 5),
+                rec("b", "2026-12-03T12:00:00Z", 5)
+            ]),
+            (2, 0, 0)
+        );
+        // ...and the gateway's question finds each near its time only.
+        let near = |id: &str, ts: &str| {
+            let ms = bedrock_usage_core::time::parse_timestamp_ms(ts).expect("ts");
+            store
+                .known_request_ids(&[(id.to_string(), ms)])
+                .expect("known")
+                .len()
+        };
+        assert_eq!(near("a", "2026-12-01T10:00:00Z"), 1);
+        assert_eq!(near("b", "2026-11-20T10:00:00Z"), 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_store_of_schema_13_keeps_its_call_ids_and_pending_metrics() {
+        let dir = std::env::temp_dir().join(format!("bu-v13-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for sql in migrations().iter().take(13) {
+                conn.execute_batch(sql).expect("old migration");
+            }
+            conn.pragma_update(None, "user_version", 13)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO identity (id, principal) VALUES (1, 'arn:aws:iam::1:user/a');
+                 INSERT INTO model (id, model_id) VALUES (1, 'm');
+                 INSERT INTO invocation (id, request_id, ts_ms, identity_id, model_ref, account_id, region, operation,
+                    input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)
+                 VALUES (7, 'r7', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1, 1, 0, 0, 0),
+                        (9, 'r9', 1764633600001, 1, 1, '1', 'us-east-1', 'InvokeModel', 2, 1, 0, 0, 0);
+                 INSERT INTO metric_pending (request_id) VALUES ('r9');",
+            )
+            .expect("rows");
+        }
+        let store = SqliteStore::open(&path).expect("migrated");
+        let ids: Vec<(i64, String)> = store
+            .conn
+            .prepare("SELECT id, request_id FROM invocation ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert_eq!(ids, vec![(7, "r7".to_string()), (9, "r9".to_string())]);
+        let pending = store.pending_metrics(10).expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].request_id, "r9");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -207,7 +207,8 @@ async fn serve(
     {
         let mut rec = json!({
             "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-            "timestamp": "2026-12-01T10:00:00Z", "accountId": "123456789012",
+            // Bedrock logs a call at its own time: the gateway's record of it is seconds away.
+            "timestamp": bedrock_usage_core::time::format_utc(bedrock_usage::context::now_ms()), "accountId": "123456789012",
             "identity": {"arn": "arn:aws:sts::123456789012:assumed-role/gateway/bedrock-usage"},
             "region": "us-east-1", "requestId": request_id, "operation": operation,
             "modelId": model, "requestMetadata": metadata,
