@@ -19,7 +19,7 @@ ensure_store() {
   local n="$1"
   DB="$OUT/report-$n.db"
   if [ ! -f "$DB.done" ]; then
-    rm -f "$DB" "$DB-wal" "$DB-shm"
+    rm -rf "$DB" "$DB-wal" "$DB-shm" "$DB.columns"
     "$CARGO_TARGET_DIR/release/examples/fill_store" "$DB" "$n"
     touch "$DB.done"
   fi

@@ -77,14 +77,14 @@ JQ_PROG='reduce inputs as $r ({calls: 0, input: 0, output: 0, cache_read: 0, cac
   | .cache_read += ($r.input.cacheReadInputTokenCount // 0) | .cache_write += ($r.input.cacheWriteInputTokenCount // 0))'
 
 # Each ingest starts from an empty store.
-prepare='rm -f "$OUT"/plain.db* "$OUT"/gzip.db*'
+prepare='rm -rf "$OUT"/plain.db* "$OUT"/gzip.db*'
 run bu-ingest plain 3 "$BIN" --db "$OUT/plain.db" --config "$OUT/plain/bedrock-usage.toml" ingest --no-progress "$OUT/plain/AWSLogs"
 prepare=''
 run bu-report plain 3 "$BIN" --db "$OUT/plain.db" --config "$OUT/plain/bedrock-usage.toml" --format csv report --by developer
 run duckdb plain 3 python3 "$OUT/duck.py" "$LOGS_GLOB_PLAIN"
 run jq plain 1 bash -c "cat $LOGS_GLOB_PLAIN | jq -n -c '$JQ_PROG'"
 run parse-only plain 1 bash -c "\"$CARGO_TARGET_DIR/release/examples/parse_speed\" $LOGS_GLOB_PLAIN"
-prepare='rm -f "$OUT"/plain.db* "$OUT"/gzip.db*'
+prepare='rm -rf "$OUT"/plain.db* "$OUT"/gzip.db*'
 run bu-ingest gzip 3 "$BIN" --db "$OUT/gzip.db" --config "$OUT/gzip/bedrock-usage.toml" ingest --no-progress "$OUT/gzip/AWSLogs"
 prepare=''
 run duckdb gzip 3 python3 "$OUT/duck.py" "$LOGS_GLOB_GZIP"
