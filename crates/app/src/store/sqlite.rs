@@ -1717,20 +1717,30 @@ mod tests {
             .starts_with("cannot write to the store /data/usage.db; the disk is full"));
     }
 
-    #[test]
-    fn a_store_of_schema_11_is_rebuilt_by_input_band() {
-        let dir = std::env::temp_dir().join(format!("bu-band-{}", std::process::id()));
+    /// A store at schema `version` (the first `version` migrations) holding `rows` (SQL), in a
+    /// directory of its own: (the directory, the store's path).
+    fn old_store(
+        tag: &str,
+        version: usize,
+        rows: &str,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("old.db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            for sql in migrations().iter().take(11) {
-                conn.execute_batch(sql).expect("old migration");
-            }
-            conn.pragma_update(None, "user_version", 11)
-                .expect("version");
-            conn.execute_batch(
+        let conn = Connection::open(&path).expect("open");
+        for sql in migrations().iter().take(version) {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .expect("version");
+        conn.execute_batch(rows).expect("rows");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_store_of_schema_11_is_rebuilt_by_input_band() {
+        let (dir, path) = old_store("bu-band", 11,
                 "INSERT INTO identity (id, principal) VALUES (1, 'arn:aws:iam::1:user/a');
                  INSERT INTO model (id, model_id) VALUES (1, 'global.anthropic.claude-haiku-5-5');
                  INSERT INTO invocation (request_id, ts_ms, identity_id, model_ref, account_id, region, operation,
@@ -1738,9 +1748,7 @@ mod tests {
                  VALUES ('r1', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1000, 10, 99000, 0, 0),
                         ('r2', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1000, 10, 99001, 0, 0),
                         ('r3', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 250000, 10, 0, 0, 0);",
-            )
-            .expect("rows");
-        }
+        );
         let store = SqliteStore::open(&path).expect("migrated");
         let mut st = store
             .conn
@@ -1820,18 +1828,7 @@ mod tests {
 
     #[test]
     fn a_store_of_schema_13_keeps_its_call_ids_and_pending_metrics() {
-        let dir = std::env::temp_dir().join(format!("bu-v13-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("old.db");
-        {
-            let conn = Connection::open(&path).expect("open");
-            for sql in migrations().iter().take(13) {
-                conn.execute_batch(sql).expect("old migration");
-            }
-            conn.pragma_update(None, "user_version", 13)
-                .expect("version");
-            conn.execute_batch(
+        let (dir, path) = old_store("bu-v13", 13,
                 "INSERT INTO identity (id, principal) VALUES (1, 'arn:aws:iam::1:user/a');
                  INSERT INTO model (id, model_id) VALUES (1, 'm');
                  INSERT INTO invocation (id, request_id, ts_ms, identity_id, model_ref, account_id, region, operation,
@@ -1839,9 +1836,7 @@ mod tests {
                  VALUES (7, 'r7', 1764633600000, 1, 1, '1', 'us-east-1', 'InvokeModel', 1, 1, 0, 0, 0),
                         (9, 'r9', 1764633600001, 1, 1, '1', 'us-east-1', 'InvokeModel', 2, 1, 0, 0, 0);
                  INSERT INTO metric_pending (request_id) VALUES ('r9');",
-            )
-            .expect("rows");
-        }
+        );
         let store = SqliteStore::open(&path).expect("migrated");
         let ids: Vec<(i64, String)> = store
             .conn
